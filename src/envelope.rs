@@ -1,0 +1,1 @@
+//! Forwarder JSON envelopes (pipeline.md §1.2, §1.4).

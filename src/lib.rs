@@ -1,0 +1,15 @@
+//! torghut-e2e: a synthetic end-to-end validator for the Torghut market-data pipeline.
+//!
+//! The module tree follows the pipeline: configuration → envelope (what the forwarder writes) →
+//! oracle (what the TA job must write) → kafka → clickhouse → webdriver, with `preflight`
+//! checking each target before anything is published.
+
+pub mod cli;
+pub mod clickhouse;
+pub mod config;
+pub mod envelope;
+pub mod kafka;
+pub mod model;
+pub mod oracle;
+pub mod preflight;
+pub mod webdriver;

@@ -1,0 +1,125 @@
+//! The WebDriver endpoint the browser stage drives (chromedriver, or any W3C WebDriver server).
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebDriverError {
+    #[error("WebDriver at {url} is unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("WebDriver at {url} is not ready: {message}")]
+    NotReady { url: String, message: String },
+    #[error("WebDriver at {url} answered {status} to /status: {body}")]
+    BadStatus {
+        url: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// `GET /status` and require `value.ready == true` (W3C WebDriver §8.3).
+pub async fn probe(url: &str, timeout: Duration) -> Result<String, WebDriverError> {
+    let status_url = format!("{}/status", url.trim_end_matches('/'));
+    let unreachable = |detail: String| WebDriverError::Unreachable {
+        url: url.to_string(),
+        detail,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let response = client
+        .get(&status_url)
+        .send()
+        .await
+        .map_err(|e| unreachable(describe(&e)))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| unreachable(describe(&e)))?;
+    if status != 200 {
+        return Err(WebDriverError::BadStatus {
+            url: url.to_string(),
+            status,
+            body: body.chars().take(200).collect(),
+        });
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| WebDriverError::BadStatus {
+            url: url.to_string(),
+            status,
+            body: format!("not JSON ({e})"),
+        })?;
+    let value = &json["value"];
+    let message = value["message"].as_str().unwrap_or_default().to_string();
+    if value["ready"].as_bool() != Some(true) {
+        return Err(WebDriverError::NotReady {
+            url: url.to_string(),
+            message,
+        });
+    }
+    let version = value["build"]["version"]
+        .as_str()
+        .unwrap_or("unknown version");
+    Ok(format!("ready ({version})"))
+}
+
+/// reqwest's Display hides the cause (e.g. "connection refused"); show the innermost one.
+pub fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    if error.is_timeout() {
+        format!("timed out ({text})")
+    } else {
+        text
+    }
+}
+
+/// Capabilities for headless Chromium: UTC, en-US, and none of Chromium's background network
+/// traffic (the validator may run where only the targets are reachable).
+pub fn chrome_capabilities(window: (u32, u32)) -> fantoccini::wd::Capabilities {
+    let args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--lang=en-US".into(),
+        format!("--window-size={},{}", window.0, window.1),
+    ];
+    let mut options =
+        serde_json::json!({ "args": args, "prefs": { "intl.accept_languages": "en-US" } });
+    if let Some(binary) = chromium_binary() {
+        options["binary"] = serde_json::Value::String(binary);
+    }
+    let mut caps = fantoccini::wd::Capabilities::new();
+    caps.insert("browserName".into(), "chrome".into());
+    caps.insert("goog:chromeOptions".into(), options);
+    caps
+}
+
+/// Debian installs Chromium as /usr/bin/chromium, which chromedriver does not look for.
+fn chromium_binary() -> Option<String> {
+    std::env::var("TORGHUT_E2E_CHROMIUM").ok().or_else(|| {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .map(|p| p.to_string())
+    })
+}
+
+/// Opens one browser session against a WebDriver server.
+pub async fn connect(url: &str) -> Result<fantoccini::Client, fantoccini::error::NewSessionError> {
+    fantoccini::ClientBuilder::native()
+        .capabilities(chrome_capabilities((1280, 900)))
+        .connect(url)
+        .await
+}

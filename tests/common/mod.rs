@@ -1,0 +1,90 @@
+//! Where the local stack is, for integration tests: the same variables and defaults as
+//! `scripts/stack` (which starts it once per test run), so tests never start their own.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use torghut_e2e::config::{ClickHouseTarget, KafkaTarget, SaslMechanism, Secret, SecurityProtocol};
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+pub fn kafka_plain() -> KafkaTarget {
+    KafkaTarget {
+        bootstrap: format!("127.0.0.1:{}", var("STACK_KAFKA_PORT", "9092")),
+        security_protocol: SecurityProtocol::Plaintext,
+        sasl_mechanism: SaslMechanism::ScramSha512,
+        username: String::new(),
+        password: Secret::default(),
+        ca_file: None,
+        trades_topic: "torghut.sim.trades.v1".into(),
+        quotes_topic: "torghut.sim.quotes.v1".into(),
+    }
+}
+
+pub fn kafka_sasl() -> KafkaTarget {
+    KafkaTarget {
+        bootstrap: format!("127.0.0.1:{}", var("STACK_KAFKA_SASL_PORT", "9093")),
+        security_protocol: SecurityProtocol::SaslPlaintext,
+        sasl_mechanism: SaslMechanism::ScramSha512,
+        username: var("STACK_KAFKA_USER", "torghut-ws"),
+        password: Secret::new(var("STACK_KAFKA_PASSWORD", "torghut-e2e-local")),
+        ..kafka_plain()
+    }
+}
+
+pub fn clickhouse(database: &str) -> ClickHouseTarget {
+    ClickHouseTarget {
+        url: format!("http://127.0.0.1:{}", var("STACK_CH_PORT", "8123")),
+        database: database.into(),
+        user: var("STACK_CH_USER", "torghut"),
+        password: Secret::new(var("STACK_CH_PASSWORD", "torghut-e2e-local")),
+    }
+}
+
+pub fn webdriver_url() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        var("STACK_CHROMEDRIVER_PORT", "9515")
+    )
+}
+
+/// Environment for running the binary against the local stack's simulation lane.
+pub fn validator_env() -> Vec<(String, String)> {
+    let k = kafka_sasl();
+    let c = clickhouse("torghut_sim_default");
+    vec![
+        ("TORGHUT_E2E_KAFKA_BOOTSTRAP".into(), k.bootstrap),
+        ("TORGHUT_E2E_KAFKA_USERNAME".into(), k.username),
+        (
+            "TORGHUT_E2E_KAFKA_PASSWORD".into(),
+            k.password.expose().into(),
+        ),
+        ("TORGHUT_E2E_CLICKHOUSE_URL".into(), c.url),
+        ("TORGHUT_E2E_CLICKHOUSE_USER".into(), c.user),
+        (
+            "TORGHUT_E2E_CLICKHOUSE_PASSWORD".into(),
+            c.password.expose().into(),
+        ),
+        ("TORGHUT_E2E_WEBDRIVER_URL".into(), webdriver_url()),
+    ]
+}
+
+/// A name no other test or run uses: process id, a counter and the clock.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis()
+        % 1_000_000_000;
+    format!("{prefix}_{}_{n}_{t}", std::process::id())
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);

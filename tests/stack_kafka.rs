@@ -1,0 +1,161 @@
+//! The local Kafka broker is real: round trips on both listeners, SCRAM that rejects a bad password.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use torghut_e2e::config::{KafkaTarget, Secret};
+use torghut_e2e::kafka::{self, KafkaProbeError};
+
+async fn create_topic(name: &str) {
+    let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(common::TIMEOUT)),
+        )
+        .await
+        .expect("create_topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+}
+
+async fn produce(target: &KafkaTarget, topic: &str, key: &str, value: &str) -> (i32, i64) {
+    let producer = kafka::producer(target).expect("producer");
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            common::TIMEOUT,
+        )
+        .await
+        .map(|d| (d.partition, d.offset))
+        .unwrap_or_else(|(e, _)| panic!("delivery to {} failed: {e}", target.bootstrap))
+}
+
+/// Reads partition 0 from the beginning until `n` messages arrived or the deadline passed.
+fn consume(target: &KafkaTarget, topic: &str, n: usize) -> Vec<(Option<String>, Option<String>)> {
+    let consumer: BaseConsumer = kafka::client_config(target)
+        .set("group.id", common::unique("t2e-test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            got.push(kafka::message_text(&m.expect("message")));
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_on_plaintext_and_scram_listeners() {
+    let topic = common::unique("t2e_roundtrip");
+    create_topic(&topic).await;
+    let plain = common::kafka_plain();
+    let sasl = common::kafka_sasl();
+    let (p1, o1) = produce(&plain, &topic, "AAA", "via-plaintext").await;
+    let (p2, o2) = produce(&sasl, &topic, "BBB", "via-scram").await;
+    assert_eq!((p1, p2), (0, 0));
+    assert!(o2 > o1, "offsets must grow: {o1} then {o2}");
+
+    // Each listener reads what both wrote, in order.
+    for target in [&plain, &sasl] {
+        let got = tokio::task::block_in_place(|| consume(target, &topic, 2));
+        assert_eq!(
+            got,
+            vec![
+                (Some("AAA".into()), Some("via-plaintext".into())),
+                (Some("BBB".into()), Some("via-scram".into())),
+            ],
+            "read through {}",
+            target.bootstrap
+        );
+    }
+}
+
+#[tokio::test]
+async fn scram_listener_authenticates_and_sees_the_sim_topics() {
+    let probe = kafka::probe(
+        &common::kafka_sasl(),
+        "torghut.sim.trades.v1",
+        common::TIMEOUT,
+    )
+    .await
+    .expect("SCRAM login and metadata");
+    assert_eq!(
+        probe.partitions, 3,
+        "the trades topic has 3 partitions like production"
+    );
+    for (topic, partitions) in [("torghut.trades.v1", 3), ("torghut.ta.bars.1s.v1", 1)] {
+        let p = kafka::probe(&common::kafka_plain(), topic, common::TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(p.partitions, partitions, "{topic}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_scram_password_fails_fast_with_an_authentication_error() {
+    let target = KafkaTarget {
+        password: Secret::new("definitely-wrong"),
+        ..common::kafka_sasl()
+    };
+    let started = Instant::now();
+    let err = kafka::probe(&target, "torghut.sim.trades.v1", common::TIMEOUT)
+        .await
+        .expect_err("a wrong password must not connect");
+    assert!(
+        matches!(err, KafkaProbeError::Authentication { .. }),
+        "expected an authentication error, got: {err}"
+    );
+    assert!(
+        !err.to_string().contains("definitely-wrong"),
+        "the password leaked: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn missing_topic_is_named() {
+    let err = kafka::probe(&common::kafka_sasl(), "torghut.nope.v1", common::TIMEOUT)
+        .await
+        .expect_err("no such topic");
+    assert!(matches!(err, KafkaProbeError::TopicMissing { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn stopped_broker_is_unreachable_within_the_bound() {
+    let target = KafkaTarget {
+        bootstrap: "127.0.0.1:1".into(),
+        ..common::kafka_plain()
+    };
+    let started = Instant::now();
+    let err = kafka::probe(&target, "torghut.sim.trades.v1", Duration::from_secs(3))
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(matches!(err, KafkaProbeError::Unreachable { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+}
