@@ -6,10 +6,14 @@
 
 pub mod cli;
 pub mod clickhouse;
+pub mod compare;
 pub mod config;
 pub mod envelope;
 pub mod kafka;
 pub mod model;
 pub mod oracle;
 pub mod preflight;
+pub mod scenario;
+pub mod symbols;
+pub mod wait;
 pub mod webdriver;

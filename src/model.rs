@@ -132,3 +132,180 @@ pub const SIGNAL_COLUMNS: &[&str] = &[
     "vol_realized_w60s",
     "microstructure_signal_v1",
 ];
+
+/// One cell of a row, typed enough to compare with a tolerance and to print.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(Option<String>),
+    Time(Option<OffsetDateTime>),
+    UInt(Option<u64>),
+    Float(Option<f64>),
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cell::Text(Some(s)) => write!(f, "{s:?}"),
+            Cell::Time(Some(t)) => f.write_str(&iso_millis(*t)),
+            Cell::UInt(Some(u)) => write!(f, "{u}"),
+            Cell::Float(Some(x)) => write!(f, "{x}"),
+            _ => f.write_str("NULL"),
+        }
+    }
+}
+
+/// `2026-07-21T14:30:01.000Z`: UTC with milliseconds, the form reports and the oracle use.
+pub fn iso_millis(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// The replacing key of both tables: `ORDER BY (symbol, event_ts, seq)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowKey {
+    pub symbol: String,
+    pub event_ts: OffsetDateTime,
+    pub seq: u64,
+}
+
+impl std::fmt::Display for RowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} seq {}",
+            self.symbol,
+            iso_millis(self.event_ts),
+            self.seq
+        )
+    }
+}
+
+/// A row seen as named cells in table order.
+pub trait Columns {
+    fn key(&self) -> RowKey;
+    fn cells(&self) -> Vec<(&'static str, Cell)>;
+}
+
+fn text(s: &str) -> Cell {
+    Cell::Text(Some(s.to_string()))
+}
+
+macro_rules! common_cells {
+    ($r:expr) => {
+        vec![
+            ("symbol", text(&$r.symbol)),
+            ("event_ts", Cell::Time(Some($r.event_ts))),
+            ("seq", Cell::UInt(Some($r.seq))),
+            ("ingest_ts", Cell::Time(Some($r.ingest_ts))),
+            ("is_final", Cell::UInt(Some($r.is_final as u64))),
+            ("source", text(&$r.source)),
+            ("window_size", text(&$r.window_size)),
+            ("window_step", Cell::Text($r.window_step.clone())),
+            ("window_start", Cell::Time($r.window_start)),
+            ("window_end", Cell::Time($r.window_end)),
+            ("version", Cell::UInt(Some($r.version as u64))),
+        ]
+    };
+}
+
+impl Columns for Microbar {
+    fn key(&self) -> RowKey {
+        RowKey {
+            symbol: self.symbol.clone(),
+            event_ts: self.event_ts,
+            seq: self.seq,
+        }
+    }
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        let mut cells = common_cells!(self);
+        cells.extend([
+            ("o", Cell::Float(Some(self.o))),
+            ("h", Cell::Float(Some(self.h))),
+            ("l", Cell::Float(Some(self.l))),
+            ("c", Cell::Float(Some(self.c))),
+            ("v", Cell::Float(Some(self.v))),
+            ("vwap", Cell::Float(self.vwap)),
+            ("count", Cell::UInt(Some(self.count))),
+        ]);
+        cells
+    }
+}
+
+impl Columns for Signal {
+    fn key(&self) -> RowKey {
+        RowKey {
+            symbol: self.symbol.clone(),
+            event_ts: self.event_ts,
+            seq: self.seq,
+        }
+    }
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        let mut cells = common_cells!(self);
+        cells.extend([
+            ("macd", Cell::Float(self.macd)),
+            ("macd_signal", Cell::Float(self.macd_signal)),
+            ("macd_hist", Cell::Float(self.macd_hist)),
+            ("ema12", Cell::Float(self.ema12)),
+            ("ema26", Cell::Float(self.ema26)),
+            ("rsi14", Cell::Float(self.rsi14)),
+            ("boll_mid", Cell::Float(self.boll_mid)),
+            ("boll_upper", Cell::Float(self.boll_upper)),
+            ("boll_lower", Cell::Float(self.boll_lower)),
+            ("vwap_session", Cell::Float(self.vwap_session)),
+            ("vwap_w5m", Cell::Float(self.vwap_w5m)),
+            ("imbalance_spread", Cell::Float(self.imbalance_spread)),
+            ("imbalance_bid_px", Cell::Float(self.imbalance_bid_px)),
+            ("imbalance_ask_px", Cell::Float(self.imbalance_ask_px)),
+            ("imbalance_bid_sz", Cell::UInt(self.imbalance_bid_sz)),
+            ("imbalance_ask_sz", Cell::UInt(self.imbalance_ask_sz)),
+            ("vol_realized_w60s", Cell::Float(self.vol_realized_w60s)),
+            (
+                "microstructure_signal_v1",
+                Cell::Text(self.microstructure_signal_v1.clone()),
+            ),
+        ]);
+        cells
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_follow_the_column_lists() {
+        let t = time::macros::datetime!(2026-01-01 00:00:01 UTC);
+        let bar = Microbar {
+            symbol: "X".into(),
+            event_ts: t,
+            seq: 1,
+            ingest_ts: t,
+            is_final: 1,
+            source: "ta".into(),
+            window_size: "PT1S".into(),
+            window_step: None,
+            window_start: None,
+            window_end: None,
+            version: 1,
+            o: 1.0,
+            h: 1.0,
+            l: 1.0,
+            c: 1.0,
+            v: 1.0,
+            vwap: None,
+            count: 1,
+        };
+        let names: Vec<&str> = bar.cells().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, MICROBAR_COLUMNS);
+        assert_eq!(iso_millis(t), "2026-01-01T00:00:01.000Z");
+    }
+}

@@ -1,0 +1,208 @@
+//! Expected rows against observed rows, by the tables' replacing key `(symbol, event_ts, seq)`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{Cell, Columns, RowKey};
+use crate::scenario::Tolerance;
+
+/// One column that differs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnDiff {
+    pub column: &'static str,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// A row present on both sides whose columns differ.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowMismatch {
+    pub key: String,
+    pub columns: Vec<ColumnDiff>,
+}
+
+/// The outcome of comparing one table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TableDiff {
+    pub expected: usize,
+    pub observed: usize,
+    pub matched: usize,
+    /// Expected keys absent from the table, in key order.
+    pub missing: Vec<String>,
+    /// Rows of the run's symbols that the oracle did not predict.
+    pub extra: Vec<String>,
+    /// Keys seen more than once (with `FINAL` this means the replacing engine is not collapsing).
+    pub duplicates: Vec<String>,
+    /// Rows on both sides with different values, in key order.
+    pub mismatches: Vec<RowMismatch>,
+}
+
+impl TableDiff {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.duplicates.is_empty()
+            && self.mismatches.is_empty()
+            && self.matched == self.expected
+            && self.expected > 0
+    }
+}
+
+/// Compares every column except the ones `ignore` names; floats within `tolerance(column)`.
+pub fn compare<R: Columns>(
+    expected: &[R],
+    observed: &[R],
+    ignore: impl Fn(&str) -> bool,
+    tolerance: impl Fn(&str) -> Tolerance,
+) -> TableDiff {
+    let mut seen: BTreeMap<RowKey, &R> = BTreeMap::new();
+    let mut diff = TableDiff {
+        expected: expected.len(),
+        observed: observed.len(),
+        ..TableDiff::default()
+    };
+    for row in observed {
+        if seen.insert(row.key(), row).is_some() {
+            diff.duplicates.push(row.key().to_string());
+        }
+    }
+    let mut wanted: BTreeMap<RowKey, &R> = BTreeMap::new();
+    for row in expected {
+        wanted.insert(row.key(), row);
+    }
+    for (key, want) in &wanted {
+        match seen.get(key) {
+            None => diff.missing.push(key.to_string()),
+            Some(got) => {
+                let columns = diff_cells(*want, *got, &ignore, &tolerance);
+                if columns.is_empty() {
+                    diff.matched += 1;
+                } else {
+                    diff.mismatches.push(RowMismatch {
+                        key: key.to_string(),
+                        columns,
+                    });
+                }
+            }
+        }
+    }
+    diff.extra = seen
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(ToString::to_string)
+        .collect();
+    diff
+}
+
+fn diff_cells<R: Columns>(
+    expected: &R,
+    actual: &R,
+    ignore: &impl Fn(&str) -> bool,
+    tolerance: &impl Fn(&str) -> Tolerance,
+) -> Vec<ColumnDiff> {
+    expected
+        .cells()
+        .into_iter()
+        .zip(actual.cells())
+        .filter(|((name, _), _)| !ignore(name))
+        .filter(|((name, want), (_, got))| !cell_matches(want, got, tolerance(name)))
+        .map(|((column, want), (_, got))| ColumnDiff {
+            column,
+            expected: want.to_string(),
+            actual: got.to_string(),
+        })
+        .collect()
+}
+
+fn cell_matches(expected: &Cell, actual: &Cell, tolerance: Tolerance) -> bool {
+    match (expected, actual) {
+        (Cell::Float(Some(e)), Cell::Float(Some(a))) => tolerance.accepts(*e, *a),
+        _ => expected == actual,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Microbar;
+    use time::macros::datetime;
+
+    fn bar(seq: u64, c: f64) -> Microbar {
+        let end = datetime!(2026-01-01 00:00:01 UTC) + time::Duration::seconds(seq as i64);
+        Microbar {
+            symbol: "ZZT2E-X".into(),
+            event_ts: end,
+            seq,
+            ingest_ts: end,
+            is_final: 1,
+            source: "ta".into(),
+            window_size: "PT1S".into(),
+            window_step: Some("PT1S".into()),
+            window_start: Some(end - time::Duration::seconds(1)),
+            window_end: Some(end),
+            version: 1,
+            o: 100.0,
+            h: 101.0,
+            l: 99.0,
+            c,
+            v: 10.0,
+            vwap: Some(100.0),
+            count: 2,
+        }
+    }
+
+    fn run(expected: &[Microbar], observed: &[Microbar]) -> TableDiff {
+        compare(
+            expected,
+            observed,
+            |c| c == "ingest_ts",
+            |_| Tolerance::default(),
+        )
+    }
+
+    #[test]
+    fn equal_rows_match_and_ingest_ts_is_ignored() {
+        let mut seen = bar(1, 100.0);
+        seen.ingest_ts += time::Duration::seconds(3);
+        let d = run(&[bar(1, 100.0)], &[seen]);
+        assert!(d.is_clean(), "{d:?}");
+        assert_eq!(d.matched, 1);
+    }
+
+    #[test]
+    fn nothing_expected_is_never_clean() {
+        assert!(!run(&[], &[]).is_clean());
+    }
+
+    #[test]
+    fn reports_missing_extra_duplicate_and_mismatch() {
+        let expected = [bar(1, 100.0), bar(2, 100.0), bar(3, 100.0)];
+        let observed = [bar(1, 100.0), bar(1, 100.0), bar(3, 100.5), bar(4, 100.0)];
+        let d = run(&expected, &observed);
+        assert!(!d.is_clean());
+        assert_eq!(d.missing, vec!["ZZT2E-X 2026-01-01T00:00:03.000Z seq 2"]);
+        assert_eq!(d.extra, vec!["ZZT2E-X 2026-01-01T00:00:05.000Z seq 4"]);
+        assert_eq!(d.duplicates.len(), 1);
+        assert_eq!(d.mismatches.len(), 1);
+        assert_eq!(
+            d.mismatches[0].columns,
+            vec![ColumnDiff {
+                column: "c",
+                expected: "100".into(),
+                actual: "100.5".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn floats_compare_within_tolerance_and_null_is_not_zero() {
+        let mut near = bar(1, 100.0 + 1e-10);
+        let d = run(&[bar(1, 100.0)], &[near.clone()]);
+        assert!(d.is_clean(), "{d:?}");
+        near.vwap = None;
+        let d = run(&[bar(1, 100.0)], &[near]);
+        assert_eq!(d.mismatches[0].columns[0].column, "vwap");
+        assert_eq!(d.mismatches[0].columns[0].actual, "NULL");
+    }
+}

@@ -1,0 +1,497 @@
+//! Explicit trades and quotes, and the generators that expand into them.
+//!
+//! Offsets are event-time milliseconds from the run's start. The order of the expanded list is
+//! the publish order: events sort by offset, except the ones a generator deliberately publishes
+//! late (out-of-order trades), which keep their place after the trades before them.
+
+use std::ops::Range;
+
+use rand_core::{Rng, SeedableRng};
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeSpec {
+    pub symbol: Spanned<String>,
+    pub at_ms: u64,
+    pub price: f64,
+    pub size: f64,
+}
+
+impl TradeSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        check_trade(self.price, self.size)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteSpec {
+    pub symbol: Spanned<String>,
+    pub at_ms: u64,
+    pub bid: f64,
+    pub bid_size: f64,
+    pub ask: f64,
+    pub ask_size: f64,
+}
+
+impl QuoteSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        let finite = [self.bid, self.bid_size, self.ask, self.ask_size]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0);
+        if !finite {
+            return Err("quote prices and sizes must be finite and not negative".into());
+        }
+        if self.ask < self.bid {
+            return Err(format!("ask {} is below bid {}", self.ask, self.bid));
+        }
+        Ok(())
+    }
+}
+
+/// A generator of trades; `kind` selects it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Generator {
+    /// `per_second` trades each second for `seconds`, price rising by `step` per trade.
+    Ramp {
+        symbol: String,
+        #[serde(default)]
+        start_ms: u64,
+        seconds: u64,
+        per_second: u32,
+        price: f64,
+        step: f64,
+        size: f64,
+    },
+    /// A seeded random walk: relative moves of up to `volatility` per trade, sizes 1..=`max_size`.
+    RandomWalk {
+        symbol: String,
+        #[serde(default)]
+        start_ms: u64,
+        seconds: u64,
+        per_second: u32,
+        price: f64,
+        volatility: f64,
+        max_size: u32,
+        seed: u64,
+    },
+    /// `count` trades packed into the second starting at `at_ms`.
+    Burst {
+        symbol: String,
+        at_ms: u64,
+        count: u32,
+        price: f64,
+        size: f64,
+    },
+    /// One trade every `every_secs` seconds: the empty seconds in between make no bars.
+    Gaps {
+        symbol: String,
+        #[serde(default)]
+        start_ms: u64,
+        trades: u32,
+        every_secs: u64,
+        price: f64,
+        size: f64,
+    },
+    /// A trade published at `at_ms` but stamped `late_by_ms` earlier (within or beyond the 2 s
+    /// out-of-orderness bound): it closes the open bucket early and makes an extra bar (§2.4).
+    OutOfOrder {
+        symbol: String,
+        at_ms: u64,
+        late_by_ms: u64,
+        price: f64,
+        size: f64,
+    },
+    /// The same trade `copies` times (the TA job does not deduplicate).
+    Duplicates {
+        symbol: String,
+        at_ms: u64,
+        copies: u32,
+        price: f64,
+        size: f64,
+    },
+    /// Trades on the first and last millisecond of each second, for `seconds` seconds.
+    Boundaries {
+        symbol: String,
+        #[serde(default)]
+        start_ms: u64,
+        seconds: u64,
+        price: f64,
+        size: f64,
+    },
+    /// A trade of size zero (counted, but no volume).
+    ZeroSize {
+        symbol: String,
+        at_ms: u64,
+        price: f64,
+    },
+}
+
+impl Generator {
+    pub fn symbol(&self) -> &str {
+        match self {
+            Generator::Ramp { symbol, .. }
+            | Generator::RandomWalk { symbol, .. }
+            | Generator::Burst { symbol, .. }
+            | Generator::Gaps { symbol, .. }
+            | Generator::OutOfOrder { symbol, .. }
+            | Generator::Duplicates { symbol, .. }
+            | Generator::Boundaries { symbol, .. }
+            | Generator::ZeroSize { symbol, .. } => symbol,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Generator::Ramp {
+                price,
+                size,
+                per_second,
+                seconds,
+                ..
+            } => {
+                check_trade(*price, *size)?;
+                check_count("per_second", *per_second as u64, 1, 1000)?;
+                check_count("seconds", *seconds, 1, 3600)
+            }
+            Generator::RandomWalk {
+                price,
+                volatility,
+                per_second,
+                seconds,
+                max_size,
+                ..
+            } => {
+                check_trade(*price, 1.0)?;
+                if !(0.0..0.5).contains(volatility) {
+                    return Err("volatility must be in [0, 0.5)".into());
+                }
+                check_count("per_second", *per_second as u64, 1, 1000)?;
+                check_count("max_size", *max_size as u64, 1, 1_000_000)?;
+                check_count("seconds", *seconds, 1, 3600)
+            }
+            Generator::Burst {
+                price, size, count, ..
+            } => {
+                check_trade(*price, *size)?;
+                check_count("count", *count as u64, 1, 1000)
+            }
+            Generator::Gaps {
+                price,
+                size,
+                trades,
+                every_secs,
+                ..
+            } => {
+                check_trade(*price, *size)?;
+                check_count("trades", *trades as u64, 1, 3600)?;
+                check_count("every_secs", *every_secs, 2, 3600)
+            }
+            Generator::OutOfOrder {
+                price,
+                size,
+                at_ms,
+                late_by_ms,
+                ..
+            } => {
+                check_trade(*price, *size)?;
+                if late_by_ms > at_ms || *late_by_ms == 0 {
+                    return Err("late_by_ms must be positive and not exceed at_ms".into());
+                }
+                Ok(())
+            }
+            Generator::Duplicates {
+                price,
+                size,
+                copies,
+                ..
+            } => {
+                check_trade(*price, *size)?;
+                check_count("copies", *copies as u64, 2, 100)
+            }
+            Generator::Boundaries {
+                price,
+                size,
+                seconds,
+                ..
+            } => {
+                check_trade(*price, *size)?;
+                check_count("seconds", *seconds, 1, 3600)
+            }
+            Generator::ZeroSize { price, .. } => check_trade(*price, 0.0),
+        }
+    }
+
+    /// The trades this generator publishes, with a flag for deliberately late ones.
+    fn trades(&self) -> Vec<(TradeEvent, bool)> {
+        let on_time = |symbol: &str, at_ms, price, size| {
+            (
+                TradeEvent {
+                    symbol: symbol.to_string(),
+                    at_ms,
+                    price,
+                    size,
+                },
+                false,
+            )
+        };
+        match self {
+            Generator::Ramp {
+                symbol,
+                start_ms,
+                seconds,
+                per_second,
+                price,
+                step,
+                size,
+            } => spread(*start_ms, *seconds, *per_second)
+                .enumerate()
+                .map(|(i, at)| on_time(symbol, at, price + step * i as f64, *size))
+                .collect(),
+            Generator::RandomWalk {
+                symbol,
+                start_ms,
+                seconds,
+                per_second,
+                price,
+                volatility,
+                max_size,
+                seed,
+            } => {
+                let mut rng = rand_pcg::Pcg64::seed_from_u64(*seed);
+                let mut p = *price;
+                spread(*start_ms, *seconds, *per_second)
+                    .map(|at| {
+                        let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                        p = round_cents(p * (1.0 + volatility * (2.0 * unit - 1.0)));
+                        let size = 1 + rng.next_u32() % max_size;
+                        on_time(symbol, at, p, size as f64)
+                    })
+                    .collect()
+            }
+            Generator::Burst {
+                symbol,
+                at_ms,
+                count,
+                price,
+                size,
+            } => (0..*count)
+                .map(|i| {
+                    let at = at_ms - at_ms % 1000 + (i as u64 * 1000) / *count as u64;
+                    on_time(symbol, at, price + 0.01 * (i % 7) as f64, *size)
+                })
+                .collect(),
+            Generator::Gaps {
+                symbol,
+                start_ms,
+                trades,
+                every_secs,
+                price,
+                size,
+            } => (0..*trades)
+                .map(|i| {
+                    on_time(
+                        symbol,
+                        start_ms + i as u64 * every_secs * 1000 + 250,
+                        *price,
+                        *size,
+                    )
+                })
+                .collect(),
+            Generator::OutOfOrder {
+                symbol,
+                at_ms,
+                late_by_ms,
+                price,
+                size,
+            } => vec![(
+                TradeEvent {
+                    symbol: symbol.clone(),
+                    at_ms: at_ms - late_by_ms,
+                    price: *price,
+                    size: *size,
+                },
+                true,
+            )],
+            Generator::Duplicates {
+                symbol,
+                at_ms,
+                copies,
+                price,
+                size,
+            } => (0..*copies)
+                .map(|_| on_time(symbol, *at_ms, *price, *size))
+                .collect(),
+            Generator::Boundaries {
+                symbol,
+                start_ms,
+                seconds,
+                price,
+                size,
+            } => (0..*seconds)
+                .flat_map(|s| {
+                    let second = (start_ms / 1000 + s) * 1000;
+                    [second, second + 999]
+                })
+                .enumerate()
+                .map(|(i, at)| on_time(symbol, at, price + 0.01 * i as f64, *size))
+                .collect(),
+            Generator::ZeroSize {
+                symbol,
+                at_ms,
+                price,
+            } => vec![on_time(symbol, *at_ms, *price, 0.0)],
+        }
+    }
+
+    /// Offset at which a late trade is published (its place in the publish order).
+    fn publish_at(&self) -> Option<u64> {
+        match self {
+            Generator::OutOfOrder { at_ms, .. } => Some(*at_ms),
+            _ => None,
+        }
+    }
+}
+
+fn spread(start_ms: u64, seconds: u64, per_second: u32) -> impl Iterator<Item = u64> {
+    (0..seconds).flat_map(move |s| {
+        (0..per_second)
+            .map(move |k| start_ms + s * 1000 + 50 + (k as u64 * 900) / per_second as u64)
+    })
+}
+
+fn round_cents(p: f64) -> f64 {
+    (p * 100.0).round() / 100.0
+}
+
+fn check_trade(price: f64, size: f64) -> Result<(), String> {
+    if !(price.is_finite() && price > 0.0) {
+        return Err(format!("price must be positive and finite, got {price}"));
+    }
+    if !(size.is_finite() && size >= 0.0) {
+        return Err(format!("size must be finite and not negative, got {size}"));
+    }
+    Ok(())
+}
+
+fn check_count(name: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{name} must be between {min} and {max}, got {value}"
+        ));
+    }
+    Ok(())
+}
+
+/// Explicit trades of one symbol must have strictly increasing offsets: anything else is a
+/// generator's job, so it is never an accident.
+pub fn check_explicit_order(trades: &[Spanned<TradeSpec>]) -> Result<(), (Range<usize>, String)> {
+    let mut last: std::collections::HashMap<&str, u64> = Default::default();
+    for t in trades {
+        let spec = t.get_ref();
+        let symbol = spec.symbol.get_ref().as_str();
+        if let Some(prev) = last.insert(symbol, spec.at_ms) {
+            if spec.at_ms <= prev {
+                return Err((
+                    t.span(),
+                    format!(
+                        "trades of {symbol} must have increasing at_ms ({} after {prev}); use the \
+                         out_of_order or duplicates generators for deliberate disorder",
+                        spec.at_ms
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradeEvent {
+    /// The scenario's alias; the run maps it onto a reserved symbol.
+    pub symbol: String,
+    /// Event time offset from the run's start.
+    pub at_ms: u64,
+    pub price: f64,
+    pub size: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuoteEvent {
+    pub symbol: String,
+    pub at_ms: u64,
+    pub bid: f64,
+    pub bid_size: f64,
+    pub ask: f64,
+    pub ask_size: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Trade(TradeEvent),
+    Quote(QuoteEvent),
+}
+
+impl Event {
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Event::Trade(t) => t.at_ms,
+            Event::Quote(q) => q.at_ms,
+        }
+    }
+    pub fn symbol(&self) -> &str {
+        match self {
+            Event::Trade(t) => &t.symbol,
+            Event::Quote(q) => &q.symbol,
+        }
+    }
+}
+
+/// All events in publish order: by publish offset, ties in file order (stable sort).
+pub fn expand(
+    trades: &[Spanned<TradeSpec>],
+    quotes: &[Spanned<QuoteSpec>],
+    generators: &[Spanned<crate::scenario::generate::Generator>],
+) -> Vec<Event> {
+    let mut keyed: Vec<(u64, Event)> = Vec::new();
+    for t in trades {
+        let s = t.get_ref();
+        let e = TradeEvent {
+            symbol: s.symbol.get_ref().clone(),
+            at_ms: s.at_ms,
+            price: s.price,
+            size: s.size,
+        };
+        keyed.push((s.at_ms, Event::Trade(e)));
+    }
+    for q in quotes {
+        let s = q.get_ref();
+        keyed.push((
+            s.at_ms,
+            Event::Quote(QuoteEvent {
+                symbol: s.symbol.get_ref().clone(),
+                at_ms: s.at_ms,
+                bid: s.bid,
+                bid_size: s.bid_size,
+                ask: s.ask,
+                ask_size: s.ask_size,
+            }),
+        ));
+    }
+    for g in generators {
+        let g = g.get_ref();
+        for (trade, late) in g.trades() {
+            let publish = if late {
+                g.publish_at().unwrap_or(trade.at_ms)
+            } else {
+                trade.at_ms
+            };
+            keyed.push((publish, Event::Trade(trade)));
+        }
+    }
+    keyed.sort_by_key(|(publish, _)| *publish);
+    keyed.into_iter().map(|(_, e)| e).collect()
+}
