@@ -41,6 +41,10 @@ pub struct Cli {
 pub enum Command {
     /// Check that Kafka, ClickHouse and WebDriver answer, authenticate and have what a run needs.
     Preflight(PreflightArgs),
+    /// Run scenarios end to end: publish, wait for the rows in ClickHouse, compare, diagnose.
+    Run(RunArgs),
+    /// Validate scenario files; errors as file:line:column.
+    Lint(LintArgs),
     /// Compute the rows production must write for a recorded stream of forwarder messages.
     Oracle(OracleArgs),
 }
@@ -59,6 +63,29 @@ pub struct PreflightArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files or directories of them (`*.toml`).
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Config file (TOML); TORGHUT_E2E_* environment variables override it.
+    #[arg(long, short = 'c', env = "TORGHUT_E2E_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Write the versioned JSON report here.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Use this run id instead of a fresh one (its symbols must have no rows yet).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LintArgs {
+    /// Scenario files or directories of them.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct OracleArgs {
     /// JSON lines, one Kafka message value per line exactly as the forwarder writes it, in publish order.
     #[arg(long)]
@@ -66,6 +93,10 @@ pub struct OracleArgs {
     /// Also emit the buckets still open at the end of the input, as if the watermark had passed them.
     #[arg(long)]
     pub flush_open: bool,
+    /// Fail (exit 2, nothing printed) on the first malformed line instead of skipping it with a
+    /// warning the way the TA job drops records it cannot decode.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn init_logging(verbose: u8) {
@@ -87,6 +118,14 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Preflight(args) => preflight(&args),
+        Command::Run(args) => match runtime() {
+            Ok(rt) => rt.block_on(crate::run::run(&args)),
+            Err(e) => {
+                eprintln!("torghut-e2e: cannot start the async runtime: {e}");
+                Outcome::Unreachable
+            }
+        },
+        Command::Lint(args) => crate::run::lint(&args),
         Command::Oracle(args) => crate::oracle::cli::run(&args),
     };
     outcome.into()

@@ -6,6 +6,7 @@ use clickhouse::{Client, Compression, Row};
 use serde::Deserialize;
 
 use crate::config::ClickHouseTarget;
+use crate::model::{Microbar, Signal};
 
 /// Expected columns of `ta_microbars` as `system.columns` reports them (`pipeline.md` §3.3).
 pub const MICROBAR_SCHEMA: &[(&str, &str)] = &[
@@ -211,7 +212,9 @@ impl ClickHouse {
     }
 
     pub async fn version(&self) -> Result<String, ClickHouseError> {
-        self.bounded(self.client.query("SELECT version()").fetch_one::<String>())
+        // Against `system`, so a missing target database is reported by the schema check.
+        let system = self.client.clone().with_database("system");
+        self.bounded(system.query("SELECT version()").fetch_one::<String>())
             .await
     }
 
@@ -225,7 +228,12 @@ impl ClickHouse {
                     .bind(&db)
                     .fetch_all::<String>(),
             )
-            .await?;
+            .await;
+        // ClickHouse refuses any query whose `database` parameter names a missing database.
+        let databases = match databases {
+            Err(e) if e.server_code() == Some(UNKNOWN_DATABASE) => Vec::new(),
+            other => other?,
+        };
         if databases.is_empty() {
             return Ok(vec![SchemaProblem::DatabaseMissing(db)]);
         }
@@ -300,6 +308,103 @@ impl ClickHouse {
                 )
             })
             .collect())
+    }
+}
+
+/// Reading the run's rows back (`pipeline.md` §7.2 rule 8: FINAL for exact counts; signals
+/// filtered to the 1-second path).
+impl ClickHouse {
+    pub async fn microbars(&self, symbols: &[String]) -> Result<Vec<Microbar>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_microbars FINAL WHERE has(?, symbol) \
+                     ORDER BY symbol, event_ts, seq",
+                )
+                .bind(symbols)
+                .fetch_all::<Microbar>(),
+        )
+        .await
+    }
+
+    pub async fn signals(&self, symbols: &[String]) -> Result<Vec<Signal>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_signals FINAL WHERE has(?, symbol) \
+                     AND window_size = 'PT1S' ORDER BY symbol, event_ts, seq",
+                )
+                .bind(symbols)
+                .fetch_all::<Signal>(),
+        )
+        .await
+    }
+
+    /// Rows of `table` for the symbols, without FINAL minus with FINAL: unmerged duplicates.
+    pub async fn unmerged_duplicates(
+        &self,
+        table: &str,
+        symbols: &[String],
+    ) -> Result<u64, ClickHouseError> {
+        let sql = format!(
+            "SELECT (SELECT count() FROM {table} WHERE has(?, symbol)) \
+             - (SELECT count() FROM {table} FINAL WHERE has(?, symbol))"
+        );
+        let n: i64 = self
+            .bounded(
+                self.client
+                    .query(&sql)
+                    .bind(symbols)
+                    .bind(symbols)
+                    .fetch_one::<i64>(),
+            )
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Another database with a `ta_microbars` table that holds rows of these symbols.
+    pub async fn database_holding(
+        &self,
+        symbols: &[String],
+    ) -> Result<Option<String>, ClickHouseError> {
+        let others = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT database FROM system.tables WHERE name = 'ta_microbars' \
+                         AND database != ? ORDER BY database",
+                    )
+                    .bind(self.database())
+                    .fetch_all::<String>(),
+            )
+            .await?;
+        for db in others {
+            let sql = format!("SELECT count() FROM `{db}`.ta_microbars WHERE has(?, symbol)");
+            let n = self
+                .bounded(self.client.query(&sql).bind(symbols).fetch_one::<u64>())
+                .await?;
+            if n > 0 {
+                return Ok(Some(db));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether any row of the symbol exists in either table (the freshness guard of a run).
+    pub async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {
+        let n = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT (SELECT count() FROM ta_microbars WHERE symbol = ?) \
+                         + (SELECT count() FROM ta_signals WHERE symbol = ?)",
+                    )
+                    .bind(symbol)
+                    .bind(symbol)
+                    .fetch_one::<u64>(),
+            )
+            .await?;
+        Ok(n > 0)
     }
 }
 

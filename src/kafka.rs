@@ -59,8 +59,13 @@ impl ClientContext for ErrorCapture {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", %error, reason);
+        let text = if reason.is_empty() {
+            error.to_string()
+        } else {
+            reason.to_string()
+        };
         if let Ok(mut last) = self.last.lock() {
-            *last = Some((error.rdkafka_error_code(), reason.to_string()));
+            *last = Some((error.rdkafka_error_code(), text));
         }
     }
 }
@@ -132,11 +137,25 @@ fn probe_blocking(
     let consumer: BaseConsumer<ErrorCapture> = client_config(target)
         .set("group.id", "torghut-e2e-probe")
         .create_with_context(capture.clone())?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| explain(target, &capture, e))?;
-    // SCRAM failures can surface only through the error callback while metadata still times out;
-    // a success here means the broker answered, so authentication passed.
+    let deadline = std::time::Instant::now() + timeout;
+    // Short metadata attempts, draining the client's event queue in between: a SCRAM rejection
+    // arrives as a background error event, and waiting out the whole timeout would hide it.
+    let metadata = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match consumer.fetch_metadata(Some(topic), left.min(Duration::from_millis(500))) {
+            Ok(m) => break m,
+            Err(e) => {
+                if let Some(Err(polled)) = consumer.poll(Duration::from_millis(50)) {
+                    capture.error(polled, "");
+                }
+                let failure = explain(target, &capture, e);
+                let auth = matches!(failure, KafkaProbeError::Authentication { .. });
+                if auth || std::time::Instant::now() >= deadline {
+                    return Err(failure);
+                }
+            }
+        }
+    };
     let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
         return Err(KafkaProbeError::TopicMissing {
             topic: topic.into(),

@@ -129,7 +129,11 @@ mod tests {
         assert_eq!(w.attempts.len(), 4);
         assert_eq!(w.attempts[0].outcome, "1 rows");
         // 50 + 75 + 112.5 ms of sleeps.
-        assert!((237..=238).contains(&w.elapsed.as_millis()), "{:?}", w.elapsed);
+        assert!(
+            (237..=238).contains(&w.elapsed.as_millis()),
+            "{:?}",
+            w.elapsed
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,337 @@
-//! `torghut-e2e oracle`.
-use crate::cli::{OracleArgs, Outcome};
+//! `torghut-e2e oracle --input <messages.jsonl> [--flush-open] [--strict]`.
+//!
+//! Input: one Kafka message value per line, exactly as the forwarder writes it (trade or quote
+//! envelope), in publish order. Blank lines are ignored. Bytes that are not UTF-8 are replaced
+//! (U+FFFD), as the job's `SimpleStringSchema` decodes them.
+//!
+//! Output (stdout, a stable contract): one JSON object per expected row in emission order,
+//! `"table"` first (`"ta_microbars"` or `"ta_signals"`), then every column under its ClickHouse
+//! name in table order. Timestamps are UTC ISO-8601 with milliseconds (`2026-07-21T14:30:01.000Z`),
+//! NULL is `null`, `seq`/`count`/sizes are JSON integers, and `ingest_ts` is always `null` (the
+//! job's wall clock cannot be predicted).
+//!
+//! Malformed lines: by default, like production (which drops records it cannot decode and keeps
+//! going), each is skipped with a warning on stderr naming the line, and a count is printed at the
+//! end; the exit code stays 0. With `--strict` the first malformed line is an error (exit 2) and
+//! nothing is printed on stdout. An unreadable input file is exit 2 with its path.
 
-pub fn run(_args: &OracleArgs) -> Outcome {
-    Outcome::UsageOrConfig
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Expected, Oracle};
+use crate::cli::{OracleArgs, Outcome};
+use crate::model::{iso_millis, Microbar, Signal};
+
+pub fn run(args: &OracleArgs) -> Outcome {
+    let file = match File::open(&args.input) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("oracle: cannot read {}: {e}", args.input.display());
+            return Outcome::UsageOrConfig;
+        }
+    };
+    let stdout = io::stdout();
+    let result = if args.strict {
+        // Buffer everything: a malformed line must leave stdout empty.
+        let mut buffer = Vec::new();
+        process(
+            BufReader::new(file),
+            &args.input,
+            args.flush_open,
+            true,
+            &mut buffer,
+        )
+        .and_then(|summary| {
+            stdout
+                .lock()
+                .write_all(&buffer)
+                .map_err(Failure::Output)
+                .map(|()| summary)
+        })
+    } else {
+        let mut out = io::BufWriter::new(stdout.lock());
+        process(
+            BufReader::new(file),
+            &args.input,
+            args.flush_open,
+            false,
+            &mut out,
+        )
+        .and_then(|summary| out.flush().map_err(Failure::Output).map(|()| summary))
+    };
+    match result {
+        Ok(summary) => {
+            if summary.skipped > 0 {
+                eprintln!(
+                    "oracle: skipped {} malformed line(s) of {} (the TA job drops such records)",
+                    summary.skipped, summary.lines
+                );
+            }
+            Outcome::Pass
+        }
+        Err(failure) => {
+            eprintln!("oracle: {failure}");
+            Outcome::UsageOrConfig
+        }
+    }
+}
+
+/// Lines read and lines skipped as malformed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub lines: usize,
+    pub skipped: usize,
+}
+
+/// Why the command stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("cannot read {path}: {source}")]
+    Input {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Malformed {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
+}
+
+/// Runs the oracle over `input`, writing rows to `out`; the testable core of the command.
+pub fn process(
+    mut input: impl BufRead,
+    path: &Path,
+    flush_open: bool,
+    strict: bool,
+    out: &mut impl Write,
+) -> Result<Summary, Failure> {
+    let mut oracle = Oracle::new();
+    let mut summary = Summary::default();
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let read = input
+            .read_until(b'\n', &mut raw)
+            .map_err(|source| Failure::Input {
+                path: path.display().to_string(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        summary.lines += 1;
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match oracle.on_message(line) {
+            Ok(rows) => write_rows(out, &rows)?,
+            Err(e) if strict => {
+                return Err(Failure::Malformed {
+                    path: path.display().to_string(),
+                    line: summary.lines,
+                    message: e.to_string(),
+                })
+            }
+            Err(e) => {
+                summary.skipped += 1;
+                eprintln!(
+                    "oracle: warning: {}:{}: skipped: {e}",
+                    path.display(),
+                    summary.lines
+                );
+            }
+        }
+    }
+    if flush_open {
+        write_rows(out, &oracle.flush_open())?;
+    }
+    Ok(summary)
+}
+
+fn write_rows(out: &mut impl Write, rows: &[Expected]) -> Result<(), Failure> {
+    for row in rows {
+        let line = row_json(row);
+        out.write_all(line.as_bytes()).map_err(Failure::Output)?;
+        out.write_all(b"\n").map_err(Failure::Output)?;
+    }
+    Ok(())
+}
+
+/// One row as one line of JSON (the output contract above).
+pub fn row_json(row: &Expected) -> String {
+    // Cannot fail: string keys only, no fallible values.
+    serde_json::to_string(&RowJson(row)).unwrap_or_default()
+}
+
+struct RowJson<'a>(&'a Expected);
+
+/// A row timestamp as the output prints it.
+fn ts(t: OffsetDateTime) -> String {
+    iso_millis(t)
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("table", self.0.table())?;
+        match self.0 {
+            Expected::Microbar(b) => microbar_entries(&mut map, b)?,
+            Expected::Signal(g) => signal_entries(&mut map, g)?,
+        }
+        map.end()
+    }
+}
+
+/// The columns every row shares, `symbol` … `version`.
+macro_rules! header_entries {
+    ($map:expr, $r:expr) => {{
+        $map.serialize_entry("symbol", &$r.symbol)?;
+        $map.serialize_entry("event_ts", &ts($r.event_ts))?;
+        $map.serialize_entry("seq", &$r.seq)?;
+        $map.serialize_entry("ingest_ts", &None::<String>)?;
+        $map.serialize_entry("is_final", &$r.is_final)?;
+        $map.serialize_entry("source", &$r.source)?;
+        $map.serialize_entry("window_size", &$r.window_size)?;
+        $map.serialize_entry("window_step", &$r.window_step)?;
+        $map.serialize_entry("window_start", &$r.window_start.map(ts))?;
+        $map.serialize_entry("window_end", &$r.window_end.map(ts))?;
+        $map.serialize_entry("version", &$r.version)?;
+    }};
+}
+
+fn microbar_entries<M: SerializeMap>(map: &mut M, b: &Microbar) -> Result<(), M::Error> {
+    header_entries!(map, b);
+    map.serialize_entry("o", &b.o)?;
+    map.serialize_entry("h", &b.h)?;
+    map.serialize_entry("l", &b.l)?;
+    map.serialize_entry("c", &b.c)?;
+    map.serialize_entry("v", &b.v)?;
+    map.serialize_entry("vwap", &b.vwap)?;
+    map.serialize_entry("count", &b.count)
+}
+
+fn signal_entries<M: SerializeMap>(map: &mut M, g: &Signal) -> Result<(), M::Error> {
+    header_entries!(map, g);
+    let floats = [
+        ("macd", g.macd),
+        ("macd_signal", g.macd_signal),
+        ("macd_hist", g.macd_hist),
+        ("ema12", g.ema12),
+        ("ema26", g.ema26),
+        ("rsi14", g.rsi14),
+        ("boll_mid", g.boll_mid),
+        ("boll_upper", g.boll_upper),
+        ("boll_lower", g.boll_lower),
+        ("vwap_session", g.vwap_session),
+        ("vwap_w5m", g.vwap_w5m),
+        ("imbalance_spread", g.imbalance_spread),
+        ("imbalance_bid_px", g.imbalance_bid_px),
+        ("imbalance_ask_px", g.imbalance_ask_px),
+    ];
+    for (name, value) in floats {
+        map.serialize_entry(name, &value)?;
+    }
+    map.serialize_entry("imbalance_bid_sz", &g.imbalance_bid_sz)?;
+    map.serialize_entry("imbalance_ask_sz", &g.imbalance_ask_sz)?;
+    map.serialize_entry("vol_realized_w60s", &g.vol_realized_w60s)?;
+    map.serialize_entry("microstructure_signal_v1", &g.microstructure_signal_v1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MICROBAR_COLUMNS, SIGNAL_COLUMNS};
+
+    const TRADE: &str = r#"{"ingestTs":"2026-07-21T14:30:00.2Z","eventTs":"2026-07-21T14:30:00.100Z","feed":"iex","channel":"trades","symbol":"X","seq":1,"payload":{"S":"X","p":100.0,"s":10.0,"t":"2026-07-21T14:30:00.100Z"},"accountLabel":null,"isFinal":true,"source":"ws","window":null,"version":2,"provider":"alpaca","marketSession":"regular","delayClass":"real_time_exchange_only"}"#;
+
+    fn run_text(input: &str, flush: bool, strict: bool) -> (Result<Summary, Failure>, String) {
+        let mut out = Vec::new();
+        let result = process(
+            input.as_bytes(),
+            Path::new("in.jsonl"),
+            flush,
+            strict,
+            &mut out,
+        );
+        (result, String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn rows_print_every_column_in_table_order() {
+        let (result, out) = run_text(&format!("{TRADE}\n\n"), true, false);
+        assert_eq!(
+            result.expect("ok"),
+            Summary {
+                lines: 2,
+                skipped: 0
+            }
+        );
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let first = out.lines().next().expect("a row");
+        assert!(first.starts_with(r#"{"table":"ta_microbars","symbol":"X","event_ts":"2026-07-21T14:30:01.000Z","seq":1,"ingest_ts":null,"is_final":1,"source":"ta","window_size":"PT1S","window_step":"PT1S","window_start":"2026-07-21T14:30:00.000Z","window_end":"2026-07-21T14:30:01.000Z","version":1,"o":100.0"#), "{first}");
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().expect("object").keys().cloned().collect()
+        };
+        let mut want: Vec<String> = MICROBAR_COLUMNS.iter().map(|s| s.to_string()).collect();
+        want.push("table".into());
+        want.sort();
+        assert_eq!(keys(&lines[0]), want);
+        let mut want: Vec<String> = SIGNAL_COLUMNS.iter().map(|s| s.to_string()).collect();
+        want.push("table".into());
+        want.sort();
+        assert_eq!(keys(&lines[1]), want);
+        assert_eq!(lines[1]["vwap_session"], serde_json::json!(100.0));
+        assert_eq!(lines[1]["rsi14"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_by_default_and_fatal_when_strict() {
+        let input = format!(
+            "{TRADE}\nnot json\n{}\n",
+            TRADE.replace("2026-07-21T14:30:00.100Z\"}", "2026-07-21T14:30:02.100Z\"}")
+        );
+        let (result, out) = run_text(&input, false, false);
+        assert_eq!(
+            result.expect("ok"),
+            Summary {
+                lines: 3,
+                skipped: 1
+            }
+        );
+        assert_eq!(
+            out.lines().count(),
+            2,
+            "the third trade closes the first bar"
+        );
+        let (result, out) = run_text(&input, false, true);
+        let err = result.expect_err("strict").to_string();
+        assert!(err.starts_with("in.jsonl:2: not valid JSON"), "{err}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_input_is_exit_2() {
+        let args = OracleArgs {
+            input: "/nonexistent/messages.jsonl".into(),
+            flush_open: false,
+            strict: false,
+        };
+        assert!(matches!(run(&args), Outcome::UsageOrConfig));
+    }
 }

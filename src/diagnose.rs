@@ -1,0 +1,251 @@
+//! From what a run observed to *which hop broke* and *which runbook applies*.
+//!
+//! Causes and symptoms follow `operations.md` §3 (failure modes, numbered as there) and the
+//! runbooks in `torghut-runbooks.md`.
+
+use serde::Serialize;
+
+/// A hop of the pipeline, as the report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hop {
+    Preflight,
+    /// Validator → Kafka input topic (stands in for torghut-ws → Kafka).
+    KafkaPublish,
+    /// Kafka → Flink TA job → microbars and signals.
+    TaJob,
+    /// TA job → ClickHouse rows.
+    ClickhouseSink,
+    /// ClickHouse → Jangar API.
+    JangarApi,
+    /// Jangar API → charts page.
+    ChartsPage,
+}
+
+impl Hop {
+    pub fn label(self) -> &'static str {
+        match self {
+            Hop::Preflight => "preflight",
+            Hop::KafkaPublish => "validator → Kafka",
+            Hop::TaJob => "Kafka → TA job",
+            Hop::ClickhouseSink => "TA job → ClickHouse",
+            Hop::JangarApi => "ClickHouse → Jangar API",
+            Hop::ChartsPage => "Jangar API → charts page",
+        }
+    }
+}
+
+/// A diagnosed failure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub hop: Hop,
+    pub cause: String,
+    /// The runbook section (seeds/torghut-runbooks.md) and failure mode (operations.md §3).
+    pub runbook: &'static str,
+}
+
+pub const RUNBOOK_KAFKA_PRODUCE: &str =
+    "torghut-runbooks.md \"Kafka produce failures\"; operations.md §3 #11, #13";
+pub const RUNBOOK_SCRAM: &str = "torghut-runbooks.md \"KafkaUser (SCRAM) rotation\"";
+pub const RUNBOOK_TA_STALLED: &str = "torghut-runbooks.md \"Lag spike (WS → TA)\" and \
+     \"Flink upgrade / rollback\"; operations.md §3 #15, #16";
+pub const RUNBOOK_WATERMARK: &str =
+    "torghut-runbooks.md \"Lag spike (WS → TA)\" (watermark / idle partitions); operations.md §3 #16, #17";
+pub const RUNBOOK_TA_MATHS: &str = "torghut-runbooks.md \"Flink upgrade / rollback\" (roll the TA \
+     image back); pipeline.md §4 for the expected semantics";
+pub const RUNBOOK_SINK_DATABASE: &str =
+    "operations.md §3 #3 (TA ClickHouse URL / database); pipeline.md §5";
+pub const RUNBOOK_READONLY: &str =
+    "operations.md §3 #1, #2 (SYSTEM RESTORE REPLICA on both tables, then restart TA)";
+pub const RUNBOOK_DUPLICATES: &str = "operations.md §3 #4 (engine drift), #18 (duplicate storm)";
+pub const RUNBOOK_LATENCY: &str = "torghut-runbooks.md \"Lag spike (WS → TA)\"; operations.md §2";
+
+/// What the ClickHouse stage observed for the run's symbols.
+#[derive(Debug, Clone, Default)]
+pub struct SinkFacts {
+    pub expected_bars: usize,
+    pub found_bars: usize,
+    /// Expected bars absent, by position in the expected order.
+    pub missing_positions: Vec<usize>,
+    pub mismatched_columns: Vec<String>,
+    /// Keys seen twice under FINAL.
+    pub duplicates_final: usize,
+    /// `count()` minus `count() FINAL`: duplicates the engine has not merged yet.
+    pub duplicates_unmerged: usize,
+    pub extra_rows: usize,
+    /// Another database holding the run's rows, if one was found.
+    pub rows_in_other_database: Option<String>,
+    pub unhealthy_replicas: Vec<String>,
+    pub write_errors_hint: Option<String>,
+}
+
+/// The findings for the ClickHouse stage, most fundamental first.
+pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if facts.found_bars == 0 && facts.expected_bars > 0 {
+        findings.push(no_rows(facts));
+        return findings;
+    }
+    if !facts.missing_positions.is_empty() {
+        findings.push(missing_rows(facts));
+    }
+    if !facts.mismatched_columns.is_empty() {
+        findings.push(Finding {
+            hop: Hop::TaJob,
+            cause: format!(
+                "the TA job's values differ from the ta4j-faithful oracle in {}",
+                facts.mismatched_columns.join(", ")
+            ),
+            runbook: RUNBOOK_TA_MATHS,
+        });
+    }
+    if facts.duplicates_final > 0 {
+        findings.push(Finding {
+            hop: Hop::ClickhouseSink,
+            cause: format!(
+                "{} keys appear more than once even with FINAL: the table is not a \
+                 ReplacingMergeTree on (symbol, event_ts, seq)",
+                facts.duplicates_final
+            ),
+            runbook: RUNBOOK_DUPLICATES,
+        });
+    }
+    if facts.extra_rows > 0 {
+        findings.push(Finding {
+            hop: Hop::TaJob,
+            cause: format!(
+                "{} rows for the run's synthetic symbols that the oracle did not predict \
+                 (bars split, or another writer)",
+                facts.extra_rows
+            ),
+            runbook: RUNBOOK_TA_MATHS,
+        });
+    }
+    findings
+}
+
+fn no_rows(facts: &SinkFacts) -> Finding {
+    if let Some(db) = &facts.rows_in_other_database {
+        return Finding {
+            hop: Hop::ClickhouseSink,
+            cause: format!(
+                "no rows in the configured database, but the run's rows are in {db}: the TA job \
+                 writes to the wrong database"
+            ),
+            runbook: RUNBOOK_SINK_DATABASE,
+        };
+    }
+    if !facts.unhealthy_replicas.is_empty() {
+        return Finding {
+            hop: Hop::ClickhouseSink,
+            cause: format!(
+                "no rows, and replicas cannot take writes: {}",
+                facts.unhealthy_replicas.join(", ")
+            ),
+            runbook: RUNBOOK_READONLY,
+        };
+    }
+    if let Some(hint) = &facts.write_errors_hint {
+        return Finding {
+            hop: Hop::ClickhouseSink,
+            cause: format!("no rows; ClickHouse rejects writes: {hint}"),
+            runbook: RUNBOOK_READONLY,
+        };
+    }
+    Finding {
+        hop: Hop::TaJob,
+        cause: "Kafka accepted every trade but no row appeared: the TA job is not consuming, \
+                is failing over, or its watermark is stalled"
+            .into(),
+        runbook: RUNBOOK_TA_STALLED,
+    }
+}
+
+fn missing_rows(facts: &SinkFacts) -> Finding {
+    let n = facts.missing_positions.len();
+    let tail_start = facts.expected_bars.saturating_sub(n);
+    let only_tail = facts.missing_positions.iter().all(|p| *p >= tail_start);
+    if only_tail {
+        Finding {
+            hop: Hop::TaJob,
+            cause: format!(
+                "the last {n} of {} bars never appeared: buckets are closed only by later \
+                 trades, so the watermark is not advancing (idle partitions not released?)",
+                facts.expected_bars
+            ),
+            runbook: RUNBOOK_WATERMARK,
+        }
+    } else {
+        Finding {
+            hop: Hop::TaJob,
+            cause: format!(
+                "{n} of {} bars are missing between rows that did arrive: the TA job drops bars",
+                facts.expected_bars
+            ),
+            runbook: RUNBOOK_TA_STALLED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> SinkFacts {
+        SinkFacts {
+            expected_bars: 10,
+            found_bars: 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn clean_facts_have_no_findings() {
+        assert!(sink(&facts()).is_empty());
+    }
+
+    #[test]
+    fn no_rows_points_at_the_ta_job_unless_rows_are_elsewhere() {
+        let f = SinkFacts {
+            found_bars: 0,
+            ..facts()
+        };
+        let d = sink(&f);
+        assert_eq!(d[0].hop, Hop::TaJob);
+        assert!(d[0].cause.contains("not consuming"));
+        let f = SinkFacts {
+            found_bars: 0,
+            rows_in_other_database: Some("default".into()),
+            ..facts()
+        };
+        let d = sink(&f);
+        assert_eq!(d[0].hop, Hop::ClickhouseSink);
+        assert!(d[0].cause.contains("in default"));
+    }
+
+    #[test]
+    fn missing_tail_means_watermark_missing_middle_means_drops() {
+        let d = sink(&SinkFacts {
+            found_bars: 8,
+            missing_positions: vec![8, 9],
+            ..facts()
+        });
+        assert!(d[0].cause.contains("watermark"), "{}", d[0].cause);
+        let d = sink(&SinkFacts {
+            found_bars: 8,
+            missing_positions: vec![3, 6],
+            ..facts()
+        });
+        assert!(d[0].cause.contains("drops bars"), "{}", d[0].cause);
+    }
+
+    #[test]
+    fn value_mismatch_names_columns() {
+        let d = sink(&SinkFacts {
+            mismatched_columns: vec!["ema12".into()],
+            ..facts()
+        });
+        assert_eq!(d[0].hop, Hop::TaJob);
+        assert!(d[0].cause.contains("ema12"));
+    }
+}

@@ -1,0 +1,402 @@
+//! 1-second microbars per symbol, as the job's `MicrobarProcessFunction` builds them
+//! (pipeline.md §2.4, §3.1, §3.2).
+//!
+//! One bucket in flight per symbol, keyed by `floor_to_second(payload.t)`:
+//! a trade of the open second merges; a trade of **any other** second (later or earlier) emits the
+//! open bucket at once and opens a new one; the watermark reaching a bucket's end emits it. Every
+//! emitted bar takes the symbol's next `seq`. All work per trade is O(1) (plus O(log n) timer
+//! bookkeeping per bucket).
+
+use super::watermark::{Timers, Watermark};
+
+/// Index of a symbol in the oracle's tables.
+pub type SymbolId = u32;
+
+/// One trade as the microbar operator sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick {
+    /// `floor_to_second(payload.t)` in Unix seconds: the bucket.
+    pub second: i64,
+    /// `eventTs` in Unix milliseconds (floored): drives the watermark.
+    pub event_ms: i64,
+    pub price: f64,
+    pub size: f64,
+}
+
+/// An emitted microbar (§3.1); the row adds the constant columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClosedBar {
+    pub symbol: SymbolId,
+    /// Window start in Unix seconds; the window is `[second, second + 1 s)`.
+    pub second: i64,
+    pub seq: u64,
+    pub o: f64,
+    pub h: f64,
+    pub l: f64,
+    pub c: f64,
+    pub v: f64,
+    /// `Σ p·s / Σ s`, `None` when `Σ s = 0` (may be non-finite; the sink writes that as NULL).
+    pub vwap: Option<f64>,
+    pub count: u64,
+}
+
+impl ClosedBar {
+    /// Window end = `event_ts`, in Unix milliseconds.
+    pub fn end_ms(&self) -> i64 {
+        self.second.saturating_add(1).saturating_mul(1000)
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.second.saturating_mul(1000)
+    }
+}
+
+/// The job's `BucketState`: first/last price in **arrival** order, running sums.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bucket {
+    second: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    pv: f64,
+    count: u64,
+}
+
+impl Bucket {
+    fn open(second: i64, price: f64, size: f64) -> Self {
+        Bucket {
+            second,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: size,
+            pv: price * size,
+            count: 1,
+        }
+    }
+
+    fn merge(&mut self, price: f64, size: f64) {
+        self.high = java_max(self.high, price);
+        self.low = java_min(self.low, price);
+        self.close = price;
+        self.volume += size;
+        self.pv += price * size;
+        self.count += 1;
+    }
+
+    fn end_ms(&self) -> i64 {
+        self.second.saturating_add(1).saturating_mul(1000)
+    }
+}
+
+/// `Math.max` (Kotlin `max` on doubles): NaN wins, `+0.0 > -0.0`.
+fn java_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() {
+        a
+    } else if a == 0.0 && b == 0.0 && a.is_sign_negative() {
+        b
+    } else if a >= b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `Math.min`: NaN wins, `-0.0 < +0.0`.
+fn java_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() {
+        a
+    } else if a == 0.0 && b == 0.0 && b.is_sign_negative() {
+        b
+    } else if a <= b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Per-symbol keyed state: the bucket in flight and the last emitted `seq`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SymbolBucket {
+    open: Option<Bucket>,
+    seq: u64,
+}
+
+/// The microbar operator over all symbols (one keyed state per symbol, one watermark).
+#[derive(Debug, Clone, Default)]
+pub struct MicrobarAggregator {
+    symbols: Vec<SymbolBucket>,
+    watermark: Watermark,
+    timers: Timers,
+}
+
+impl MicrobarAggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the last `seq` a symbol emitted (a symbol with history continues from it).
+    pub fn set_last_seq(&mut self, symbol: SymbolId, seq: u64) {
+        self.state(symbol).seq = seq;
+    }
+
+    /// The last `seq` emitted for a symbol (0 before its first bar).
+    pub fn last_seq(&self, symbol: SymbolId) -> u64 {
+        self.symbols.get(symbol as usize).map_or(0, |s| s.seq)
+    }
+
+    /// Whether a symbol has a bucket in flight.
+    pub fn has_open(&self, symbol: SymbolId) -> bool {
+        self.symbols
+            .get(symbol as usize)
+            .is_some_and(|s| s.open.is_some())
+    }
+
+    /// Current watermark in Unix milliseconds.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark.current()
+    }
+
+    /// Processes one trade; pushes the bars it causes, in emission order: first the symbol's own
+    /// bucket if the trade is of another second (§2.4 rule 3), then any bucket of any symbol the
+    /// advanced watermark closes (timers in timestamp order).
+    pub fn on_trade(&mut self, symbol: SymbolId, tick: Tick, out: &mut Vec<ClosedBar>) {
+        let state = self.state(symbol);
+        match state.open.as_mut() {
+            Some(bucket) if bucket.second == tick.second => bucket.merge(tick.price, tick.size),
+            _ => {
+                let fresh = Bucket::open(tick.second, tick.price, tick.size);
+                let end = fresh.end_ms();
+                if let Some(previous) = state.open.replace(fresh) {
+                    out.push(Self::emit(state, symbol, previous));
+                }
+                self.timers.register(end, symbol);
+            }
+        }
+        if let Some(watermark) = self.watermark.observe(tick.event_ms) {
+            self.fire_timers(watermark, out);
+        }
+    }
+
+    /// Emits every bucket still in flight, as if the watermark had passed them all, in window-end
+    /// order (then symbol order).
+    pub fn flush_open(&mut self, out: &mut Vec<ClosedBar>) {
+        let mut open: Vec<(i64, SymbolId)> = self
+            .symbols
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.open.map(|b| (b.end_ms(), i as SymbolId)))
+            .collect();
+        open.sort_unstable();
+        for (_, symbol) in open {
+            let state = self.state(symbol);
+            if let Some(bucket) = state.open.take() {
+                out.push(Self::emit(state, symbol, bucket));
+            }
+        }
+        self.timers = Timers::default();
+    }
+
+    /// The job's `onTimer`: a due timer emits the symbol's bucket if that bucket ends at or before
+    /// the timer's timestamp (timers of replaced buckets may fire for a newer, older bucket).
+    fn fire_timers(&mut self, watermark: i64, out: &mut Vec<ClosedBar>) {
+        while let Some((at, symbol)) = self.timers.pop_due(watermark) {
+            let state = self.state(symbol);
+            if let Some(bucket) = state.open.filter(|b| b.end_ms() <= at) {
+                state.open = None;
+                out.push(Self::emit(state, symbol, bucket));
+            }
+        }
+    }
+
+    fn emit(state: &mut SymbolBucket, symbol: SymbolId, bucket: Bucket) -> ClosedBar {
+        state.seq += 1;
+        ClosedBar {
+            symbol,
+            second: bucket.second,
+            seq: state.seq,
+            o: bucket.open,
+            h: bucket.high,
+            l: bucket.low,
+            c: bucket.close,
+            v: bucket.volume,
+            vwap: (bucket.volume != 0.0).then(|| bucket.pv / bucket.volume),
+            count: bucket.count,
+        }
+    }
+
+    fn state(&mut self, symbol: SymbolId) -> &mut SymbolBucket {
+        let index = symbol as usize;
+        if index >= self.symbols.len() {
+            self.symbols.resize(index + 1, SymbolBucket::default());
+        }
+        &mut self.symbols[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-07-21T14:30:00Z.
+    const T0: i64 = 1_784_644_200;
+
+    fn tick(ms_after_t0: i64, price: f64, size: f64) -> Tick {
+        let ms = T0 * 1000 + ms_after_t0;
+        Tick {
+            second: ms.div_euclid(1000),
+            event_ms: ms,
+            price,
+            size,
+        }
+    }
+
+    fn run(trades: &[(SymbolId, Tick)]) -> (MicrobarAggregator, Vec<ClosedBar>) {
+        let mut agg = MicrobarAggregator::new();
+        let mut out = Vec::new();
+        for (s, t) in trades {
+            agg.on_trade(*s, *t, &mut out);
+        }
+        (agg, out)
+    }
+
+    #[test]
+    fn the_worked_example_makes_one_bar() {
+        let (mut agg, out) = run(&[
+            (0, tick(100, 100.0, 10.0)),
+            (0, tick(400, 101.0, 20.0)),
+            (0, tick(900, 99.0, 30.0)),
+        ]);
+        assert!(out.is_empty(), "the bucket stays open");
+        let mut out = Vec::new();
+        agg.flush_open(&mut out);
+        let bar = out[0];
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (bar.o, bar.h, bar.l, bar.c, bar.v),
+            (100.0, 101.0, 99.0, 99.0, 60.0)
+        );
+        assert_eq!((bar.count, bar.seq, bar.second), (3, 1, T0));
+        assert_eq!(bar.end_ms(), (T0 + 1) * 1000);
+        let vwap = bar.vwap.expect("volume > 0");
+        assert!((vwap - 5990.0 / 60.0).abs() < 1e-12, "{vwap}");
+    }
+
+    #[test]
+    fn a_trade_of_a_later_second_closes_the_open_bucket_immediately() {
+        let (_, out) = run(&[(0, tick(100, 1.0, 1.0)), (0, tick(1_050, 2.0, 1.0))]);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].second, out[0].c, out[0].seq), (T0, 1.0, 1));
+    }
+
+    #[test]
+    fn trades_exactly_on_a_second_boundary_open_the_next_bucket() {
+        let (mut agg, mut out) = run(&[
+            (0, tick(0, 1.0, 1.0)),
+            (0, tick(999, 2.0, 1.0)),
+            (0, tick(1_000, 3.0, 1.0)),
+        ]);
+        agg.flush_open(&mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].second, out[0].count), (T0, 2));
+        assert_eq!((out[1].second, out[1].count, out[1].o), (T0 + 1, 1, 3.0));
+    }
+
+    #[test]
+    fn a_late_trade_splits_the_open_second_into_extra_bars_with_new_seqs() {
+        // Bucket S = T0+5 open, a late trade for S-2, then more trades for S (§2.4).
+        let (mut agg, mut out) = run(&[
+            (0, tick(5_100, 10.0, 1.0)),
+            (0, tick(5_200, 11.0, 2.0)),
+            (0, tick(3_500, 9.0, 4.0)),  // late: closes S early, opens S-2
+            (0, tick(5_300, 12.0, 8.0)), // closes S-2, opens S again
+        ]);
+        agg.flush_open(&mut out);
+        let got: Vec<(i64, u64, u64, f64)> = out
+            .iter()
+            .map(|b| (b.second - T0, b.seq, b.count, b.v))
+            .collect();
+        assert_eq!(got, vec![(5, 1, 2, 3.0), (3, 2, 1, 4.0), (5, 3, 1, 8.0)]);
+    }
+
+    #[test]
+    fn the_watermark_closes_buckets_2001_ms_after_their_end() {
+        // Symbol 0 trades in second 0; symbol 1 trades later and drives the watermark.
+        let (agg, out) = run(&[
+            (0, tick(500, 1.0, 1.0)),
+            (1, tick(3_000, 5.0, 1.0)), // watermark 998: second 0 ends at 1000
+        ]);
+        assert!(out.is_empty());
+        assert!(agg.has_open(0));
+        let (agg, out) = run(&[(0, tick(500, 1.0, 1.0)), (1, tick(3_001, 5.0, 1.0))]);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].symbol, out[0].second), (0, T0));
+        assert!(!agg.has_open(0) && agg.has_open(1));
+    }
+
+    #[test]
+    fn a_bucket_opened_behind_the_watermark_waits_for_the_next_advance() {
+        let (agg, out) = run(&[
+            (0, tick(10_000, 1.0, 1.0)),
+            (0, tick(2_000, 2.0, 1.0)), // late by 8 s: closes second 10 early, opens second 2
+            (0, tick(2_500, 3.0, 1.0)), // same second, no watermark advance in between: merges
+        ]);
+        assert_eq!(out.len(), 1);
+        assert!(agg.has_open(0));
+        let (_, out) = run(&[
+            (0, tick(10_000, 1.0, 1.0)),
+            (0, tick(2_000, 2.0, 1.0)),
+            (1, tick(10_001, 7.0, 1.0)), // the watermark advances: second 2 is emitted
+            (0, tick(2_500, 3.0, 1.0)),
+        ]);
+        let got: Vec<(SymbolId, i64, u64)> = out
+            .iter()
+            .map(|b| (b.symbol, b.second - T0, b.count))
+            .collect();
+        assert_eq!(got, vec![(0, 10, 1), (0, 2, 1)]);
+    }
+
+    #[test]
+    fn zero_size_trades_count_and_an_all_zero_bucket_has_no_vwap() {
+        let (mut agg, mut out) = run(&[(0, tick(100, 5.0, 0.0)), (0, tick(200, 6.0, 0.0))]);
+        agg.flush_open(&mut out);
+        assert_eq!((out[0].count, out[0].v, out[0].vwap), (2, 0.0, None));
+        let (mut agg, mut out) = run(&[(0, tick(100, 5.0, 0.0)), (0, tick(200, 6.0, 2.0))]);
+        agg.flush_open(&mut out);
+        assert_eq!((out[0].count, out[0].vwap), (2, Some(6.0)));
+    }
+
+    #[test]
+    fn duplicate_trades_are_aggregated_twice() {
+        let t = tick(100, 5.0, 3.0);
+        let (mut agg, mut out) = run(&[(0, t), (0, t)]);
+        agg.flush_open(&mut out);
+        assert_eq!((out[0].count, out[0].v), (2, 6.0));
+    }
+
+    #[test]
+    fn seq_continues_from_a_seeded_value_per_symbol() {
+        let mut agg = MicrobarAggregator::new();
+        agg.set_last_seq(1, 41);
+        let mut out = Vec::new();
+        agg.on_trade(1, tick(0, 1.0, 1.0), &mut out);
+        agg.on_trade(0, tick(0, 1.0, 1.0), &mut out);
+        agg.on_trade(1, tick(1_000, 1.0, 1.0), &mut out);
+        agg.flush_open(&mut out);
+        let seqs: Vec<(SymbolId, u64)> = out.iter().map(|b| (b.symbol, b.seq)).collect();
+        assert_eq!(seqs, vec![(1, 42), (0, 1), (1, 43)]);
+        assert_eq!(agg.last_seq(1), 43);
+    }
+
+    #[test]
+    fn high_and_low_follow_java_math() {
+        assert_eq!(java_max(-0.0, 0.0).to_bits(), 0.0f64.to_bits());
+        assert_eq!(java_min(0.0, -0.0).to_bits(), (-0.0f64).to_bits());
+        assert!(java_max(1.0, f64::NAN).is_nan());
+        assert_eq!(java_max(1.0, 2.0), 2.0);
+        assert_eq!(java_min(1.0, 2.0), 1.0);
+    }
+}

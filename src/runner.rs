@@ -1,0 +1,526 @@
+//! One scenario, end to end: publish known trades, predict the rows, wait for them in
+//! ClickHouse, compare, measure, diagnose.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::clickhouse::{ClickHouse, ClickHouseError};
+use crate::compare::{self, TableDiff};
+use crate::diagnose::{self, Finding, Hop, SinkFacts};
+use crate::latency;
+use crate::model::{Columns, Microbar, RowKey, Signal};
+use crate::oracle::{Expected, Oracle};
+use crate::publish::{Channel, Delivery, Publisher};
+use crate::report::{LatencyReport, ScenarioReport, Verdict};
+use crate::scenario::{Event, Pacing, Scenario, Table};
+use crate::symbols::{self, RunId};
+use crate::wait::{self, Poll};
+
+/// Why a scenario could not run at all (as opposed to a check failing).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("symbol {0} already has rows; refusing to publish (a fresh run id avoids this)")]
+    SymbolNotFresh(String),
+    #[error("{0} is not a reserved synthetic symbol; refusing to publish")]
+    UnsafeSymbol(String),
+    #[error(transparent)]
+    ClickHouse(#[from] ClickHouseError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
+    #[error("the oracle rejected message {index}: {message}")]
+    Oracle { index: usize, message: String },
+}
+
+impl RunError {
+    /// Unreachable targets exit 3; everything else here is a failed check.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            RunError::ClickHouse(
+                ClickHouseError::Unreachable { .. }
+                    | ClickHouseError::Timeout(_)
+                    | ClickHouseError::Authentication { .. }
+            ) | RunError::Publish(_)
+        )
+    }
+}
+
+/// One published message and the rows the oracle says it makes production emit.
+struct Sent {
+    delivery: Delivery,
+    emitted: Vec<RowKey>,
+}
+
+/// A bar the oracle expects, with the evidence needed for latency.
+struct ExpectedBar {
+    key: RowKey,
+    /// The acknowledgement of the message whose arrival makes the TA job emit this bar.
+    trigger_ack: OffsetDateTime,
+}
+
+pub struct Runner<'a> {
+    pub run_id: &'a RunId,
+    pub publisher: &'a Publisher,
+    pub clickhouse: &'a ClickHouse,
+}
+
+impl Runner<'_> {
+    pub async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, RunError> {
+        let started = Instant::now();
+        let symbols = self.symbols(scenario)?;
+        for symbol in symbols.values() {
+            if self.clickhouse.has_rows(symbol).await? {
+                return Err(RunError::SymbolNotFresh(symbol.clone()));
+            }
+        }
+        let (sent, closers, expected) = self.publish(scenario, &symbols).await?;
+        let published_at = Instant::now();
+        let bars = expected_bars(&sent, &expected);
+        let names: Vec<String> = symbols.values().cloned().collect();
+        let observed = self.wait_for(scenario, &names, &bars).await?;
+        let mut report = self
+            .judge(scenario, &names, &expected, &bars, &closers, observed)
+            .await?;
+        report.symbols = symbols;
+        report.messages_published = sent.len();
+        report.deliveries = sent.into_iter().map(|s| s.delivery).collect();
+        report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    fn symbols(&self, scenario: &Scenario) -> Result<BTreeMap<String, String>, RunError> {
+        let mut map = BTreeMap::new();
+        for alias in &scenario.symbols {
+            let symbol = symbols::synthetic(self.run_id, alias);
+            if !symbols::is_synthetic(&symbol) {
+                return Err(RunError::UnsafeSymbol(symbol));
+            }
+            map.insert(alias.clone(), symbol);
+        }
+        Ok(map)
+    }
+
+    /// Publishes every event (plus one closing trade per symbol) and runs the oracle on the
+    /// very same message values, in the same order.
+    async fn publish(
+        &self,
+        scenario: &Scenario,
+        symbols: &BTreeMap<String, String>,
+    ) -> Result<(Vec<Sent>, Vec<RowKey>, Expectations), RunError> {
+        let base = time_base(scenario);
+        let mut oracle = Oracle::new();
+        let mut pending = Vec::new();
+        let mut emitted_by = Vec::new();
+        let mut expectations = Expectations::default();
+        let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
+        let mut messages = Vec::new();
+        for event in &scenario.events {
+            let at = base + Duration::from_millis(event.at_ms());
+            messages.push((
+                event_channel(event),
+                symbols[event.symbol()].clone(),
+                at,
+                event.clone(),
+            ));
+        }
+        let closers = closing_trades(&scenario.events, symbols, base);
+        let closer_keys: Vec<RowKey> = closers
+            .iter()
+            .map(|(_, s, at, _)| open_bar_key(s, *at))
+            .collect();
+        messages.extend(closers);
+        for (index, (channel, symbol, at, event)) in messages.into_iter().enumerate() {
+            if scenario.pacing == Pacing::Realtime {
+                wait_until_past(at).await;
+            }
+            let seq = seq_per_symbol.entry(symbol.clone()).or_insert(0);
+            *seq += 1;
+            let value = message(&event, &symbol, at, *seq);
+            let rows = oracle.on_message(&value).map_err(|e| RunError::Oracle {
+                index,
+                message: e.to_string(),
+            })?;
+            emitted_by.push(expectations.add(rows));
+            pending.push(self.publisher.send(index, channel, &symbol, value));
+        }
+        self.publisher.flush();
+        let mut sent = Vec::with_capacity(pending.len());
+        for (p, emitted) in pending.into_iter().zip(emitted_by) {
+            sent.push(Sent {
+                delivery: p.acked().await?,
+                emitted,
+            });
+        }
+        Ok((sent, closer_keys, expectations))
+    }
+
+    /// Polls ClickHouse until every expected key is in both tables, or the deadline.
+    async fn wait_for(
+        &self,
+        scenario: &Scenario,
+        symbols: &[String],
+        bars: &[ExpectedBar],
+    ) -> Result<Observed, RunError> {
+        let wanted: Arc<Vec<RowKey>> = Arc::new(bars.iter().map(|b| b.key.clone()).collect());
+        let state = Arc::new(Mutex::new(PollState::default()));
+        let waited = wait::until(scenario.deadline, wait::Backoff::default(), || {
+            let (ch, state, wanted) = (self.clickhouse, state.clone(), wanted.clone());
+            async move {
+                let fetched = tokio::try_join!(ch.microbars(symbols), ch.signals(symbols));
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                st.observe(fetched, &wanted)
+            }
+        })
+        .await;
+        let mut st = std::mem::take(&mut *state.lock().unwrap_or_else(|e| e.into_inner()));
+        if let (None, Some(e)) = (&waited.value, st.last_error.take()) {
+            if st.observed.bars.is_empty() {
+                return Err(e.into());
+            }
+        }
+        let mut observed = st.observed;
+        observed.first_seen = st.first_seen;
+        observed.attempts = waited.attempts;
+        observed.waited_ms = waited.elapsed.as_millis() as u64;
+        Ok(observed)
+    }
+
+    async fn judge(
+        &self,
+        scenario: &Scenario,
+        symbols: &[String],
+        expected: &Expectations,
+        bars: &[ExpectedBar],
+        closers: &[RowKey],
+        observed: Observed,
+    ) -> Result<ScenarioReport, RunError> {
+        // The closing trade's own bar may appear (watermark) or not: tolerated either way.
+        let tolerated = |k: &RowKey| {
+            closers
+                .iter()
+                .any(|c| c.symbol == k.symbol && c.event_ts == k.event_ts)
+        };
+        let obs_bars: Vec<Microbar> = observed
+            .bars
+            .iter()
+            .filter(|b| !tolerated(&b.key()))
+            .cloned()
+            .collect();
+        let obs_sigs: Vec<Signal> = observed
+            .signals
+            .iter()
+            .filter(|s| !tolerated(&s.key()))
+            .cloned()
+            .collect();
+        let mut tables = BTreeMap::new();
+        if scenario.tables.contains(&Table::Microbars) {
+            let d = compare::compare(
+                &expected.bars,
+                &obs_bars,
+                |c| scenario.ignores(Table::Microbars, c),
+                |c| scenario.tolerance(c),
+            );
+            tables.insert(Table::Microbars.name().to_string(), d);
+        }
+        if scenario.tables.contains(&Table::Signals) {
+            let d = compare::compare(
+                &expected.signals,
+                &obs_sigs,
+                |c| scenario.ignores(Table::Signals, c),
+                |c| scenario.tolerance(c),
+            );
+            tables.insert(Table::Signals.name().to_string(), d);
+        }
+        let facts = self.facts(symbols, bars, &obs_bars, &tables).await?;
+        let findings = diagnose::sink(&facts);
+        let latency = latency_report(bars, &observed);
+        let all_clean = !tables.is_empty() && tables.values().all(TableDiff::is_clean);
+        let verdict = if findings.is_empty() && all_clean {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        let findings = if verdict == Verdict::Fail && findings.is_empty() {
+            vec![Finding {
+                hop: Hop::TaJob,
+                cause: "rows differ from the oracle (see the table diffs)".into(),
+                runbook: diagnose::RUNBOOK_TA_MATHS,
+            }]
+        } else {
+            findings
+        };
+        Ok(ScenarioReport {
+            name: scenario.name.clone(),
+            path: scenario.path.display().to_string(),
+            description: scenario.description.clone(),
+            verdict,
+            tables,
+            findings,
+            latency,
+            wait_attempts: observed.attempts,
+            waited_ms: observed.waited_ms,
+            ..ScenarioReport::default()
+        })
+    }
+
+    async fn facts(
+        &self,
+        symbols: &[String],
+        bars: &[ExpectedBar],
+        observed: &[Microbar],
+        tables: &BTreeMap<String, TableDiff>,
+    ) -> Result<SinkFacts, RunError> {
+        let seen: HashSet<RowKey> = observed.iter().map(Columns::key).collect();
+        let missing_positions: Vec<usize> = bars
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !seen.contains(&b.key))
+            .map(|(i, _)| i)
+            .collect();
+        let mut mismatched: Vec<String> = tables
+            .values()
+            .flat_map(|d| {
+                d.mismatches
+                    .iter()
+                    .flat_map(|m| m.columns.iter().map(|c| c.column.to_string()))
+            })
+            .collect();
+        mismatched.sort();
+        mismatched.dedup();
+        let found = bars.len() - missing_positions.len();
+        let mut facts = SinkFacts {
+            expected_bars: bars.len(),
+            found_bars: found,
+            missing_positions,
+            mismatched_columns: mismatched,
+            duplicates_final: tables.values().map(|d| d.duplicates.len()).sum(),
+            extra_rows: tables.values().map(|d| d.extra.len()).sum(),
+            ..SinkFacts::default()
+        };
+        facts.duplicates_unmerged = self
+            .clickhouse
+            .unmerged_duplicates("ta_microbars", symbols)
+            .await? as usize;
+        if found == 0 {
+            facts.rows_in_other_database = self.clickhouse.database_holding(symbols).await?;
+            facts.unhealthy_replicas = self.clickhouse.unhealthy_replicas().await?;
+        }
+        Ok(facts)
+    }
+}
+
+/// Expected rows in emission order, and where each publish's rows start.
+#[derive(Default)]
+struct Expectations {
+    bars: Vec<Microbar>,
+    signals: Vec<Signal>,
+}
+
+impl Expectations {
+    fn add(&mut self, rows: Vec<Expected>) -> Vec<RowKey> {
+        let mut keys = Vec::new();
+        for row in rows {
+            match row {
+                Expected::Microbar(b) => {
+                    keys.push(b.key());
+                    self.bars.push(b);
+                }
+                Expected::Signal(s) => self.signals.push(s),
+            }
+        }
+        keys
+    }
+}
+
+/// What the polls have seen so far.
+#[derive(Default)]
+struct PollState {
+    observed: Observed,
+    first_seen: HashMap<RowKey, (OffsetDateTime, Duration)>,
+    last_poll: Option<Instant>,
+    last_error: Option<ClickHouseError>,
+}
+
+impl PollState {
+    /// Records one poll; ready once every expected key is in both tables.
+    fn observe(
+        &mut self,
+        fetched: Result<(Vec<Microbar>, Vec<Signal>), ClickHouseError>,
+        wanted: &[RowKey],
+    ) -> Poll<()> {
+        // The time since the previous poll bounds how late a first sighting is recorded.
+        let since_previous = self.last_poll.map_or(Duration::ZERO, |t| t.elapsed());
+        self.last_poll = Some(Instant::now());
+        let (bars, signals) = match fetched {
+            Ok(rows) => rows,
+            Err(e) => {
+                let text = e.to_string();
+                self.last_error = Some(e);
+                return Poll::Pending(format!("query failed: {text}"));
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        for b in &bars {
+            self.first_seen
+                .entry(b.key())
+                .or_insert((now, since_previous));
+        }
+        let bar_keys: HashSet<RowKey> = bars.iter().map(Columns::key).collect();
+        let sig_keys: HashSet<RowKey> = signals.iter().map(Columns::key).collect();
+        let have_bars = wanted.iter().filter(|k| bar_keys.contains(*k)).count();
+        let have_sigs = wanted.iter().filter(|k| sig_keys.contains(*k)).count();
+        self.observed.bars = bars;
+        self.observed.signals = signals;
+        if have_bars == wanted.len() && have_sigs == wanted.len() && !wanted.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending(format!(
+                "{have_bars}/{n} microbars, {have_sigs}/{n} signals",
+                n = wanted.len()
+            ))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Observed {
+    bars: Vec<Microbar>,
+    signals: Vec<Signal>,
+    first_seen: HashMap<RowKey, (OffsetDateTime, Duration)>,
+    attempts: Vec<wait::Attempt>,
+    waited_ms: u64,
+}
+
+fn expected_bars(sent: &[Sent], expected: &Expectations) -> Vec<ExpectedBar> {
+    let trigger: HashMap<&RowKey, OffsetDateTime> = sent
+        .iter()
+        .flat_map(|s| s.emitted.iter().map(move |k| (k, s.delivery.acked_at)))
+        .collect();
+    expected
+        .bars
+        .iter()
+        .map(|b| {
+            let key = b.key();
+            let trigger_ack = trigger
+                .get(&key)
+                .copied()
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            ExpectedBar { key, trigger_ack }
+        })
+        .collect()
+}
+
+fn latency_report(bars: &[ExpectedBar], observed: &Observed) -> LatencyReport {
+    let ms = |d: time::Duration| d.as_seconds_f64() * 1000.0;
+    let mut publish_to_visible = Vec::new();
+    let mut publish_to_emit = Vec::new();
+    let mut emit_to_visible = Vec::new();
+    let mut polling_error: f64 = 0.0;
+    for bar in bars {
+        let Some((seen_at, interval)) = observed.first_seen.get(&bar.key) else {
+            continue;
+        };
+        publish_to_visible.push(ms(*seen_at - bar.trigger_ack));
+        polling_error = polling_error.max(interval.as_secs_f64() * 1000.0);
+        if let Some(row) = observed.bars.iter().find(|b| b.key() == bar.key) {
+            publish_to_emit.push(ms(row.ingest_ts - bar.trigger_ack));
+            emit_to_visible.push(ms(*seen_at - row.ingest_ts));
+        }
+    }
+    LatencyReport {
+        publish_to_visible: latency::summarize(&publish_to_visible),
+        publish_to_ta_emit: latency::summarize(&publish_to_emit),
+        ta_emit_to_visible: latency::summarize(&emit_to_visible),
+        polling_error_ms: polling_error,
+    }
+}
+
+/// Where offset 0 sits on the wall clock.
+fn time_base(scenario: &Scenario) -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    match scenario.pacing {
+        // Start on the next whole second plus a little, so offsets map onto seconds as written.
+        Pacing::Realtime => now.replace_millisecond(0).unwrap_or(now) + time::Duration::seconds(1),
+        // Everything ends a second before now: in the past, never in the future.
+        Pacing::Compressed => {
+            let span = time::Duration::milliseconds(scenario.span_ms() as i64 + 2_000);
+            (now - span).replace_millisecond(0).unwrap_or(now - span)
+        }
+    }
+}
+
+/// Sleeps until the wall clock has passed `at` (so event times are never in the future).
+async fn wait_until_past(at: OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    if at > now {
+        let wait = (at - now).unsigned_abs();
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn event_channel(event: &Event) -> Channel {
+    match event {
+        Event::Trade(_) => Channel::Trades,
+        Event::Quote(_) => Channel::Quotes,
+    }
+}
+
+/// One trade per symbol in the second after its last event: it closes the last bar.
+fn closing_trades(
+    events: &[Event],
+    symbols: &BTreeMap<String, String>,
+    base: OffsetDateTime,
+) -> Vec<(Channel, String, OffsetDateTime, Event)> {
+    let mut last: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    for e in events {
+        if let Event::Trade(t) = e {
+            let entry = last.entry(t.symbol.as_str()).or_insert((0, t.price));
+            if t.at_ms >= entry.0 {
+                *entry = (t.at_ms, t.price);
+            }
+        }
+    }
+    last.into_iter()
+        .map(|(alias, (at_ms, price))| {
+            let closing_ms = (at_ms / 1000 + 1) * 1000 + 100;
+            let at = base + Duration::from_millis(closing_ms);
+            let trade = crate::scenario::TradeEvent {
+                symbol: alias.to_string(),
+                at_ms: closing_ms,
+                price,
+                size: 1.0,
+            };
+            (
+                Channel::Trades,
+                symbols[alias].clone(),
+                at,
+                Event::Trade(trade),
+            )
+        })
+        .collect()
+}
+
+/// The key the closing trade's bar would have (its seq is unknown, so only symbol and time).
+fn open_bar_key(symbol: &str, at: OffsetDateTime) -> RowKey {
+    let start = at.replace_millisecond(0).unwrap_or(at);
+    RowKey {
+        symbol: symbol.to_string(),
+        event_ts: start + time::Duration::seconds(1),
+        seq: 0,
+    }
+}
+
+/// The forwarder's message value for one event.
+fn message(event: &Event, symbol: &str, at: OffsetDateTime, seq: i64) -> String {
+    let ingest = OffsetDateTime::now_utc();
+    match event {
+        Event::Trade(t) => crate::envelope::trade_message(symbol, at, t.price, t.size, seq, ingest),
+        Event::Quote(q) => crate::envelope::quote_message(
+            symbol, at, q.bid, q.bid_size, q.ask, q.ask_size, seq, ingest,
+        ),
+    }
+}
