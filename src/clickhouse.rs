@@ -346,20 +346,24 @@ impl ClickHouse {
         table: &str,
         symbols: &[String],
     ) -> Result<u64, ClickHouseError> {
-        let sql = format!(
-            "SELECT (SELECT count() FROM {table} WHERE has(?, symbol)) \
-             - (SELECT count() FROM {table} FINAL WHERE has(?, symbol))"
-        );
-        let n: i64 = self
-            .bounded(
-                self.client
-                    .query(&sql)
-                    .bind(symbols)
-                    .bind(symbols)
-                    .fetch_one::<i64>(),
+        let all = self
+            .count(
+                &format!("SELECT count() FROM {table} WHERE has(?, symbol)"),
+                symbols,
             )
             .await?;
-        Ok(n.max(0) as u64)
+        let merged = self
+            .count(
+                &format!("SELECT count() FROM {table} FINAL WHERE has(?, symbol)"),
+                symbols,
+            )
+            .await?;
+        Ok(all.saturating_sub(merged))
+    }
+
+    async fn count(&self, sql: &str, symbols: &[String]) -> Result<u64, ClickHouseError> {
+        self.bounded(self.client.query(sql).bind(symbols).fetch_one::<u64>())
+            .await
     }
 
     /// Another database with a `ta_microbars` table that holds rows of these symbols.
@@ -396,8 +400,8 @@ impl ClickHouse {
             .bounded(
                 self.client
                     .query(
-                        "SELECT (SELECT count() FROM ta_microbars WHERE symbol = ?) \
-                         + (SELECT count() FROM ta_signals WHERE symbol = ?)",
+                        "SELECT count() FROM (SELECT symbol FROM ta_microbars WHERE symbol = ? \
+                         UNION ALL SELECT symbol FROM ta_signals WHERE symbol = ?)",
                     )
                     .bind(symbol)
                     .bind(symbol)

@@ -100,6 +100,13 @@ impl Lane {
             Lane::Prod => "torghut.quotes.v1",
         }
     }
+    /// `TA_GROUP_ID` of the lane's TA job (`pipeline.md` §1.1).
+    pub fn ta_group_id(self) -> &'static str {
+        match self {
+            Lane::Sim => "torghut-ta-sim-default",
+            Lane::Prod => "torghut-ta-live",
+        }
+    }
     pub fn database(self) -> &'static str {
         match self {
             Lane::Sim => "torghut_sim_default",
@@ -184,6 +191,9 @@ pub struct KafkaTarget {
     pub ca_file: Option<PathBuf>,
     pub trades_topic: String,
     pub quotes_topic: String,
+    /// The TA job's consumer group: its committed offsets tell "not consuming" from
+    /// "consuming but not writing".
+    pub ta_group_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +249,7 @@ struct FileKafka {
     ca_file: Option<PathBuf>,
     trades_topic: Option<String>,
     quotes_topic: Option<String>,
+    ta_group_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,6 +386,14 @@ fn resolve_kafka(file: FileKafka, lane: Lane, env: &dyn Env) -> Result<KafkaTarg
         file.password_env.as_deref(),
         file.password_file.as_deref(),
     )?;
+    if security_protocol.uses_sasl() && password.is_empty() {
+        return Err(ConfigError::Invalid {
+            name: "kafka password".into(),
+            value: String::new(),
+            expected: "a password for SASL: TORGHUT_E2E_KAFKA_PASSWORD, \
+                       TORGHUT_E2E_KAFKA_PASSWORD_FILE, or kafka.password_env / password_file",
+        });
+    }
     Ok(KafkaTarget {
         bootstrap: env
             .get(env::KAFKA_BOOTSTRAP)
@@ -397,6 +416,9 @@ fn resolve_kafka(file: FileKafka, lane: Lane, env: &dyn Env) -> Result<KafkaTarg
         quotes_topic: file
             .quotes_topic
             .unwrap_or_else(|| lane.quotes_topic().into()),
+        ta_group_id: file
+            .ta_group_id
+            .unwrap_or_else(|| lane.ta_group_id().into()),
     })
 }
 
@@ -508,8 +530,25 @@ mod tests {
             .collect()
     }
 
+    /// Loads with a Kafka password in the environment unless the text names a password file.
     fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_toml(text, Path::new("t.toml"), &env(vars))
+        let mut vars = env(vars);
+        if !text.contains("password_file") {
+            vars.entry(env::KAFKA_PASSWORD.into())
+                .or_insert_with(|| "pw".into());
+        }
+        Config::from_toml(text, Path::new("t.toml"), &vars)
+    }
+
+    #[test]
+    fn sasl_without_a_password_is_a_config_error() {
+        let err = Config::from_toml("", Path::new("t.toml"), &env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("TORGHUT_E2E_KAFKA_PASSWORD"),
+            "{err}"
+        );
+        let plain = [(env::KAFKA_SECURITY_PROTOCOL, "PLAINTEXT")];
+        assert!(Config::from_toml("", Path::new("t.toml"), &env(&plain)).is_ok());
     }
 
     #[test]

@@ -222,3 +222,45 @@ pub fn message_text<M: Message>(m: &M) -> (Option<String>, Option<String>) {
     let payload = m.payload().map(|p| String::from_utf8_lossy(p).into_owned());
     (key, payload)
 }
+
+/// Offsets the TA job's consumer group has committed on `topic`'s partitions (OffsetFetch only:
+/// the probe never joins the group, so it cannot disturb the job's assignment).
+pub async fn committed_offsets(
+    target: &KafkaTarget,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<i32, i64>, KafkaProbeError> {
+    let (target, group, topic) = (target.clone(), group.to_string(), topic.to_string());
+    let partitions = partitions.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let capture = ErrorCapture::default();
+        let consumer: BaseConsumer<ErrorCapture> = client_config(&target)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create_with_context(capture.clone())?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(&topic, *p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, timeout)
+            .map_err(|e| explain(&target, &capture, e))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(KafkaProbeError::Unreachable {
+            bootstrap: String::new(),
+            detail: format!("offset task failed: {e}"),
+        })
+    })
+}

@@ -2,6 +2,7 @@
 //! ClickHouse, compare, measure, diagnose.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use crate::report::{LatencyReport, ScenarioReport, Verdict};
 use crate::scenario::{Event, Pacing, Scenario, Table};
 use crate::symbols::{self, RunId};
 use crate::wait::{self, Poll};
+
+/// Pace of the watcher that runs during publishing.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Why a scenario could not run at all (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +80,24 @@ impl Runner<'_> {
                 return Err(RunError::SymbolNotFresh(symbol.clone()));
             }
         }
-        let (sent, closers, expected) = self.publish(scenario, &symbols).await?;
+        let names: Vec<String> = symbols.values().cloned().collect();
+        // Watch ClickHouse while publishing, so first sightings (latency) are timed as they
+        // happen even when a real-time scenario publishes for a minute.
+        let state = Arc::new(Mutex::new(PollState::default()));
+        let publishing = AtomicBool::new(true);
+        let (published, ()) = tokio::join!(
+            async {
+                let r = self.publish(scenario, &symbols).await;
+                publishing.store(false, Ordering::Relaxed);
+                r
+            },
+            self.watch(&names, &state, &publishing),
+        );
+        let (sent, closers, mut expected) = published?;
+        expected.drop_bars_of(&closers);
         let published_at = Instant::now();
         let bars = expected_bars(&sent, &expected);
-        let names: Vec<String> = symbols.values().cloned().collect();
-        let observed = self.wait_for(scenario, &names, &bars).await?;
+        let observed = self.wait_for(scenario, &names, &bars, state).await?;
         let mut report = self
             .judge(scenario, &names, &expected, &bars, &closers, observed)
             .await?;
@@ -159,14 +176,29 @@ impl Runner<'_> {
     }
 
     /// Polls ClickHouse until every expected key is in both tables, or the deadline.
+    /// Polls at a fixed pace while `active`, recording first sightings only.
+    async fn watch(&self, symbols: &[String], state: &Mutex<PollState>, active: &AtomicBool) {
+        while active.load(Ordering::Relaxed) {
+            let fetched = tokio::try_join!(
+                self.clickhouse.microbars(symbols),
+                self.clickhouse.signals(symbols)
+            );
+            let _ = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .observe(fetched, &[]);
+            tokio::time::sleep(WATCH_INTERVAL).await;
+        }
+    }
+
     async fn wait_for(
         &self,
         scenario: &Scenario,
         symbols: &[String],
         bars: &[ExpectedBar],
+        state: Arc<Mutex<PollState>>,
     ) -> Result<Observed, RunError> {
         let wanted: Arc<Vec<RowKey>> = Arc::new(bars.iter().map(|b| b.key.clone()).collect());
-        let state = Arc::new(Mutex::new(PollState::default()));
         let waited = wait::until(scenario.deadline, wait::Backoff::default(), || {
             let (ch, state, wanted) = (self.clickhouse, state.clone(), wanted.clone());
             async move {
@@ -321,6 +353,18 @@ struct Expectations {
 }
 
 impl Expectations {
+    /// The closing trade's own bar is tolerated, not expected: whether it is emitted depends on
+    /// traffic after the run (`pipeline.md` §7.2 rule 6).
+    fn drop_bars_of(&mut self, closers: &[RowKey]) {
+        let closing = |k: &RowKey| {
+            closers
+                .iter()
+                .any(|c| c.symbol == k.symbol && c.event_ts == k.event_ts)
+        };
+        self.bars.retain(|b| !closing(&b.key()));
+        self.signals.retain(|s| !closing(&s.key()));
+    }
+
     fn add(&mut self, rows: Vec<Expected>) -> Vec<RowKey> {
         let mut keys = Vec::new();
         for row in rows {

@@ -171,7 +171,8 @@ fn mismatches(got: &SignalValues, want: &Value, end_ms: i64) -> Vec<String> {
     out
 }
 
-/// Runs every case through `engine()` and fails listing the first differences of every case.
+/// Runs every case through `on_event` (called with `None` to reset between cases) and fails
+/// listing the first differences of every case.
 fn check(label: &str, mut on_event: impl FnMut(&str, Option<&Event>) -> Option<SignalValues>) {
     let cases = load_all();
     let mut failures = Vec::new();

@@ -38,6 +38,9 @@ pub use signals::{BarInput, Quote, SessionSums, SignalConfig, SignalEngine, Sign
 pub const ROW_VERSION: u32 = 1;
 
 /// One row the job must write.
+// Rows are moved straight into per-table vectors by their consumers; boxing the larger variant
+// would cost an allocation per row for no benefit.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expected {
     Microbar(Microbar),
@@ -102,8 +105,9 @@ impl From<&Envelope<TradePayload>> for Trade {
 pub struct SeedState {
     /// The last microbar `seq` the job emitted for the symbol; the next bar gets `last_seq + 1`.
     pub last_seq: u64,
-    /// Retained bars in the job's list order (time order; for equal end times, the later-written
-    /// row last); only the last 360 matter.
+    /// Retained bars in the job's list order: time order and, for equal end times, emission
+    /// order — e.g. the symbol's latest `ta_microbars FINAL` rows ordered by `(event_ts, seq)`.
+    /// Only the last 360 matter.
     pub bars: Vec<BarInput>,
     /// Σ c·v and Σ v over every bar the job ever processed for the symbol (`vwap_session`).
     pub session: SessionSums,
@@ -178,8 +182,18 @@ pub struct Oracle {
 }
 
 impl Oracle {
+    /// The production / simulation configuration (`SignalConfig::default()`).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Another signal configuration, e.g. the code default `TA_QUOTE_STALE_AFTER_MS` of 2000 ms
+    /// for a deployment that does not override it.
+    pub fn with_config(config: SignalConfig) -> Self {
+        Oracle {
+            config,
+            ..Self::default()
+        }
     }
 
     /// Gives `symbol` the state it has after earlier runs. Call it before any message of that

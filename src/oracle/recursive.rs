@@ -187,7 +187,7 @@ mod tests {
         // A deterministic, bumpy series with flats, rises and falls.
         let x = i as f64;
         100.0 + (x * 0.7).sin() * 3.0 + ((i * 7919) % 13) as f64 * 0.05
-            - if i % 5 == 0 { 0.4 } else { 0.0 }
+            - if i.is_multiple_of(5) { 0.4 } else { 0.0 }
     }
 
     fn assert_close(a: f64, b: f64, what: &str) {
