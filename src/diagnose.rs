@@ -76,7 +76,8 @@ pub struct SinkFacts {
     /// Another database holding the run's rows, if one was found.
     pub rows_in_other_database: Option<String>,
     pub unhealthy_replicas: Vec<String>,
-    pub write_errors_hint: Option<String>,
+    /// Whether the TA job's consumer group committed past the run's trades.
+    pub ta_consumed: Option<bool>,
 }
 
 /// The findings for the ClickHouse stage, most fundamental first.
@@ -110,6 +111,17 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
             runbook: RUNBOOK_DUPLICATES,
         });
     }
+    if facts.duplicates_unmerged > 0 {
+        findings.push(Finding {
+            hop: Hop::ClickhouseSink,
+            cause: format!(
+                "{} duplicate rows visible without FINAL: the TA job writes rows twice, and \
+                 Jangar (which reads without FINAL) shows them until parts merge",
+                facts.duplicates_unmerged
+            ),
+            runbook: RUNBOOK_DUPLICATES,
+        });
+    }
     if facts.extra_rows > 0 {
         findings.push(Finding {
             hop: Hop::TaJob,
@@ -122,6 +134,37 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// A p95 publish → visible latency over the scenario's limit; the TA emit → visible part says
+/// whether the time went before or after the job's emission.
+pub fn latency(
+    limit_ms: f64,
+    p95_ms: f64,
+    emit_to_visible: &crate::latency::Summary,
+) -> Option<Finding> {
+    if p95_ms <= limit_ms {
+        return None;
+    }
+    let sink_ms = emit_to_visible.p95_ms.unwrap_or(0.0);
+    let (hop, place) = if sink_ms > limit_ms / 2.0 {
+        (
+            Hop::ClickhouseSink,
+            "between the TA job's emission and visibility (sink flush or slow writes)",
+        )
+    } else {
+        (
+            Hop::TaJob,
+            "before the TA job emitted the bars (consumer lag or watermark)",
+        )
+    };
+    Some(Finding {
+        hop,
+        cause: format!(
+            "p95 publish → visible latency {p95_ms:.0} ms exceeds {limit_ms:.0} ms; most of it is {place}"
+        ),
+        runbook: RUNBOOK_LATENCY,
+    })
 }
 
 fn no_rows(facts: &SinkFacts) -> Finding {
@@ -145,10 +188,13 @@ fn no_rows(facts: &SinkFacts) -> Finding {
             runbook: RUNBOOK_READONLY,
         };
     }
-    if let Some(hint) = &facts.write_errors_hint {
+    if facts.ta_consumed == Some(true) {
         return Finding {
             hop: Hop::ClickhouseSink,
-            cause: format!("no rows; ClickHouse rejects writes: {hint}"),
+            cause: "the TA job consumed every trade (its group committed past them) but no row \
+                    landed in any database: its ClickHouse writes fail (read-only replicas, \
+                    missing tables, credentials)"
+                .into(),
             runbook: RUNBOOK_READONLY,
         };
     }

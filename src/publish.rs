@@ -48,6 +48,7 @@ pub enum PublishError {
 
 pub struct Publisher {
     producer: FutureProducer<ErrorCapture>,
+    target: KafkaTarget,
     trades_topic: String,
     quotes_topic: String,
     timeout: Duration,
@@ -73,10 +74,15 @@ impl Publisher {
     pub fn new(target: &KafkaTarget, timeout: Duration) -> Result<Self, PublishError> {
         Ok(Self {
             producer: kafka::producer(target).map_err(PublishError::Producer)?,
+            target: target.clone(),
             trades_topic: target.trades_topic.clone(),
             quotes_topic: target.quotes_topic.clone(),
             timeout,
         })
+    }
+
+    pub fn target(&self) -> &KafkaTarget {
+        &self.target
     }
 
     pub fn topic(&self, channel: Channel) -> &str {

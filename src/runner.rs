@@ -16,7 +16,7 @@ use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{Expected, Oracle};
 use crate::publish::{Channel, Delivery, Publisher};
 use crate::report::{LatencyReport, ScenarioReport, Verdict};
-use crate::scenario::{Event, Pacing, Scenario, Table};
+use crate::scenario::{Close, Event, Pacing, Scenario, Table};
 use crate::symbols::{self, RunId};
 use crate::wait::{self, Poll};
 
@@ -98,12 +98,23 @@ impl Runner<'_> {
         let published_at = Instant::now();
         let bars = expected_bars(&sent, &expected);
         let observed = self.wait_for(scenario, &names, &bars, state).await?;
+        let deliveries: Vec<Delivery> = sent.iter().map(|s| s.delivery.clone()).collect();
         let mut report = self
-            .judge(scenario, &names, &expected, &bars, &closers, observed)
+            .judge(
+                scenario,
+                Evidence {
+                    symbols: &names,
+                    expected: &expected,
+                    bars: &bars,
+                    closers: &closers,
+                    deliveries: &deliveries,
+                },
+                observed,
+            )
             .await?;
         report.symbols = symbols;
         report.messages_published = sent.len();
-        report.deliveries = sent.into_iter().map(|s| s.delivery).collect();
+        report.deliveries = deliveries;
         report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
@@ -144,7 +155,7 @@ impl Runner<'_> {
                 event.clone(),
             ));
         }
-        let closers = closing_trades(&scenario.events, symbols, base);
+        let closers = closing_trades(scenario, self.run_id, symbols, base);
         let closer_keys: Vec<RowKey> = closers
             .iter()
             .map(|(_, s, at, _)| open_bar_key(s, *at))
@@ -224,12 +235,16 @@ impl Runner<'_> {
     async fn judge(
         &self,
         scenario: &Scenario,
-        symbols: &[String],
-        expected: &Expectations,
-        bars: &[ExpectedBar],
-        closers: &[RowKey],
+        run: Evidence<'_>,
         observed: Observed,
     ) -> Result<ScenarioReport, RunError> {
+        let Evidence {
+            symbols,
+            expected,
+            bars,
+            closers,
+            deliveries,
+        } = run;
         // The closing trade's own bar may appear (watermark) or not: tolerated either way.
         let tolerated = |k: &RowKey| {
             closers
@@ -267,9 +282,20 @@ impl Runner<'_> {
             );
             tables.insert(Table::Signals.name().to_string(), d);
         }
-        let facts = self.facts(symbols, bars, &obs_bars, &tables).await?;
-        let findings = diagnose::sink(&facts);
+        let facts = self
+            .facts(deliveries, symbols, bars, &obs_bars, &tables)
+            .await?;
+        let mut findings = diagnose::sink(&facts);
         let latency = latency_report(bars, &observed);
+        if let (Some(limit), Some(p95)) =
+            (scenario.max_latency_ms, latency.publish_to_visible.p95_ms)
+        {
+            findings.extend(diagnose::latency(
+                limit as f64,
+                p95,
+                &latency.ta_emit_to_visible,
+            ));
+        }
         let all_clean = !tables.is_empty() && tables.values().all(TableDiff::is_clean);
         let verdict = if findings.is_empty() && all_clean {
             Verdict::Pass
@@ -299,8 +325,38 @@ impl Runner<'_> {
         })
     }
 
+    /// Whether the TA job's group has committed offsets past every trade of the run. `None`
+    /// when that cannot be told (no commit yet: Flink commits on checkpoints).
+    async fn ta_consumed(&self, deliveries: &[Delivery]) -> Option<bool> {
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        for d in deliveries.iter().filter(|d| d.channel == Channel::Trades) {
+            let e = last.entry(d.partition).or_insert(d.offset);
+            *e = (*e).max(d.offset);
+        }
+        let partitions: Vec<i32> = last.keys().copied().collect();
+        let target = self.publisher.target();
+        let committed = crate::kafka::committed_offsets(
+            target,
+            &target.ta_group_id,
+            &target.trades_topic,
+            &partitions,
+            Duration::from_secs(5),
+        )
+        .await
+        .ok()?;
+        if committed.is_empty() {
+            return None;
+        }
+        // A committed offset is the next offset to read.
+        Some(
+            last.iter()
+                .all(|(p, o)| committed.get(p).is_some_and(|c| c > o)),
+        )
+    }
+
     async fn facts(
         &self,
+        deliveries: &[Delivery],
         symbols: &[String],
         bars: &[ExpectedBar],
         observed: &[Microbar],
@@ -340,9 +396,19 @@ impl Runner<'_> {
         if found == 0 {
             facts.rows_in_other_database = self.clickhouse.database_holding(symbols).await?;
             facts.unhealthy_replicas = self.clickhouse.unhealthy_replicas().await?;
+            facts.ta_consumed = self.ta_consumed(deliveries).await;
         }
         Ok(facts)
     }
+}
+
+/// What the publish phase established, for judging what ClickHouse shows.
+struct Evidence<'a> {
+    symbols: &'a [String],
+    expected: &'a Expectations,
+    bars: &'a [ExpectedBar],
+    closers: &'a [RowKey],
+    deliveries: &'a [Delivery],
 }
 
 /// Expected rows in emission order, and where each publish's rows start.
@@ -513,14 +579,16 @@ fn event_channel(event: &Event) -> Channel {
     }
 }
 
-/// One trade per symbol in the second after its last event: it closes the last bar.
+/// The trades that close each symbol's last bar: per symbol in the next second, or one clock
+/// trade 3 s after the last event that moves the watermark past every bar.
 fn closing_trades(
-    events: &[Event],
+    scenario: &Scenario,
+    run: &RunId,
     symbols: &BTreeMap<String, String>,
     base: OffsetDateTime,
 ) -> Vec<(Channel, String, OffsetDateTime, Event)> {
     let mut last: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
-    for e in events {
+    for e in &scenario.events {
         if let Event::Trade(t) = e {
             let entry = last.entry(t.symbol.as_str()).or_insert((0, t.price));
             if t.at_ms >= entry.0 {
@@ -528,25 +596,44 @@ fn closing_trades(
             }
         }
     }
-    last.into_iter()
-        .map(|(alias, (at_ms, price))| {
-            let closing_ms = (at_ms / 1000 + 1) * 1000 + 100;
-            let at = base + Duration::from_millis(closing_ms);
-            let trade = crate::scenario::TradeEvent {
-                symbol: alias.to_string(),
-                at_ms: closing_ms,
-                price,
-                size: 1.0,
-            };
-            (
-                Channel::Trades,
-                symbols[alias].clone(),
-                at,
-                Event::Trade(trade),
-            )
-        })
-        .collect()
+    let trade = |alias: &str, symbol: String, at_ms: u64, price: f64| {
+        let at = base + Duration::from_millis(at_ms);
+        let t = crate::scenario::TradeEvent {
+            symbol: alias.to_string(),
+            at_ms,
+            price,
+            size: 1.0,
+        };
+        (Channel::Trades, symbol, at, Event::Trade(t))
+    };
+    match scenario.close {
+        Close::Trade => last
+            .into_iter()
+            .map(|(alias, (at_ms, price))| {
+                trade(
+                    alias,
+                    symbols[alias].clone(),
+                    (at_ms / 1000 + 1) * 1000 + 100,
+                    price,
+                )
+            })
+            .collect(),
+        Close::Watermark => {
+            let end = last.values().map(|(at, _)| *at).max().unwrap_or(0);
+            // Past the last bar's end by more than the 2,000 ms out-of-orderness bound.
+            let at_ms = (end / 1000 + 1) * 1000 + 2_500;
+            vec![trade(
+                CLOCK_ALIAS,
+                symbols::synthetic(run, CLOCK_ALIAS),
+                at_ms,
+                1.0,
+            )]
+        }
+    }
 }
+
+/// Alias of the clock symbol a watermark-closed scenario trades once at the end.
+const CLOCK_ALIAS: &str = "CLOCK";
 
 /// The key the closing trade's bar would have (its seq is unknown, so only symbol and time).
 fn open_bar_key(symbol: &str, at: OffsetDateTime) -> RowKey {

@@ -117,7 +117,7 @@ pub struct SeedState {
 
 /// FxHash: symbols are short keys hashed once per trade; SipHash's DoS resistance buys nothing.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FxHasher {
+struct FxHasher {
     hash: u64,
 }
 

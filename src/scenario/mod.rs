@@ -45,6 +45,18 @@ pub enum Pacing {
     Compressed,
 }
 
+/// How the last open bar of each symbol gets closed (`pipeline.md` §7.2 rule 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Close {
+    /// One more trade of the same symbol in the next second: rule 3, independent of watermarks.
+    #[default]
+    Trade,
+    /// One trade of a separate clock symbol 3 s later: the bars close only when the watermark
+    /// passes them, which needs idle partitions to be released (failure mode 16).
+    Watermark,
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
 )]
@@ -114,6 +126,10 @@ struct RawScenario {
     #[serde(default)]
     pacing: Pacing,
     deadline_secs: Option<Spanned<u64>>,
+    /// Fail when p95 publish → visible exceeds this (milliseconds).
+    max_latency_ms: Option<u64>,
+    #[serde(default)]
+    close: Close,
     #[serde(default = "default_tables")]
     tables: Vec<Table>,
     /// Columns left out of the comparison, per table (`ingest_ts` always is).
@@ -156,6 +172,8 @@ pub struct Scenario {
     pub pacing: Pacing,
     /// How long to wait for the expected rows after the last publish.
     pub deadline: std::time::Duration,
+    pub max_latency_ms: Option<u64>,
+    pub close: Close,
     pub tables: Vec<Table>,
     pub ignore_columns: BTreeMap<String, Vec<String>>,
     pub default_tolerance: Tolerance,
@@ -337,6 +355,8 @@ fn build(raw: RawScenario, path: &Path) -> Scenario {
         stages: raw.stages,
         pacing: raw.pacing,
         deadline: std::time::Duration::from_secs(raw.deadline_secs.map_or(60, Spanned::into_inner)),
+        max_latency_ms: raw.max_latency_ms,
+        close: raw.close,
         tables: raw.tables,
         ignore_columns: raw
             .ignore_columns

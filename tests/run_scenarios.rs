@@ -1,0 +1,492 @@
+//! `torghut-e2e run` end to end against the reference stack: every shipped scenario passes on the
+//! stack's stand-in TA job, and each fault switch of a private stand-in makes the run fail with
+//! the right hop and cause.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use serde_json::Value;
+use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::kafka;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the validator; returns its output and the parsed JSON report.
+fn validator(args: &[&str], extra_env: &[(String, String)]) -> (Output, Value) {
+    let report = std::env::temp_dir().join(format!("{}.json", common::unique("t2e-report")));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torghut-e2e"));
+    cmd.arg("run").args(args).arg("--report-json").arg(&report);
+    cmd.env_remove("TORGHUT_E2E_CONFIG").current_dir(root());
+    for (k, v) in common::validator_env()
+        .into_iter()
+        .chain(extra_env.iter().cloned())
+    {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run torghut-e2e");
+    let json = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    std::fs::remove_file(&report).ok();
+    (out, json)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_scenarios_pass_against_the_reference_stack() {
+    let (out, report) = tokio::task::spawn_blocking(|| validator(&["scenarios/"], &[]))
+        .await
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert_eq!(report["schema"], "torghut-e2e/report/v1");
+    assert_eq!(report["verdict"], "pass", "{shown}");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "smoke",
+        "indicator-warmup",
+        "edge-cases",
+        "quotes-imbalance",
+        "multi-symbol",
+        "watermark-close",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for s in scenarios {
+        for (table, diff) in s["tables"].as_object().unwrap() {
+            let matched = diff["matched"].as_u64().unwrap();
+            assert!(
+                matched > 0,
+                "{} {table}: a pass must rest on rows",
+                s["name"]
+            );
+            assert_eq!(
+                Some(matched),
+                diff["expected"].as_u64(),
+                "{} {table}",
+                s["name"]
+            );
+        }
+        assert!(
+            s["latency"]["publish_to_visible"]["count"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    // Positive evidence that the warm-up scenario reached every indicator, and that the
+    // multi-symbol one used every partition.
+    let warm = scenarios
+        .iter()
+        .find(|s| s["name"] == "indicator-warmup")
+        .unwrap();
+    let symbol = warm["symbols"]["WARM"].as_str().unwrap().to_string();
+    let ch = ClickHouse::new(&common::clickhouse("torghut_sim_default"), common::TIMEOUT);
+    let nulls: u64 = ch
+        .bounded(
+            ch.client()
+                .query(
+                    "SELECT countIf(rsi14 IS NULL OR boll_mid IS NULL OR vwap_w5m IS NULL \
+                     OR vol_realized_w60s IS NULL OR ema26 IS NULL) FROM ta_signals FINAL \
+                     WHERE symbol = ? AND event_ts = (SELECT max(event_ts) FROM ta_signals WHERE symbol = ?)",
+                )
+                .bind(&symbol)
+                .bind(&symbol)
+                .fetch_one::<u64>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nulls, 0, "the last warm-up signal has every indicator");
+    let multi = scenarios
+        .iter()
+        .find(|s| s["name"] == "multi-symbol")
+        .unwrap();
+    let mut partitions: Vec<i64> = multi["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["partition"].as_i64().unwrap())
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    assert!(
+        partitions.len() >= 2,
+        "8 symbols spread over partitions: {partitions:?}"
+    );
+}
+
+/// A private stand-in TA job on scratch topics and a scratch database, with fault flags.
+struct PrivateTa {
+    child: Child,
+    topic: String,
+    database: String,
+    group: String,
+}
+
+impl Drop for PrivateTa {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl PrivateTa {
+    async fn start(faults: &[&str]) -> Self {
+        let topic = common::unique("t2e.trades");
+        let quotes = format!("{topic}.quotes");
+        let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
+            .create()
+            .unwrap();
+        let new: Vec<NewTopic> = [&topic, &quotes]
+            .iter()
+            .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
+            .collect();
+        for r in admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        let database = common::unique("t2e_fault");
+        let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
+        for sql in [
+            format!("CREATE DATABASE {database}"),
+            format!("CREATE TABLE {database}.ta_microbars AS torghut.ta_microbars"),
+            format!("CREATE TABLE {database}.ta_signals AS torghut.ta_signals"),
+        ] {
+            ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
+        }
+        let group = common::unique("t2e-ta");
+        let bin = root().join("target/debug/refstack");
+        assert!(
+            bin.exists(),
+            "{} is built by scripts/stack up",
+            bin.display()
+        );
+        let c = common::clickhouse(&database);
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("{group}.log"))).unwrap();
+        let child = Command::new(bin)
+            .args(["ta", "--lane", "sim", "--kafka-bootstrap"])
+            .arg(&common::kafka_plain().bootstrap)
+            .args([
+                "--trades-topic",
+                &topic,
+                "--quotes-topic",
+                &quotes,
+                "--group-id",
+                &group,
+            ])
+            .args([
+                "--auto-offset-reset",
+                "earliest",
+                "--idle-timeout-ms",
+                "2000",
+            ])
+            .args([
+                "--commit-interval-ms",
+                "500",
+                "--database",
+                &database,
+                "--no-admin",
+            ])
+            .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
+            .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
+            .args(faults)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        PrivateTa {
+            child,
+            topic,
+            database,
+            group,
+        }
+    }
+
+    /// Runs a scenario through this instance's topics and database.
+    async fn validate(&self, scenario: &str) -> (Output, Value) {
+        let config = std::env::temp_dir().join(format!("{}.toml", self.group));
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nta_group_id = {:?}\n",
+                self.topic,
+                format!("{}.quotes", self.topic),
+                self.group
+            ),
+        )
+        .unwrap();
+        let env = vec![(
+            "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
+            self.database.clone(),
+        )];
+        let path = scenario_file(scenario);
+        let config_arg = config.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            validator(&[path.to_str().unwrap(), "--config", &config_arg], &env)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// A short scenario for fault runs: six seconds of trades, compressed, short deadline.
+fn scenario_file(close: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-fault")));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "fault-probe"
+symbols = ["F"]
+pacing = "{pacing}"
+close = "{close}"
+deadline_secs = 8
+max_latency_ms = 2500
+[[generators]]
+kind = "ramp"
+symbol = "F"
+seconds = 6
+per_second = 2
+price = 50.0
+step = 0.05
+size = 3.0
+"#,
+            pacing = if close == "watermark" {
+                "realtime"
+            } else {
+                "compressed"
+            }
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Asserts a failed run (exit 1) whose findings name `hop` and contain `cause`.
+fn assert_fails(result: &(Output, Value), hop: &str, cause: &str) {
+    let (out, report) = result;
+    let shown = text(out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let findings = report["scenarios"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["hop"] == hop && f["cause"].as_str().unwrap_or("").contains(cause)),
+        "expected a finding at {hop} containing {cause:?}:\n{shown}"
+    );
+    assert!(shown.contains("runbook:"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_private_instance_passes() {
+    let ta = PrivateTa::start(&[]).await;
+    let (out, report) = ta.validate("trade").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        report["scenarios"][0]["tables"]["ta_microbars"]["matched"],
+        6
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_is_named_as_the_ta_job_not_consuming() {
+    let ta = PrivateTa::start(&["--stall"]).await;
+    let r = ta.validate("trade").await;
+    assert_fails(&r, "ta_job", "not consuming");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_bars_are_named() {
+    let ta = PrivateTa::start(&["--drop-every-nth-bar", "2"]).await;
+    assert_fails(&ta.validate("trade").await, "ta_job", "drops bars");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_maths_names_the_columns() {
+    let ta = PrivateTa::start(&["--wrong-math", "ema_sma_seed"]).await;
+    let r = ta.validate("trade").await;
+    assert_fails(&r, "ta_job", "ema12");
+    assert!(text(&r.0).contains("first divergent row"), "{}", text(&r.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_stddev_shows_in_bollinger_or_volatility() {
+    let ta = PrivateTa::start(&["--wrong-math", "sample_stddev"]).await;
+    assert_fails(&ta.validate("trade").await, "ta_job", "vol_realized_w60s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_writes_are_named() {
+    let ta = PrivateTa::start(&["--duplicate-writes"]).await;
+    assert_fails(
+        &ta.validate("trade").await,
+        "clickhouse_sink",
+        "without FINAL",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_in_another_database_are_found() {
+    let other = common::unique("t2e_other");
+    let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
+    for sql in [
+        format!("CREATE DATABASE {other}"),
+        format!("CREATE TABLE {other}.ta_microbars AS torghut.ta_microbars"),
+        format!("CREATE TABLE {other}.ta_signals AS torghut.ta_signals"),
+    ] {
+        ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
+    }
+    let ta = PrivateTa::start(&["--write-database", &other]).await;
+    assert_fails(
+        &ta.validate("trade").await,
+        "clickhouse_sink",
+        &format!("in {other}"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_clickhouse_is_named_from_the_consumer_offsets() {
+    let ta = PrivateTa::start(&["--readonly"]).await;
+    assert_fails(
+        &ta.validate("trade").await,
+        "clickhouse_sink",
+        "writes fail",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_writes_fail_the_latency_threshold() {
+    let ta = PrivateTa::start(&["--write-delay-ms", "4000"]).await;
+    assert_fails(
+        &ta.validate("trade").await,
+        "clickhouse_sink",
+        "exceeds 2500 ms",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_watermark_leaves_the_last_bar_missing() {
+    let ta = PrivateTa::start(&["--stuck-watermark"]).await;
+    assert_fails(
+        &ta.validate("watermark").await,
+        "ta_job",
+        "watermark is not advancing",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_job_after_a_poison_message_is_not_consuming() {
+    let mut ta = PrivateTa::start(&["--crash-on-poison"]).await;
+    let producer = kafka::producer(&common::kafka_plain()).unwrap();
+    let poison = torghut_e2e::envelope::trade_message(
+        "POISON",
+        time::OffsetDateTime::now_utc(),
+        1.0,
+        1.0,
+        1,
+        time::OffsetDateTime::now_utc(),
+    );
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&ta.topic)
+                .key("POISON")
+                .payload(&poison),
+            common::TIMEOUT,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(s) = ta.child.try_wait().unwrap() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the stand-in exits on the poison message");
+    assert!(!status.success());
+    assert_fails(&ta.validate("trade").await, "ta_job", "not consuming");
+}
+
+#[test]
+fn malformed_scenario_is_a_usage_error_and_publishes_nothing() {
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-bad")));
+    std::fs::write(
+        &path,
+        "name = \"x\"\nsymbols = [\"A\"]\n[[trades]]\nsymbol = \"B\"\n",
+    )
+    .unwrap();
+    let (out, _) = validator(&[path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let located = format!("{}:", path.display());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&located),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn stopped_broker_exits_3_within_the_deadline() {
+    let env = vec![(
+        "TORGHUT_E2E_KAFKA_BOOTSTRAP".to_string(),
+        "127.0.0.1:1".to_string(),
+    )];
+    let started = std::time::Instant::now();
+    let (out, report) = validator(&["scenarios/smoke.toml"], &env);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(report["verdict"], "error");
+    assert!(
+        report["scenarios"].as_array().unwrap().is_empty(),
+        "nothing ran"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn wrong_password_exits_3() {
+    let env = vec![(
+        "TORGHUT_E2E_KAFKA_PASSWORD".to_string(),
+        "wrong".to_string(),
+    )];
+    let (out, _) = validator(&["scenarios/smoke.toml"], &env);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("authentication failed"),
+        "{}",
+        text(&out)
+    );
+}
