@@ -218,8 +218,26 @@ pub struct Config {
     pub kafka: KafkaTarget,
     pub clickhouse: ClickHouseTarget,
     pub webdriver: WebDriverTarget,
+    pub jangar: JangarTarget,
+    /// Where screenshots, API responses and other evidence of a run are written.
+    pub artifacts_dir: PathBuf,
     /// Bound for each preflight probe.
     pub connect_timeout: Duration,
+}
+
+/// The Jangar deployment the API and browser stages observe.
+#[derive(Debug, Clone)]
+pub struct JangarTarget {
+    /// e.g. `http://jangar.jangar.svc:3000`; the API and browser stages need it.
+    pub base_url: Option<String>,
+    /// A symbol of the trading universe to observe where Jangar cannot see synthetic symbols
+    /// (production lists only the universe); unset means the run's synthetic symbols.
+    pub live_symbol: Option<String>,
+    pub request_timeout: Duration,
+    /// Fail when now − newest `event_ts` seen through the API exceeds this.
+    pub max_freshness: Duration,
+    /// Retries of an API call that failed to connect or answered 5xx (history is reported).
+    pub retries: u32,
 }
 
 /// The config file, as written by a person. Every field is optional.
@@ -235,6 +253,19 @@ struct FileConfig {
     clickhouse: FileClickHouse,
     #[serde(default)]
     webdriver: FileWebDriver,
+    #[serde(default)]
+    jangar: FileJangar,
+    artifacts_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJangar {
+    base_url: Option<String>,
+    live_symbol: Option<String>,
+    request_timeout_ms: Option<u64>,
+    max_freshness_secs: Option<u64>,
+    retries: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +316,9 @@ pub mod env {
     pub const CLICKHOUSE_PASSWORD: &str = "TORGHUT_E2E_CLICKHOUSE_PASSWORD";
     pub const CLICKHOUSE_PASSWORD_FILE: &str = "TORGHUT_E2E_CLICKHOUSE_PASSWORD_FILE";
     pub const WEBDRIVER_URL: &str = "TORGHUT_E2E_WEBDRIVER_URL";
+    pub const JANGAR_URL: &str = "TORGHUT_E2E_JANGAR_URL";
+    pub const JANGAR_LIVE_SYMBOL: &str = "TORGHUT_E2E_JANGAR_LIVE_SYMBOL";
+    pub const ARTIFACTS_DIR: &str = "TORGHUT_E2E_ARTIFACTS_DIR";
 }
 
 /// Source of environment variables; a map in unit tests, the process environment otherwise.
@@ -338,6 +372,20 @@ impl Config {
             webdriver: WebDriverTarget {
                 url: env.get(env::WEBDRIVER_URL).or(file.webdriver.url),
             },
+            jangar: JangarTarget {
+                base_url: env.get(env::JANGAR_URL).or(file.jangar.base_url),
+                live_symbol: env.get(env::JANGAR_LIVE_SYMBOL).or(file.jangar.live_symbol),
+                request_timeout: Duration::from_millis(
+                    file.jangar.request_timeout_ms.unwrap_or(10_000),
+                ),
+                max_freshness: Duration::from_secs(file.jangar.max_freshness_secs.unwrap_or(180)),
+                retries: file.jangar.retries.unwrap_or(2),
+            },
+            artifacts_dir: env
+                .get(env::ARTIFACTS_DIR)
+                .map(PathBuf::from)
+                .or(file.artifacts_dir)
+                .unwrap_or_else(|| PathBuf::from("artifacts")),
             connect_timeout: Duration::from_millis(file.connect_timeout_ms.unwrap_or(5_000)),
         };
         config.check_safety()?;

@@ -4,6 +4,8 @@
 //! oracle (what the TA job must write) → kafka → clickhouse → webdriver, with `preflight`
 //! checking each target before anything is published.
 
+pub mod api;
+pub mod browser;
 pub mod cli;
 pub mod clickhouse;
 pub mod compare;
@@ -20,6 +22,7 @@ pub mod report;
 pub mod run;
 pub mod runner;
 pub mod scenario;
+pub mod stage;
 pub mod symbols;
 pub mod wait;
 pub mod webdriver;

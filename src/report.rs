@@ -51,6 +51,8 @@ pub struct ScenarioReport {
     pub deliveries: Vec<Delivery>,
     pub tables: BTreeMap<String, TableDiff>,
     pub findings: Vec<Finding>,
+    /// The API and browser stages, when the scenario asks for them.
+    pub stages: Vec<crate::stage::StageReport>,
     pub latency: LatencyReport,
     pub wait_attempts: Vec<Attempt>,
     pub waited_ms: u64,
@@ -164,7 +166,24 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
                 s.latency.ta_emit_to_visible
             )?;
         }
-        for f in &s.findings {
+        for stage in &s.stages {
+            let passed = stage.checks.iter().filter(|c| c.ok).count();
+            writeln!(
+                out,
+                "  {} stage: {} ({passed}/{} checks)",
+                stage.stage,
+                mark(stage.verdict),
+                stage.checks.len()
+            )?;
+            for c in stage.checks.iter().filter(|c| !c.ok) {
+                writeln!(out, "    FAIL {}: {}", c.name, c.detail)?;
+            }
+        }
+        for f in s
+            .findings
+            .iter()
+            .chain(s.stages.iter().flat_map(|st| st.findings.iter()))
+        {
             writeln!(out, "  FAILED at {}: {}", f.hop.label(), f.cause)?;
             writeln!(out, "    runbook: {}", f.runbook)?;
         }

@@ -136,6 +136,7 @@ async fn run_scenarios(
     };
     let clickhouse = ClickHouse::new(&config.clickhouse, config.connect_timeout);
     let runner = Runner {
+        config,
         run_id,
         publisher: &publisher,
         clickhouse: &clickhouse,

@@ -16,7 +16,8 @@ use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{Expected, Oracle};
 use crate::publish::{Channel, Delivery, Publisher};
 use crate::report::{LatencyReport, ScenarioReport, Verdict};
-use crate::scenario::{Close, Event, Pacing, Scenario, Table};
+use crate::scenario::{Close, Event, Pacing, Scenario, Stage, Table};
+use crate::stage::{StageContext, StageReport};
 use crate::symbols::{self, RunId};
 use crate::wait::{self, Poll};
 
@@ -66,6 +67,7 @@ struct ExpectedBar {
 }
 
 pub struct Runner<'a> {
+    pub config: &'a crate::config::Config,
     pub run_id: &'a RunId,
     pub publisher: &'a Publisher,
     pub clickhouse: &'a ClickHouse,
@@ -99,6 +101,7 @@ impl Runner<'_> {
         let bars = expected_bars(&sent, &expected);
         let observed = self.wait_for(scenario, &names, &bars, state).await?;
         let deliveries: Vec<Delivery> = sent.iter().map(|s| s.delivery.clone()).collect();
+        let (stored_bars, stored_signals) = (observed.bars.clone(), observed.signals.clone());
         let mut report = self
             .judge(
                 scenario,
@@ -112,6 +115,26 @@ impl Runner<'_> {
                 observed,
             )
             .await?;
+        let ctx = StageContext {
+            config: self.config,
+            scenario,
+            run_id: self.run_id,
+            symbols: &symbols,
+            expected_bars: &expected.bars,
+            expected_signals: &expected.signals,
+            stored_bars: &stored_bars,
+            stored_signals: &stored_signals,
+            clickhouse: self.clickhouse,
+            artifacts: self
+                .config
+                .artifacts_dir
+                .join(self.run_id.as_str())
+                .join(&scenario.name),
+        };
+        report.stages = later_stages(&ctx).await;
+        if report.stages.iter().any(|s| s.verdict != Verdict::Pass) {
+            report.verdict = Verdict::Fail;
+        }
         report.symbols = symbols;
         report.messages_published = sent.len();
         report.deliveries = deliveries;
@@ -400,6 +423,20 @@ impl Runner<'_> {
         }
         Ok(facts)
     }
+}
+
+/// The API stage, then the browser stage (which may use what the API returned).
+async fn later_stages(ctx: &StageContext<'_>) -> Vec<StageReport> {
+    let mut stages = Vec::new();
+    if ctx.scenario.stages.contains(&Stage::Api) {
+        stages.push(crate::api::run_stage(ctx).await);
+    }
+    if ctx.scenario.stages.contains(&Stage::Browser) {
+        let api = stages.iter().find(|s| s.stage == "api");
+        let browser = crate::browser::run_stage(ctx, api).await;
+        stages.push(browser);
+    }
+    stages
 }
 
 /// What the publish phase established, for judging what ClickHouse shows.
