@@ -43,6 +43,8 @@ pub enum Command {
     Preflight(PreflightArgs),
     /// Run scenarios end to end: publish, wait for the rows in ClickHouse, compare, diagnose.
     Run(RunArgs),
+    /// Run the scenarios again and again (each cycle an isolated run) until --max-runs or SIGTERM.
+    Canary(CanaryArgs),
     /// Validate scenario files; errors as file:line:column.
     Lint(LintArgs),
     /// Compute the rows production must write for a recorded stream of forwarder messages.
@@ -64,18 +66,114 @@ pub struct PreflightArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+    /// Use this run id instead of a fresh one (its symbols must have no rows yet).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CanaryArgs {
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+    /// From the start of one cycle to the start of the next (e.g. 5m, 90s).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Wait up to this much more (uniformly random) before each next cycle.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub jitter: Option<std::time::Duration>,
+    /// Stop after this many cycles (default: until SIGTERM or SIGINT).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_runs: Option<u64>,
+    /// On SIGTERM or SIGINT, how long the current cycle may take to finish before it is aborted.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stop_grace: std::time::Duration,
+    /// History of recent cycles, JSON lines (default: <artifacts_dir>/canary-history.jsonl).
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<PathBuf>,
+    /// How many cycles the history keeps.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub history_keep: usize,
+}
+
+/// What to run and against what; shared by `run` and `canary`.
+#[derive(Debug, clap::Args)]
+pub struct SuiteArgs {
     /// Scenario files or directories of them (`*.toml`).
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
     /// Config file (TOML); TORGHUT_E2E_* environment variables override it.
     #[arg(long, short = 'c', env = "TORGHUT_E2E_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Run only shard I of N (0-based): the scenario files sorted, every file whose position
+    /// is I modulo N. For a Kubernetes Indexed Job: `--shard $(JOB_COMPLETION_INDEX)/N`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+}
+
+/// Where a run's results go besides the console; shared by `run` and `canary`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
     /// Write the versioned JSON report here.
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub report_json: Option<PathBuf>,
-    /// Use this run id instead of a fresh one (its symbols must have no rows yet).
-    #[arg(long)]
-    pub run_id: Option<String>,
+    /// Write JUnit XML here: one test case per check, failures with message and evidence paths.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the self-contained HTML evidence report here (plots, divergence, latency, evidence).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write Prometheus text-format metrics here (a node-exporter textfile works).
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
+    /// Push the same metrics to this Pushgateway (`<URL>/metrics/job/torghut-e2e`).
+    #[arg(long, value_name = "URL", env = "TORGHUT_E2E_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
+}
+
+/// One share of a suite split across N workers: files at positions ≡ index (mod count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Keeps this shard's items; `items` must already be in a stable (sorted) order.
+    pub fn select<T>(self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.count == self.index)
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,7 +208,7 @@ pub fn init_logging(verbose: u8) {
     // Logs go to stderr so stdout stays machine-readable (oracle rows, reports).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::LogWriter)
         .with_target(false)
         .init();
 }
@@ -120,6 +218,19 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Preflight(args) => preflight(&args),
         Command::Run(args) => match runtime() {
             Ok(rt) => rt.block_on(crate::run::run(&args)),
+            Err(e) => {
+                eprintln!("torghut-e2e: cannot start the async runtime: {e}");
+                Outcome::Unreachable
+            }
+        },
+        Command::Canary(args) => match runtime() {
+            Ok(rt) => {
+                let outcome = rt.block_on(crate::canary::run(&args));
+                // An aborted cycle may leave blocking work behind (a Kafka metadata call): the
+                // stop bound must not wait for it.
+                rt.shutdown_timeout(std::time::Duration::from_secs(2));
+                outcome
+            }
             Err(e) => {
                 eprintln!("torghut-e2e: cannot start the async runtime: {e}");
                 Outcome::Unreachable
@@ -160,6 +271,7 @@ fn preflight(args: &PreflightArgs) -> Outcome {
         kafka: true,
         clickhouse: true,
         webdriver: !args.no_webdriver,
+        jangar: true,
     };
     let checks = rt.block_on(crate::preflight::run(&config, which));
     for check in &checks {
@@ -176,5 +288,55 @@ fn preflight(args: &PreflightArgs) -> Outcome {
             .collect();
         println!("preflight: FAILED: {}", failed.join(", "));
         Outcome::Unreachable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parses_and_rejects_out_of_range() {
+        assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["4/4", "1/0", "x/2", "3", "-1/2", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(Shard { index: 0, count: 3 }.to_string(), "0/3");
+    }
+
+    #[test]
+    fn shards_partition_the_suite() {
+        let files: Vec<u32> = (0..10).collect();
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let part = Shard { index, count: 3 }.select(files.clone());
+            assert!(part.iter().all(|f| f % 3 == index as u32), "{part:?}");
+            seen.extend(part);
+        }
+        seen.sort();
+        assert_eq!(seen, files, "every file in exactly one shard");
+        assert_eq!(Shard { index: 0, count: 1 }.select(files.clone()), files);
+    }
+
+    #[test]
+    fn run_accepts_the_output_flags() {
+        let cli = Cli::try_parse_from([
+            "torghut-e2e",
+            "run",
+            "scenarios/",
+            "--shard",
+            "1/2",
+            "--junit",
+            "j.xml",
+            "--metrics",
+            "m.prom",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.suite.shard, Some(Shard { index: 1, count: 2 }));
+        assert_eq!(args.outputs.junit, Some(PathBuf::from("j.xml")));
+        assert!(Cli::try_parse_from(["torghut-e2e", "run", "x", "--shard", "2/2"]).is_err());
     }
 }

@@ -238,6 +238,10 @@ pub struct JangarTarget {
     pub max_freshness: Duration,
     /// Retries of an API call that failed to connect or answered 5xx (history is reported).
     pub retries: u32,
+    /// The database Jangar reads (its `CH_DATABASE`), for the live-symbol comparison: production
+    /// Jangar reads `torghut`, while the validator's own ClickHouse target is the simulation lane.
+    /// Read only; unset means `torghut`. Synthetic symbols are compared with the run's database.
+    pub clickhouse_database: Option<String>,
 }
 
 /// The config file, as written by a person. Every field is optional.
@@ -266,6 +270,7 @@ struct FileJangar {
     request_timeout_ms: Option<u64>,
     max_freshness_secs: Option<u64>,
     retries: Option<u32>,
+    clickhouse_database: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -318,6 +323,7 @@ pub mod env {
     pub const WEBDRIVER_URL: &str = "TORGHUT_E2E_WEBDRIVER_URL";
     pub const JANGAR_URL: &str = "TORGHUT_E2E_JANGAR_URL";
     pub const JANGAR_LIVE_SYMBOL: &str = "TORGHUT_E2E_JANGAR_LIVE_SYMBOL";
+    pub const JANGAR_CLICKHOUSE_DATABASE: &str = "TORGHUT_E2E_JANGAR_CLICKHOUSE_DATABASE";
     pub const ARTIFACTS_DIR: &str = "TORGHUT_E2E_ARTIFACTS_DIR";
 }
 
@@ -380,6 +386,9 @@ impl Config {
                 ),
                 max_freshness: Duration::from_secs(file.jangar.max_freshness_secs.unwrap_or(180)),
                 retries: file.jangar.retries.unwrap_or(2),
+                clickhouse_database: env
+                    .get(env::JANGAR_CLICKHOUSE_DATABASE)
+                    .or(file.jangar.clickhouse_database),
             },
             artifacts_dir: env
                 .get(env::ARTIFACTS_DIR)
@@ -658,5 +667,23 @@ mod tests {
     fn missing_secret_file_is_a_config_error() {
         let err = load("[kafka]\npassword_file = \"/nonexistent/pw\"", &[]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/pw"), "{err}");
+    }
+
+    #[test]
+    fn jangar_settings_from_file_and_env() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.jangar.base_url, None);
+        assert_eq!(c.jangar.request_timeout, Duration::from_secs(10));
+        assert_eq!((c.jangar.retries, c.jangar.clickhouse_database), (2, None));
+        let text = "[jangar]\nbase_url = \"http://j\"\nrequest_timeout_ms = 1500\nretries = 0\n\
+                    max_freshness_secs = 60\nlive_symbol = \"NVDA\"\nclickhouse_database = \"a\"";
+        let c = load(text, &[(env::JANGAR_CLICKHOUSE_DATABASE, "torghut")]).unwrap();
+        assert_eq!(c.jangar.base_url.as_deref(), Some("http://j"));
+        assert_eq!(c.jangar.request_timeout, Duration::from_millis(1500));
+        assert_eq!(c.jangar.max_freshness, Duration::from_secs(60));
+        assert_eq!(c.jangar.live_symbol.as_deref(), Some("NVDA"));
+        // Reading Jangar's production database for the comparison is not a production target.
+        assert_eq!(c.jangar.clickhouse_database.as_deref(), Some("torghut"));
+        assert_eq!(c.jangar.retries, 0);
     }
 }

@@ -59,6 +59,22 @@ pub const RUNBOOK_READONLY: &str =
     "operations.md §3 #1, #2 (SYSTEM RESTORE REPLICA on both tables, then restart TA)";
 pub const RUNBOOK_DUPLICATES: &str = "operations.md §3 #4 (engine drift), #18 (duplicate storm)";
 pub const RUNBOOK_LATENCY: &str = "torghut-runbooks.md \"Lag spike (WS → TA)\"; operations.md §2";
+pub const RUNBOOK_JANGAR_DATABASE: &str =
+    "operations.md §3 #5 (set Jangar's CH_DATABASE to the TA \
+     database, `torghut`); seeds/torghut-ta-ws-recovery-2026-01-01.md";
+pub const RUNBOOK_JANGAR_CLICKHOUSE: &str = "operations.md §3 #6 (Jangar's CH_HOST / CH_PORT / \
+     CH_USER / CH_PASSWORD and ClickHouse reachability); jangar.md §1.2, §1.3";
+pub const RUNBOOK_JANGAR_DOWN: &str = "torghut-runbooks.md \"Torghut TA visuals validation\"; \
+     Jangar's readiness (/health) and pod restarts (jangar.md §4)";
+pub const RUNBOOK_JANGAR_CONTRACT: &str = "jangar.md §1 (TA API contract); the API shape \
+     snapshots in tests/snapshots show the drift as a diff";
+pub const RUNBOOK_JANGAR_FRESHNESS: &str = "torghut-runbooks.md \"Torghut TA visuals validation\" \
+     step 4 and \"Lag spike (WS → TA)\"; operations.md §2";
+pub const RUNBOOK_VISUALS: &str = "torghut-runbooks.md \"Torghut TA visuals validation\"; \
+     jangar.md §3 (the page), §4 (what each checklist step asserts), §5 (known quirks)";
+pub const RUNBOOK_VISUALS_API: &str = "torghut-runbooks.md \"Torghut TA visuals validation\" \
+     steps 2–3; jangar.md §1.2–§1.5 (Jangar's ClickHouse settings, errors and queries); \
+     operations.md §3 #5, #6";
 
 /// What the ClickHouse stage observed for the run's symbols.
 #[derive(Debug, Clone, Default)]

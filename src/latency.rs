@@ -8,6 +8,8 @@ pub struct Summary {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// The finite samples, sorted: histograms (metrics) and waterfalls (HTML) are built from them.
+    pub samples_ms: Vec<f64>,
 }
 
 /// Nearest-rank percentiles; an empty sample has no figures rather than zeros.
@@ -23,6 +25,7 @@ pub fn summarize(samples: &[f64]) -> Summary {
         p50_ms: rank(0.50),
         p95_ms: rank(0.95),
         max_ms: sorted.last().copied(),
+        samples_ms: sorted,
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod canary;
 pub mod cli;
 pub mod clickhouse;
 pub mod compare;
@@ -17,6 +18,7 @@ pub mod latency;
 pub mod model;
 pub mod oracle;
 pub mod preflight;
+pub mod progress;
 pub mod publish;
 pub mod report;
 pub mod run;

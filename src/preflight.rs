@@ -35,15 +35,20 @@ pub struct Components {
     pub kafka: bool,
     pub clickhouse: bool,
     pub webdriver: bool,
+    /// Jangar answers `/health`; probed only when a base URL is configured (without one the
+    /// API and browser stages fail and say so).
+    pub jangar: bool,
 }
 
 pub async fn run(config: &Config, which: Components) -> Vec<Check> {
-    let (k, c, w) = tokio::join!(
+    let jangar_url = config.jangar.base_url.as_deref().filter(|_| which.jangar);
+    let (k, c, w, j) = tokio::join!(
         maybe(which.kafka, "kafka", kafka(config)),
         maybe(which.clickhouse, "clickhouse", clickhouse(config)),
         maybe(which.webdriver, "webdriver", webdriver(config)),
+        maybe(jangar_url.is_some(), "jangar", jangar(config)),
     );
-    [k, c, w].into_iter().flatten().collect()
+    [k, c, w, j].into_iter().flatten().collect()
 }
 
 async fn maybe(
@@ -114,6 +119,28 @@ async fn webdriver(config: &Config) -> Result<String, String> {
         None => which("chromedriver")
             .map(|p| format!("no WebDriver URL; will start {}", p.display()))
             .ok_or_else(|| "no WebDriver URL configured and no chromedriver on PATH".into()),
+    }
+}
+
+/// Readiness only: the TA endpoints' faults are the API stage's to diagnose (exit 1 with a
+/// cause), not a reason to refuse the run.
+async fn jangar(config: &Config) -> Result<String, String> {
+    let base = config.jangar.base_url.as_deref().unwrap_or_default();
+    let url = format!("{}/health", base.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(config.connect_timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(format!("{url} answered {status}"))
+    } else {
+        Err(format!("{url} answered {status}"))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::cli::{LintArgs, Outcome, RunArgs};
+use crate::cli::{LintArgs, Outcome, OutputArgs, RunArgs, Shard, SuiteArgs};
 use crate::clickhouse::ClickHouse;
 use crate::config::Config;
 use crate::preflight::{self, Components};
@@ -13,7 +13,7 @@ use crate::scenario::{self, Scenario, Stage};
 use crate::symbols::RunId;
 
 pub fn lint(args: &LintArgs) -> Outcome {
-    match load_scenarios(&args.scenarios) {
+    match load_scenarios(&args.scenarios, None) {
         Ok(list) => {
             for s in &list {
                 println!(
@@ -29,15 +29,31 @@ pub fn lint(args: &LintArgs) -> Outcome {
     }
 }
 
-/// Loads every file; prints every problem; usage error when any.
-fn load_scenarios(paths: &[std::path::PathBuf]) -> Result<Vec<Scenario>, Outcome> {
-    let files = scenario::collect(paths).map_err(|e| {
+/// Loads every file (of the shard, when given); prints every problem; usage error when any.
+fn load_scenarios(
+    paths: &[std::path::PathBuf],
+    shard: Option<Shard>,
+) -> Result<Vec<Scenario>, Outcome> {
+    let mut files = scenario::collect(paths).map_err(|e| {
         eprintln!("torghut-e2e: {e}");
         Outcome::UsageOrConfig
     })?;
     if files.is_empty() {
         eprintln!("torghut-e2e: no scenario files found");
         return Err(Outcome::UsageOrConfig);
+    }
+    if let Some(shard) = shard {
+        // Every shard must see the same order, whatever order the paths were given in.
+        files.sort();
+        files.dedup();
+        let total = files.len();
+        files = shard.select(files);
+        tracing::info!(%shard, files = files.len(), total, "running one shard of the suite");
+        if files.is_empty() {
+            // More shards than files (an Indexed Job sized for a larger suite): this shard has
+            // nothing to check, which is not a failure of the pipeline.
+            tracing::warn!(%shard, total, "this shard has no scenario file; only preflight runs");
+        }
     }
     let mut scenarios = Vec::new();
     let mut failed = false;
@@ -59,39 +75,74 @@ fn load_scenarios(paths: &[std::path::PathBuf]) -> Result<Vec<Scenario>, Outcome
     }
 }
 
+/// A suite ready to run: its configuration and (this shard's) scenarios.
+pub struct Loaded {
+    pub config: Config,
+    pub scenarios: Vec<Scenario>,
+    pub shard: Option<Shard>,
+}
+
+/// Loads the configuration and the scenarios; the outcome to exit with when that fails.
+pub fn load(args: &SuiteArgs) -> Result<Loaded, Outcome> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| {
+        eprintln!("torghut-e2e: {e}");
+        Outcome::UsageOrConfig
+    })?;
+    let scenarios = load_scenarios(&args.scenarios, args.shard)?;
+    Ok(Loaded {
+        config,
+        scenarios,
+        shard: args.shard,
+    })
+}
+
 pub async fn run(args: &RunArgs) -> Outcome {
-    let started = Instant::now();
-    let started_at = time::OffsetDateTime::now_utc();
-    let config = match Config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("torghut-e2e: {e}");
-            return Outcome::UsageOrConfig;
-        }
-    };
-    let scenarios = match load_scenarios(&args.scenarios) {
-        Ok(s) => s,
+    let loaded = match load(&args.suite) {
+        Ok(l) => l,
         Err(o) => return o,
     };
     let run_id = match &args.run_id {
-        Some(id) => {
-            match RunId::from_string(id) {
-                Some(r) => r,
-                None => {
-                    eprintln!("torghut-e2e: invalid run id {id:?}: 1-10 characters of 0-9 A-Z (Crockford)");
-                    return Outcome::UsageOrConfig;
-                }
+        Some(id) => match RunId::from_string(id) {
+            Some(r) => r,
+            None => {
+                eprintln!(
+                    "torghut-e2e: invalid run id {id:?}: 1-10 characters of 0-9 A-Z (Crockford)"
+                );
+                return Outcome::UsageOrConfig;
             }
-        }
+        },
         None => RunId::generate(),
     };
+    let (outcome, report) = execute(&loaded, &run_id).await;
+    let previous = args
+        .outputs
+        .metrics
+        .as_deref()
+        .and_then(report::metrics::read_last_success);
+    let secrets = secrets(&loaded.config);
+    match write_outputs(&report, &args.outputs, previous, &secrets).await {
+        Ok(_) => outcome,
+        Err(()) => Outcome::UsageOrConfig,
+    }
+}
+
+/// One run of the suite under `run_id`: preflight, then every scenario. The report carries the
+/// outcome as its exit code.
+pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
+    let started = Instant::now();
+    let started_at = time::OffsetDateTime::now_utc();
+    let Loaded {
+        config, scenarios, ..
+    } = loaded;
     let needs_browser = scenarios.iter().any(|s| s.stages.contains(&Stage::Browser));
+    let needs_jangar = needs_browser || scenarios.iter().any(|s| s.stages.contains(&Stage::Api));
     let which = Components {
         kafka: true,
         clickhouse: true,
         webdriver: needs_browser,
+        jangar: needs_jangar,
     };
-    let checks = preflight::run(&config, which).await;
+    let checks = preflight::run(config, which).await;
     let mut report = RunReport {
         schema: report::SCHEMA,
         run_id: run_id.to_string(),
@@ -99,12 +150,18 @@ pub async fn run(args: &RunArgs) -> Outcome {
         duration_ms: 0,
         verdict: Verdict::Fail,
         exit_code: 0,
-        target: target(&config),
+        target: target(config),
+        artifacts_dir: config
+            .artifacts_dir
+            .join(run_id.as_str())
+            .display()
+            .to_string(),
+        shard: loaded.shard.map(|s| s.to_string()),
         preflight: checks.iter().map(PreflightLine::from).collect(),
         scenarios: Vec::new(),
     };
     let outcome = if checks.iter().all(|c| c.ok) {
-        run_scenarios(&config, &run_id, &scenarios, &mut report).await
+        run_scenarios(config, run_id, scenarios, &mut report).await
     } else {
         for c in checks.iter().filter(|c| !c.ok) {
             eprintln!("preflight failed: {c}");
@@ -115,9 +172,7 @@ pub async fn run(args: &RunArgs) -> Outcome {
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.exit_code = outcome as u8;
-    finish(&report, args)
-        .map(|()| outcome)
-        .unwrap_or(Outcome::UsageOrConfig)
+    (outcome, report)
 }
 
 async fn run_scenarios(
@@ -142,8 +197,19 @@ async fn run_scenarios(
         clickhouse: &clickhouse,
     };
     let mut unreachable = false;
-    for s in scenarios {
+    for (i, s) in scenarios.iter().enumerate() {
         tracing::info!(scenario = %s.name, events = s.events.len(), "running");
+        // Realtime scenarios publish for minutes and every scenario may wait up to its deadline:
+        // on a terminal a spinner shows that the run is alive.
+        let spinner = crate::progress::spinner(format!(
+            "[{}/{}] {}: {} events, {} pacing, deadline {} s",
+            i + 1,
+            scenarios.len(),
+            s.name,
+            s.events.len(),
+            format!("{:?}", s.pacing).to_lowercase(),
+            s.deadline.as_secs()
+        ));
         let r = match runner.run(s).await {
             Ok(r) => r,
             Err(e) => {
@@ -158,6 +224,8 @@ async fn run_scenarios(
                 }
             }
         };
+        spinner.finish_and_clear();
+        tracing::info!(scenario = %s.name, verdict = ?r.verdict, duration_ms = r.duration_ms, "finished");
         report.scenarios.push(r);
     }
     let all_pass = report.scenarios.iter().all(|s| s.verdict == Verdict::Pass);
@@ -187,13 +255,57 @@ fn target(config: &Config) -> Target {
     }
 }
 
-fn finish(report: &RunReport, args: &RunArgs) -> Result<(), ()> {
-    let mut stdout = std::io::stdout().lock();
-    report::write_console(report, &mut stdout).map_err(|_| ())?;
-    if let Some(path) = &args.report_json {
-        let json = serde_json::to_vec_pretty(report).map_err(|e| eprintln!("torghut-e2e: {e}"))?;
+/// Prints the console summary and writes every requested output. A file that cannot be
+/// written is an error (the caller exits 2); a Pushgateway that refuses the push is logged but
+/// does not change the run's outcome. Returns the last-success time it published.
+pub async fn write_outputs(
+    report: &RunReport,
+    outputs: &OutputArgs,
+    previous_success: Option<f64>,
+    secrets: &[String],
+) -> Result<Option<f64>, ()> {
+    {
+        let mut stdout = std::io::stdout().lock();
+        report::write_console(report, &mut stdout).map_err(|_| ())?;
+    }
+    let complain = |e: &dyn std::fmt::Display| eprintln!("torghut-e2e: {e}");
+    if let Some(path) = &outputs.report_json {
+        let json = serde_json::to_vec_pretty(report).map_err(|e| complain(&e))?;
         std::fs::write(path, json)
             .map_err(|e| eprintln!("torghut-e2e: cannot write {}: {e}", path.display()))?;
     }
-    Ok(())
+    if let Some(path) = &outputs.junit {
+        let linked: Vec<String> = [&outputs.report_json, &outputs.html]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        report::junit::write(report, path, &linked).map_err(|e| complain(&e))?;
+    }
+    if let Some(path) = &outputs.html {
+        report::html::write(report, path, secrets).map_err(|e| complain(&e))?;
+    }
+    let last_success = report::metrics::last_success(report, previous_success);
+    if outputs.metrics.is_some() || outputs.pushgateway.is_some() {
+        let text = report::metrics::render(report, last_success);
+        if let Some(path) = &outputs.metrics {
+            report::metrics::write_file(path, &text).map_err(|e| complain(&e))?;
+        }
+        if let Some(url) = &outputs.pushgateway {
+            match report::metrics::push(url, report, text).await {
+                Ok(()) => tracing::info!(%url, "metrics pushed"),
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+    }
+    Ok(last_success)
+}
+
+/// The configured secret values, for scrubbing them from what the run writes.
+pub fn secrets(config: &Config) -> Vec<String> {
+    [&config.kafka.password, &config.clickhouse.password]
+        .into_iter()
+        .map(|s| s.expose().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }

@@ -132,6 +132,13 @@ impl Runner<'_> {
                 .join(&scenario.name),
         };
         report.stages = later_stages(&ctx).await;
+        // The HTML evidence report plots what was expected against what was stored.
+        report.series = crate::report::Series::new(
+            &expected.bars,
+            &expected.signals,
+            &stored_bars,
+            &stored_signals,
+        );
         if report.stages.iter().any(|s| s.verdict != Verdict::Pass) {
             report.verdict = Verdict::Fail;
         }

@@ -14,6 +14,8 @@ pub enum WebDriverError {
         status: u16,
         body: String,
     },
+    #[error("cannot start chromedriver {program}: {detail}")]
+    Start { program: String, detail: String },
 }
 
 /// `GET /status` and require `value.ready == true` (W3C WebDriver §8.3).
@@ -103,6 +105,11 @@ pub fn chrome_capabilities(window: (u32, u32)) -> fantoccini::wd::Capabilities {
     let mut caps = fantoccini::wd::Capabilities::new();
     caps.insert("browserName".into(), "chrome".into());
     caps.insert("goog:chromeOptions".into(), options);
+    // The console's messages, read back through ChromeDriver's log endpoint as run evidence.
+    caps.insert(
+        "goog:loggingPrefs".into(),
+        serde_json::json!({ "browser": "ALL" }),
+    );
     caps
 }
 
@@ -118,8 +125,90 @@ fn chromium_binary() -> Option<String> {
 
 /// Opens one browser session against a WebDriver server.
 pub async fn connect(url: &str) -> Result<fantoccini::Client, fantoccini::error::NewSessionError> {
+    connect_sized(url, (1280, 900)).await
+}
+
+/// [`connect`] with another window size (screenshots show the window, not the whole page).
+pub async fn connect_sized(
+    url: &str,
+    window: (u32, u32),
+) -> Result<fantoccini::Client, fantoccini::error::NewSessionError> {
     fantoccini::ClientBuilder::native()
-        .capabilities(chrome_capabilities((1280, 900)))
+        .capabilities(chrome_capabilities(window))
         .connect(url)
         .await
+}
+
+/// The chromedriver program: `TORGHUT_E2E_CHROMEDRIVER`, else `chromedriver` on `PATH`.
+pub fn chromedriver_program() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("TORGHUT_E2E_CHROMEDRIVER").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("chromedriver"))
+        .find(|p| p.is_file())
+}
+
+/// A chromedriver the validator started because no WebDriver URL was configured. It runs with
+/// `TZ=UTC` and an en-US locale, so the browsers it starts do too, and dies with this value.
+pub struct LocalChromedriver {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl LocalChromedriver {
+    /// Starts it on a free loopback port and waits until `/status` says ready.
+    pub async fn start(timeout: Duration) -> Result<Self, WebDriverError> {
+        let program = chromedriver_program().ok_or_else(|| WebDriverError::Start {
+            program: "chromedriver".into(),
+            detail: "not on PATH (set TORGHUT_E2E_CHROMEDRIVER or a WebDriver URL)".into(),
+        })?;
+        let shown = program.display().to_string();
+        let fail = |detail: String| WebDriverError::Start {
+            program: shown.clone(),
+            detail,
+        };
+        let port = free_port().map_err(|e| fail(format!("no free port: {e}")))?;
+        let mut child = tokio::process::Command::new(&program)
+            .arg(format!("--port={port}"))
+            .env("TZ", "UTC")
+            .env("LANG", "en_US.UTF-8")
+            .env("LANGUAGE", "en_US")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
+                return Err(fail(format!("exited with {status} before it was ready")));
+            }
+            match probe(&url, Duration::from_millis(500)).await {
+                Ok(_) => return Ok(Self { child, url }),
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    return Err(fail(format!("not ready after {timeout:?}: {e}")))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// A port the OS says is free now (chromedriver cannot report one it picked itself).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -73,7 +73,13 @@ pub fn validator_env() -> Vec<(String, String)> {
             c.password.expose().into(),
         ),
         ("TORGHUT_E2E_WEBDRIVER_URL".into(), webdriver_url()),
+        ("TORGHUT_E2E_JANGAR_URL".into(), jangar_url()),
     ]
+}
+
+/// The stack's stand-in Jangar, reading the simulation lane's database.
+pub fn jangar_url() -> String {
+    format!("http://127.0.0.1:{}", var("STACK_JANGAR_PORT", "3000"))
 }
 
 /// A name no other test or run uses: process id, a counter and the clock.

@@ -1,110 +1,8 @@
-//! What a run found, for machines (versioned JSON) and for people (console summary).
-//!
-//! JSON schema `torghut-e2e/report/v1`: a `RunReport` object. Fields are only ever added within
-//! a version; renaming or removing one bumps the version.
+//! The person-readable summary printed on stdout after a run.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
-use serde::Serialize;
-
-use crate::compare::TableDiff;
-use crate::diagnose::Finding;
-use crate::latency::Summary;
-use crate::preflight::Check;
-use crate::publish::Delivery;
-use crate::wait::Attempt;
-
-pub const SCHEMA: &str = "torghut-e2e/report/v1";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    #[default]
-    Fail,
-    /// The scenario could not run (unreachable target, refused symbol).
-    Error,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LatencyReport {
-    /// Broker ack of the message that closes a bar → the bar visible in ClickHouse.
-    pub publish_to_visible: Summary,
-    /// Broker ack → the TA job's emission (`ingest_ts`; clocks of two hosts).
-    pub publish_to_ta_emit: Summary,
-    /// TA emission (`ingest_ts`) → visible to a FINAL query.
-    pub ta_emit_to_visible: Summary,
-    /// Largest poll interval before a first sighting: visibility times are late by at most this.
-    pub polling_error_ms: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ScenarioReport {
-    pub name: String,
-    pub path: String,
-    pub description: String,
-    pub verdict: Verdict,
-    /// Scenario alias → synthetic symbol.
-    pub symbols: BTreeMap<String, String>,
-    pub messages_published: usize,
-    pub deliveries: Vec<Delivery>,
-    pub tables: BTreeMap<String, TableDiff>,
-    pub findings: Vec<Finding>,
-    /// The API and browser stages, when the scenario asks for them.
-    pub stages: Vec<crate::stage::StageReport>,
-    pub latency: LatencyReport,
-    pub wait_attempts: Vec<Attempt>,
-    pub waited_ms: u64,
-    /// From the last acknowledgement to the verdict: the wait plus the validator's own work.
-    pub verdict_after_publish_ms: u64,
-    pub duration_ms: u64,
-    /// Set when the scenario could not run.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Target {
-    pub lane: String,
-    pub kafka_bootstrap: String,
-    pub trades_topic: String,
-    pub quotes_topic: String,
-    pub clickhouse_url: String,
-    pub clickhouse_database: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub schema: &'static str,
-    pub run_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub started_at: time::OffsetDateTime,
-    pub duration_ms: u64,
-    pub verdict: Verdict,
-    pub exit_code: u8,
-    pub target: Target,
-    pub preflight: Vec<PreflightLine>,
-    pub scenarios: Vec<ScenarioReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PreflightLine {
-    pub component: &'static str,
-    pub ok: bool,
-    pub detail: String,
-    pub elapsed_ms: u64,
-}
-
-impl From<&Check> for PreflightLine {
-    fn from(c: &Check) -> Self {
-        Self {
-            component: c.component,
-            ok: c.ok,
-            detail: c.detail.clone(),
-            elapsed_ms: c.elapsed.as_millis() as u64,
-        }
-    }
-}
+use super::{RunReport, Verdict};
 
 /// The person-readable summary: one block per scenario, failures with hop, cause and runbook.
 pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -202,7 +100,7 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
     )
 }
 
-fn mark(v: Verdict) -> &'static str {
+pub(super) fn mark(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",

@@ -1,0 +1,510 @@
+//! The six checklist steps (one file each, `impl Checklist`), and the loop that runs them in one
+//! session, times them and keeps their evidence.
+
+mod calls;
+mod candles;
+mod indicators;
+mod lag;
+mod open;
+mod states;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::model::PageModel;
+use super::proxy::{Exchange, FaultProxy};
+use super::session::{ConsoleEntry, Pill, Session};
+use super::BrowserError;
+use crate::diagnose::{self, Finding, Hop};
+use crate::stage::{StageCheck, StageContext, StageReport};
+use calls::{json_of, Load};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Open,
+    Candles,
+    Indicators,
+    Lag,
+    Empty,
+    Error,
+}
+
+impl Step {
+    const ALL: [Step; 6] = [
+        Step::Open,
+        Step::Candles,
+        Step::Indicators,
+        Step::Lag,
+        Step::Empty,
+        Step::Error,
+    ];
+
+    fn number(self) -> usize {
+        Self::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Step::Open => "open",
+            Step::Candles => "candles",
+            Step::Indicators => "indicators",
+            Step::Lag => "lag",
+            Step::Empty => "empty",
+            Step::Error => "error",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Step::Open => "open /torghut/visuals",
+            Step::Candles => "candlesticks from /ta/bars",
+            Step::Indicators => "indicator toggles from /ta/signals",
+            Step::Lag => "lag pill under the threshold",
+            Step::Empty => "empty state",
+            Step::Error => "error banner",
+        }
+    }
+
+    fn name(self) -> String {
+        format!("{}-{}", self.number(), self.slug())
+    }
+}
+
+/// A failed step: the hop it points at and exactly what was wrong.
+#[derive(Debug)]
+struct Failure {
+    hop: Hop,
+    message: String,
+}
+
+impl From<BrowserError> for Failure {
+    fn from(e: BrowserError) -> Self {
+        page(e.to_string())
+    }
+}
+
+impl From<fantoccini::error::CmdError> for Failure {
+    fn from(e: fantoccini::error::CmdError) -> Self {
+        page(BrowserError::from(e).to_string())
+    }
+}
+
+fn page(message: impl Into<String>) -> Failure {
+    Failure {
+        hop: Hop::ChartsPage,
+        message: message.into(),
+    }
+}
+
+fn api(message: impl Into<String>) -> Failure {
+    Failure {
+        hop: Hop::JangarApi,
+        message: message.into(),
+    }
+}
+
+type Outcome = Result<String, Failure>;
+
+/// Everything one step found wrong, most fundamental first; a step reports them all.
+#[derive(Default)]
+struct Problems(Vec<Failure>);
+
+impl Problems {
+    fn add(&mut self, failure: Failure) {
+        self.0.push(failure);
+    }
+
+    fn page(&mut self, message: impl Into<String>) {
+        self.add(page(message));
+    }
+
+    fn api(&mut self, message: impl Into<String>) {
+        self.add(api(message));
+    }
+
+    fn outcome(self, detail: String) -> Outcome {
+        let mut it = self.0.into_iter();
+        match it.next() {
+            None => Ok(detail),
+            Some(first) => Err(Failure {
+                hop: first.hop,
+                message: std::iter::once(first.message)
+                    .chain(it.map(|f| f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+}
+
+/// The symbol steps 2–4 observe.
+#[derive(Debug, Clone)]
+struct Chosen {
+    symbol: String,
+    /// The run's own symbol (its rows are known); otherwise the configured live symbol.
+    synthetic: bool,
+}
+
+/// Why steps 2–4 have no symbol, and whose problem that is.
+#[derive(Debug, Clone)]
+struct NoSymbol {
+    hop: Hop,
+    why: String,
+}
+
+pub(super) struct Checklist<'a> {
+    ctx: &'a StageContext<'a>,
+    api_stage: Option<&'a StageReport>,
+    model: PageModel,
+    proxy: FaultProxy,
+    session: Session,
+    session_ms: u64,
+    /// How long a load may take (`jangar.request_timeout`).
+    timeout: Duration,
+    artifacts: PathBuf,
+    listed: Vec<String>,
+    /// The symbol for steps 2–4, or why there is none.
+    chosen: Result<Chosen, NoSymbol>,
+    /// What the symbol dropdown shows now.
+    current: Option<String>,
+    /// Step 2's load, once the page has drawn it.
+    load: Option<Load>,
+    pill_after_load: Option<(Pill, Instant)>,
+    quirks: Vec<String>,
+    console: Vec<ConsoleEntry>,
+    /// Extra evidence files of the running step.
+    evidence: Vec<String>,
+}
+
+impl<'a> Checklist<'a> {
+    pub(super) async fn start(
+        ctx: &'a StageContext<'a>,
+        api_stage: Option<&'a StageReport>,
+        model: PageModel,
+    ) -> Result<Checklist<'a>, BrowserError> {
+        let jangar = &ctx.config.jangar;
+        let upstream = jangar
+            .base_url
+            .as_deref()
+            .ok_or(BrowserError::NoJangarUrl)?;
+        std::fs::create_dir_all(&ctx.artifacts).map_err(|source| BrowserError::Artifacts {
+            path: ctx.artifacts.clone(),
+            source,
+        })?;
+        // Generous on purpose: a call Jangar never answers must look hung to the page, as it
+        // would without the proxy, not turn into the proxy's own 502.
+        let upstream_timeout = (jangar.request_timeout * 3).max(Duration::from_secs(30));
+        let proxy = FaultProxy::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream,
+            upstream_timeout,
+        )
+        .await?;
+        let opened = Instant::now();
+        let session = Session::open(
+            ctx.config.webdriver.url.as_deref(),
+            &model,
+            ctx.config.connect_timeout.max(Duration::from_secs(10)),
+        )
+        .await?;
+        session.bound(upstream_timeout).await?;
+        Ok(Checklist {
+            ctx,
+            api_stage,
+            model,
+            proxy,
+            session,
+            session_ms: opened.elapsed().as_millis() as u64,
+            timeout: jangar.request_timeout,
+            artifacts: ctx.artifacts.clone(),
+            listed: Vec::new(),
+            chosen: Err(NoSymbol {
+                hop: Hop::ChartsPage,
+                why: "step 1 did not list the symbols".into(),
+            }),
+            current: None,
+            load: None,
+            pill_after_load: None,
+            quirks: Vec::new(),
+            console: Vec::new(),
+            evidence: Vec::new(),
+        })
+    }
+
+    pub(super) async fn run(mut self, started: Instant) -> StageReport {
+        let mut report = StageReport {
+            stage: "browser".into(),
+            ..StageReport::default()
+        };
+        let mut steps_ms = BTreeMap::new();
+        let mut opened = false;
+        for step in Step::ALL {
+            let began = Instant::now();
+            let outcome = match self.blocker(step, opened) {
+                Some(reason) => {
+                    report.checks.push(StageCheck {
+                        name: step.name(),
+                        ok: false,
+                        detail: format!("not run: {reason}"),
+                        ..StageCheck::default()
+                    });
+                    continue;
+                }
+                None => self.run_step(step).await,
+            };
+            let elapsed = began.elapsed();
+            opened |= step == Step::Open && outcome.is_ok();
+            let evidence = self.capture(step, outcome.is_err()).await;
+            steps_ms.insert(step.name(), json!(elapsed.as_millis() as u64));
+            record(&mut report, step, outcome, elapsed, evidence);
+        }
+        self.proxy.clear();
+        self.finish(&mut report, steps_ms, started).await;
+        report.conclude()
+    }
+
+    /// Why `step` cannot run, given what the earlier steps established.
+    fn blocker(&self, step: Step, opened: bool) -> Option<String> {
+        if step != Step::Open && !opened {
+            return Some("step 1 failed: the page is not usable".into());
+        }
+        if matches!(step, Step::Indicators | Step::Lag) {
+            if let Err(none) = &self.chosen {
+                return Some(format!("no symbol to observe: {}", none.why));
+            }
+            if self.load.is_none() {
+                return Some("the page never drew the symbol's data (step 2)".into());
+            }
+        }
+        None
+    }
+
+    async fn run_step(&mut self, step: Step) -> Outcome {
+        match step {
+            Step::Open => self.open().await,
+            Step::Candles => self.candles().await,
+            Step::Indicators => self.indicators().await,
+            Step::Lag => self.lag().await,
+            Step::Empty => {
+                let r = self.empty().await;
+                self.proxy.clear();
+                r
+            }
+            Step::Error => {
+                let r = self.error().await;
+                self.proxy.clear();
+                r
+            }
+        }
+    }
+
+    /// The step's screenshot (named `-failed` when it failed), its extra files, and the console
+    /// lines it produced.
+    async fn capture(&mut self, step: Step, failed: bool) -> Vec<String> {
+        let mut evidence = Vec::new();
+        let name = format!(
+            "{:02}-{}{}.png",
+            step.number(),
+            step.slug(),
+            if failed { "-failed" } else { "" }
+        );
+        match self.session.screenshot().await {
+            Ok(png) => evidence.extend(self.write(&name, &png)),
+            Err(e) => tracing::warn!(step = %step.name(), error = %e, "no screenshot"),
+        }
+        evidence.append(&mut self.evidence);
+        match self.session.console().await {
+            Ok(lines) => self.console.extend(lines.into_iter().map(|mut l| {
+                l.step = step.name();
+                l
+            })),
+            Err(e) => tracing::debug!(error = %e, "no console log"),
+        }
+        evidence
+    }
+
+    async fn screenshot_extra(&mut self, name: &str) {
+        if let Ok(png) = self.session.screenshot().await {
+            if let Some(path) = self.write(name, &png) {
+                self.evidence.push(path);
+            }
+        }
+    }
+
+    fn save_json(&mut self, name: &str, exchange: &Exchange) {
+        let body = json!({
+            "request": exchange.target(),
+            "status": exchange.status,
+            "body": json_of(exchange),
+        });
+        if let Ok(bytes) = serde_json::to_vec_pretty(&body) {
+            if let Some(path) = self.write(name, &bytes) {
+                self.evidence.push(path);
+            }
+        }
+    }
+
+    /// Writes an evidence file; its name relative to the artifacts directory.
+    fn write(&self, name: &str, bytes: &[u8]) -> Option<String> {
+        let path = self.artifacts.join(name);
+        match std::fs::write(&path, bytes) {
+            Ok(()) => Some(name.to_string()),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write evidence");
+                None
+            }
+        }
+    }
+
+    /// Writes the run-wide evidence, fills `observed`, and closes the browser.
+    async fn finish(
+        self,
+        report: &mut StageReport,
+        steps_ms: BTreeMap<String, Value>,
+        started: Instant,
+    ) {
+        let errors: Vec<&ConsoleEntry> = self
+            .console
+            .iter()
+            .filter(|c| matches!(c.level.as_str(), "SEVERE" | "WARNING"))
+            .collect();
+        if let Ok(bytes) = serde_json::to_vec_pretty(&errors) {
+            self.write("console.json", &bytes);
+        }
+        let log = self.proxy.log();
+        if let Ok(bytes) = serde_json::to_vec_pretty(&log) {
+            self.write("proxy-log.json", &bytes);
+        }
+        let severe = errors.iter().filter(|c| c.level == "SEVERE").count();
+        let checklist_ms: u64 = steps_ms.values().filter_map(Value::as_u64).sum();
+        let o = &mut report.observed;
+        o.extend(self.symbol_facts());
+        for (key, value) in [
+            ("page_model", json!(self.model.name)),
+            ("jangar", json!(self.proxy.upstream())),
+            ("proxy", json!(self.proxy.url())),
+            ("webdriver", json!(self.session.webdriver_url)),
+            (
+                "started_chromedriver",
+                json!(self.session.started_chromedriver()),
+            ),
+            ("session_ms", json!(self.session_ms)),
+            ("checklist_ms", json!(checklist_ms)),
+            ("stage_ms", json!(started.elapsed().as_millis() as u64)),
+            ("steps_ms", json!(steps_ms)),
+            ("quirks", json!(self.quirks)),
+            ("console_errors", json!(severe)),
+            (
+                "api_calls",
+                json!(log.iter().filter(|c| c.is_api()).count()),
+            ),
+        ] {
+            o.insert(key.into(), value);
+        }
+        if let Some(api) = self.api_stage {
+            o.insert("api_stage".into(), json!(api.verdict));
+        }
+        self.session.close().await;
+    }
+
+    fn symbol_facts(&self) -> Vec<(String, Value)> {
+        match &self.chosen {
+            Ok(c) => vec![
+                ("symbol".into(), json!(c.symbol)),
+                (
+                    "symbol_source".into(),
+                    json!(if c.synthetic { "synthetic" } else { "live" }),
+                ),
+            ],
+            Err(none) => vec![
+                ("symbol".into(), Value::Null),
+                ("symbol_problem".into(), json!(none.why)),
+            ],
+        }
+    }
+}
+
+/// A step's check, and its finding when it failed.
+fn record(
+    report: &mut StageReport,
+    step: Step,
+    outcome: Outcome,
+    elapsed: Duration,
+    evidence: Vec<String>,
+) {
+    let (ok, detail) = match outcome {
+        Ok(detail) => (true, detail),
+        Err(f) => {
+            report.findings.push(Finding {
+                hop: f.hop,
+                cause: format!(
+                    "visuals step {} ({}): {}",
+                    step.number(),
+                    step.title(),
+                    f.message
+                ),
+                runbook: runbook(f.hop),
+            });
+            (false, f.message)
+        }
+    };
+    report.checks.push(StageCheck {
+        name: step.name(),
+        ok,
+        detail,
+        elapsed_ms: elapsed.as_millis() as u64,
+        evidence,
+    });
+}
+
+fn runbook(hop: Hop) -> &'static str {
+    match hop {
+        Hop::JangarApi => diagnose::RUNBOOK_VISUALS_API,
+        Hop::TaJob => diagnose::RUNBOOK_JANGAR_FRESHNESS,
+        _ => diagnose::RUNBOOK_VISUALS,
+    }
+}
+
+fn empty_text<'m>(m: &'m PageModel, key: &str) -> &'m str {
+    match key {
+        "no_bars" => &m.texts.no_bars,
+        _ => &m.texts.no_candles,
+    }
+}
+
+fn show_count(n: Option<usize>) -> String {
+    n.map_or_else(|| "absent".into(), |n| n.to_string())
+}
+
+fn abbreviate(list: &[String]) -> String {
+    const SHOWN: usize = 6;
+    let mut s = list
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > SHOWN {
+        s.push_str(&format!(", … {} more", list.len() - SHOWN));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_keep_the_first_hop_and_every_message() {
+        let mut p = Problems::default();
+        assert_eq!(Problems::default().outcome("fine".into()).unwrap(), "fine");
+        p.api("no candles");
+        p.page("count differs");
+        let f = p.outcome(String::new()).unwrap_err();
+        assert_eq!(f.hop, Hop::JangarApi);
+        assert_eq!(f.message, "no candles; count differs");
+    }
+}

@@ -1,0 +1,537 @@
+//! The browser stage against the local stack (`scripts/stack up`): the shipped browser scenario
+//! passes all six checklist steps end to end, and each step fails with a precise message when
+//! the stand-in Jangar is faulted (no candles, wrong overlay count, stale lag, missing banner).
+//!
+//! The fault tests run the stage directly on rows seeded into a scratch database, served by a
+//! private stand-in Jangar (`target/debug/refstack jangar`) started with its own fault switches;
+//! the shared instance on :3000 is never touched. One browser session per test.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::config::Config;
+use torghut_e2e::model::{Microbar, Signal};
+use torghut_e2e::oracle::{Expected, Oracle, Trade};
+use torghut_e2e::stage::{StageContext, StageReport};
+use torghut_e2e::symbols::{self, RunId};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private stand-in Jangar reading `database`, listing `symbols`, with extra flags (faults).
+struct PrivateJangar {
+    child: Child,
+    url: String,
+}
+
+impl Drop for PrivateJangar {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl PrivateJangar {
+    async fn start(database: &str, symbols: &[&str], flags: &[&str]) -> Self {
+        let bin = root().join("target/debug/refstack");
+        assert!(
+            bin.exists(),
+            "{} is built by scripts/stack up",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = common::clickhouse(database);
+        let ch_port = c.url.rsplit(':').next().unwrap().to_string();
+        let child = Command::new(bin)
+            .args(["jangar", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--symbols", &symbols.join(",")])
+            .args(flags)
+            .env("CH_HOST", "127.0.0.1")
+            .env("CH_PORT", ch_port)
+            .env("CH_SECURE", "false")
+            .env("CH_USER", &c.user)
+            .env("CH_PASSWORD", c.password.expose())
+            .env("CH_DATABASE", database)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let jangar = PrivateJangar {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let health = format!("{}/health", jangar.url);
+        for _ in 0..200 {
+            if reqwest::get(&health).await.is_ok_and(|r| r.status() == 200) {
+                return jangar;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the private stand-in Jangar did not become ready at {health}");
+    }
+}
+
+/// A scratch database with the production tables, dropped afterwards (best effort).
+struct Scratch {
+    name: String,
+    ch: ClickHouse,
+}
+
+impl Scratch {
+    async fn create() -> Self {
+        let name = common::unique("t2e_browser");
+        let admin = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
+        for sql in [
+            format!("CREATE DATABASE {name}"),
+            format!("CREATE TABLE {name}.ta_microbars AS torghut.ta_microbars"),
+            format!("CREATE TABLE {name}.ta_signals AS torghut.ta_signals"),
+        ] {
+            admin
+                .bounded(admin.client().query(&sql).execute())
+                .await
+                .unwrap();
+        }
+        let ch = ClickHouse::new(&common::clickhouse(&name), common::TIMEOUT);
+        Scratch { name, ch }
+    }
+
+    async fn insert(&self, bars: &[Microbar], signals: &[Signal]) {
+        let client = self.ch.client();
+        let mut insert = client.insert::<Microbar>("ta_microbars").await.unwrap();
+        for b in bars {
+            insert.write(b).await.unwrap();
+        }
+        insert.end().await.unwrap();
+        let mut insert = client.insert::<Signal>("ta_signals").await.unwrap();
+        for s in signals {
+            insert.write(s).await.unwrap();
+        }
+        insert.end().await.unwrap();
+    }
+
+    async fn drop_database(&self) {
+        let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
+        self.ch
+            .bounded(self.ch.client().query(&sql).execute())
+            .await
+            .ok();
+    }
+}
+
+/// `seconds` one-second bars of a wavy walk ending `ago` before now, as the TA job writes them.
+fn rows(symbol: &str, seconds: i64, ago: Duration) -> (Vec<Microbar>, Vec<Signal>) {
+    let end = OffsetDateTime::now_utc() - ago;
+    let start = end.replace_millisecond(0).unwrap() - time::Duration::seconds(seconds);
+    let mut oracle = Oracle::new();
+    let mut out = Vec::new();
+    for i in 0..seconds * 2 {
+        let at = start + time::Duration::milliseconds(i * 500 + 100);
+        let price = 50.0 + (i as f64 / 7.0).sin() + i as f64 * 0.01;
+        out.extend(oracle.on_trade(symbol, Trade::at(at, price, 10.0)));
+    }
+    out.extend(oracle.flush_open());
+    let (mut bars, mut signals) = (Vec::new(), Vec::new());
+    for row in out {
+        match row {
+            Expected::Microbar(b) => bars.push(b),
+            Expected::Signal(s) => signals.push(s),
+        }
+    }
+    (bars, signals)
+}
+
+fn config(jangar: &str, artifacts: &Path, extra_jangar: &str) -> Config {
+    let text = format!(
+        "artifacts_dir = {artifacts:?}\n\
+         [webdriver]\nurl = {wd:?}\n\
+         [jangar]\nbase_url = {jangar:?}\n{extra_jangar}\n",
+        artifacts = artifacts.display().to_string(),
+        wd = common::webdriver_url(),
+    );
+    let env: HashMap<String, String> = [(
+        "TORGHUT_E2E_KAFKA_SECURITY_PROTOCOL".to_string(),
+        "PLAINTEXT".to_string(),
+    )]
+    .into();
+    Config::from_toml(&text, Path::new("browser-test.toml"), &env).unwrap()
+}
+
+/// What a fault test sets up: rows for the run's symbol in `primary` (what ClickHouse holds),
+/// and a stand-in Jangar serving them (or a faulted view of them).
+struct Setup {
+    run: RunId,
+    symbol: String,
+    primary: Scratch,
+    bars: Vec<Microbar>,
+    signals: Vec<Signal>,
+    artifacts: PathBuf,
+}
+
+impl Setup {
+    async fn new(seconds: i64, ago: Duration) -> Self {
+        let run = RunId::generate();
+        let symbol = symbols::synthetic(&run, "CHART");
+        let (bars, signals) = rows(&symbol, seconds, ago);
+        let primary = Scratch::create().await;
+        primary.insert(&bars, &signals).await;
+        let artifacts = std::env::temp_dir().join(common::unique("t2e-browser-art"));
+        Setup {
+            run,
+            symbol,
+            primary,
+            bars,
+            signals,
+            artifacts,
+        }
+    }
+
+    /// Runs the browser stage as the runner would after the ClickHouse stage.
+    async fn stage(&self, config: &Config) -> StageReport {
+        let scenario = torghut_e2e::scenario::load(&root().join("scenarios/browser.toml")).unwrap();
+        let map = BTreeMap::from([("CHART".to_string(), self.symbol.clone())]);
+        let ctx = StageContext {
+            config,
+            scenario: &scenario,
+            run_id: &self.run,
+            symbols: &map,
+            expected_bars: &self.bars,
+            expected_signals: &self.signals,
+            stored_bars: &self.bars,
+            stored_signals: &self.signals,
+            clickhouse: &self.primary.ch,
+            artifacts: self.artifacts.clone(),
+        };
+        let report = torghut_e2e::browser::run_stage(&ctx, None).await;
+        self.primary.drop_database().await;
+        report
+    }
+}
+
+fn check<'r>(report: &'r StageReport, name: &str) -> &'r torghut_e2e::stage::StageCheck {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#?}"))
+}
+
+/// Asserts `failing` failed with `needle` in its detail and a finding at `hop`, and that
+/// `passing` passed.
+fn assert_step_fails(
+    report: &StageReport,
+    failing: &str,
+    needle: &str,
+    hop: &str,
+    passing: &[&str],
+) {
+    let shown = serde_json::to_string_pretty(report).unwrap();
+    let c = check(report, failing);
+    println!("{failing}: {}", c.detail);
+    assert!(!c.ok, "{failing} should fail:\n{shown}");
+    assert!(
+        c.detail.contains(needle),
+        "{failing}: {:?} lacks {needle:?}",
+        c.detail
+    );
+    assert!(
+        c.evidence.iter().any(|e| e.ends_with("-failed.png")),
+        "{failing} keeps a failure screenshot: {:?}",
+        c.evidence
+    );
+    let number = failing.split('-').next().unwrap();
+    assert!(
+        report.findings.iter().any(|f| {
+            serde_json::to_value(f.hop).unwrap() == hop
+                && f.cause.contains(&format!("visuals step {number}"))
+                && f.cause.contains(needle)
+        }),
+        "a finding at {hop} for {failing}:\n{shown}"
+    );
+    for p in passing {
+        assert!(check(report, p).ok, "{p} should pass:\n{shown}");
+    }
+}
+
+fn assert_png(path: &Path) -> (u32, u32) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{} is not a PNG: {e}", path.display()));
+    (reader.info().width, reader.info().height)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_scenario_passes_all_six_steps_end_to_end() {
+    let run = RunId::generate();
+    let symbol = symbols::synthetic(&run, "CHART");
+    let jangar = PrivateJangar::start("torghut_sim_default", &["NVDA", &symbol], &[]).await;
+    let artifacts = std::env::temp_dir().join(common::unique("t2e-browser-e2e"));
+    let report_path = std::env::temp_dir().join(format!("{}.json", common::unique("t2e-report")));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torghut-e2e"));
+    for (k, v) in common::validator_env() {
+        cmd.env(k, v);
+    }
+    // The private instance, which lists the run's symbol (the stack's lists the universe).
+    cmd.args(["run", "scenarios/browser.toml", "--run-id", run.as_str()])
+        .arg("--report-json")
+        .arg(&report_path)
+        .env_remove("TORGHUT_E2E_CONFIG")
+        .env("TORGHUT_E2E_JANGAR_URL", &jangar.url)
+        .env("TORGHUT_E2E_ARTIFACTS_DIR", &artifacts)
+        .current_dir(root());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let shown = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    std::fs::remove_file(&report_path).ok();
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let scenario = &report["scenarios"][0];
+    let browser = scenario["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "browser")
+        .unwrap_or_else(|| panic!("no browser stage:\n{shown}"));
+    assert_eq!(browser["verdict"], "pass", "{shown}");
+    let names: Vec<&str> = browser["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "1-open",
+            "2-candles",
+            "3-indicators",
+            "4-lag",
+            "5-empty",
+            "6-error"
+        ]
+    );
+    assert_eq!(browser["observed"]["symbol"], symbol.as_str());
+    assert_eq!(browser["observed"]["symbol_source"], "synthetic");
+    let dir = artifacts.join(run.as_str()).join("browser");
+    for c in browser["checks"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "{c}");
+        let evidence: Vec<&str> = c["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let png = evidence.iter().find(|e| e.ends_with(".png")).unwrap();
+        let (w, h) = assert_png(&dir.join(png));
+        assert!(w >= 1000 && h >= 800, "{png}: {w}x{h}");
+    }
+    // 90 bars, and the closing trade's own bar if the watermark closed it meanwhile.
+    let bars = check_candles(&browser["checks"][1]["detail"]);
+    assert!((90..=91).contains(&bars), "{bars} candles drawn");
+    let console: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("console.json")).unwrap()).unwrap();
+    assert!(console.is_array());
+    let log: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("proxy-log.json")).unwrap()).unwrap();
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["fault"]["kind"] == "drop"));
+    let quirks = browser["observed"]["quirks"].as_array().unwrap();
+    assert!(
+        quirks
+            .iter()
+            .any(|q| q.as_str().unwrap().contains("ignores /ta/latest")),
+        "{quirks:?}"
+    );
+    println!("steps_ms {}", browser["observed"]["steps_ms"]);
+    std::fs::remove_dir_all(&artifacts).ok();
+}
+
+/// The candle count in step 2's detail ("data-candle-count N = …").
+fn check_candles(detail: &Value) -> u64 {
+    let text = detail.as_str().unwrap();
+    let after = text.split("data-candle-count ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_candles_when_the_bars_call_fails() {
+    let setup = Setup::new(60, Duration::from_secs(2)).await;
+    let jangar = PrivateJangar::start(
+        &setup.primary.name,
+        &[&setup.symbol],
+        &["--fault", "bars=500"],
+    )
+    .await;
+    let report = setup
+        .stage(&config(&jangar.url, &setup.artifacts, ""))
+        .await;
+    assert_step_fails(
+        &report,
+        "2-candles",
+        "no candles: GET /api/torghut/ta/bars",
+        "jangar_api",
+        &["1-open", "3-indicators", "4-lag", "5-empty", "6-error"],
+    );
+    let detail = &check(&report, "2-candles").detail;
+    assert!(
+        detail.contains("answered 500") && detail.contains("Bars request failed (500)"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_overlay_count_when_jangar_reads_a_lagging_replica() {
+    let setup = Setup::new(60, Duration::from_secs(2)).await;
+    // The replica has every bar but only the older half of the signals.
+    let replica = Scratch::create().await;
+    replica
+        .insert(&setup.bars, &setup.signals[..setup.signals.len() / 2])
+        .await;
+    let jangar = PrivateJangar::start(&replica.name, &[&setup.symbol], &[]).await;
+    let report = setup
+        .stage(&config(&jangar.url, &setup.artifacts, ""))
+        .await;
+    replica.drop_database().await;
+    assert_step_fails(
+        &report,
+        "3-indicators",
+        "wrong overlay count",
+        "jangar_api",
+        &["1-open", "2-candles", "4-lag", "5-empty", "6-error"],
+    );
+    let detail = &check(&report, "3-indicators").detail;
+    let n = setup.signals.len();
+    let lacking = format!("the {n} signals ClickHouse holds for {} give", setup.symbol);
+    assert!(detail.contains(&lacking), "{detail}");
+    assert!(
+        detail.contains(&format!("lacks {} of them", n - n / 2)),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_lag_fails_step_four() {
+    // The newest row is ten minutes old: inside the 15-minute window, far over 180 s.
+    let setup = Setup::new(60, Duration::from_secs(600)).await;
+    let jangar = PrivateJangar::start(&setup.primary.name, &[&setup.symbol], &[]).await;
+    let report = setup
+        .stage(&config(&jangar.url, &setup.artifacts, ""))
+        .await;
+    assert_step_fails(
+        &report,
+        "4-lag",
+        "stale lag: the pill shows 10m",
+        "ta_job",
+        &["1-open", "2-candles", "3-indicators", "5-empty", "6-error"],
+    );
+    assert!(check(&report, "4-lag").detail.contains("(bad)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_banner_when_latest_never_answers() {
+    // /ta/latest hangs: the page waits for all three calls, so no banner ever shows.
+    let setup = Setup::new(60, Duration::from_secs(2)).await;
+    // Two symbols: step 5 switches to the other one, which aborts the hung load.
+    let jangar = PrivateJangar::start(
+        &setup.primary.name,
+        &["AMD", &setup.symbol],
+        &["--fault", "latest=hang"],
+    )
+    .await;
+    let report = setup
+        .stage(&config(
+            &jangar.url,
+            &setup.artifacts,
+            "request_timeout_ms = 1500",
+        ))
+        .await;
+    assert_step_fails(
+        &report,
+        "6-error",
+        "missing banner \"Bars request failed (500). Signals request failed (500)\"",
+        "jangar_api",
+        &["1-open", "5-empty"],
+    );
+    assert!(check(&report, "6-error")
+        .detail
+        .contains("/api/torghut/ta/latest"));
+    assert!(check(&report, "3-indicators").detail.starts_with("not run"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_page_and_an_unlisted_symbol_are_named() {
+    let setup = Setup::new(30, Duration::from_secs(2)).await;
+    let jangar = PrivateJangar::start(
+        &setup.primary.name,
+        &[&setup.symbol],
+        &["--visuals-enabled", "off"],
+    )
+    .await;
+    let report = setup
+        .stage(&config(&jangar.url, &setup.artifacts, ""))
+        .await;
+    let open = check(&report, "1-open");
+    assert!(
+        !open.ok && open.detail.contains("the charts are disabled"),
+        "{open:?}"
+    );
+    assert!(check(&report, "2-candles").detail.starts_with("not run"));
+
+    // Production lists only the trading universe: without a live symbol, step 2 says so.
+    let setup = Setup::new(30, Duration::from_secs(2)).await;
+    let jangar = PrivateJangar::start(&setup.primary.name, &["AMD", "NVDA"], &[]).await;
+    let report = setup
+        .stage(&config(&jangar.url, &setup.artifacts, ""))
+        .await;
+    let candles = check(&report, "2-candles");
+    assert!(
+        !candles.ok && candles.detail.contains("no live symbol is configured"),
+        "{candles:?}"
+    );
+    assert!(check(&report, "5-empty").ok && check(&report, "6-error").ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_symbol_is_observed_where_the_run_symbol_is_not_listed() {
+    // Rows of a universe symbol in a private scratch database stand for production's live data.
+    let setup = Setup::new(60, Duration::from_secs(2)).await;
+    let (bars, signals) = rows("NVDA", 60, Duration::from_secs(2));
+    setup.primary.insert(&bars, &signals).await;
+    let jangar = PrivateJangar::start(&setup.primary.name, &["AMD", "NVDA"], &[]).await;
+    let config = config(&jangar.url, &setup.artifacts, "live_symbol = \"NVDA\"");
+    let report = setup.stage(&config).await;
+    let shown = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(
+        report.verdict,
+        torghut_e2e::report::Verdict::Pass,
+        "{shown}"
+    );
+    assert_eq!(report.observed["symbol"], "NVDA");
+    assert_eq!(report.observed["symbol_source"], "live");
+    assert!(
+        check(&report, "2-candles")
+            .detail
+            .contains("data-candle-count 60"),
+        "{shown}"
+    );
+}

@@ -1,0 +1,162 @@
+//! A private stand-in TA job (the `refstack ta` binary) on scratch topics and a scratch
+//! database, with fault switches, so a test can make a run fail without touching the shared
+//! stand-ins. Include with `mod common; #[path = "common/refstack.rs"] mod refstack;`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::kafka;
+
+use crate::common;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct PrivateTa {
+    child: Child,
+    pub topic: String,
+    pub database: String,
+    pub group: String,
+}
+
+impl Drop for PrivateTa {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl PrivateTa {
+    /// Creates the scratch topics and database and starts the stand-in with `faults`.
+    pub async fn start(faults: &[&str]) -> Self {
+        let topic = common::unique("t2e.trades");
+        let quotes = format!("{topic}.quotes");
+        let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
+            .create()
+            .unwrap();
+        let new: Vec<NewTopic> = [&topic, &quotes]
+            .iter()
+            .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
+            .collect();
+        for r in admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        let database = common::unique("t2e_report");
+        let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
+        for sql in [
+            format!("CREATE DATABASE {database}"),
+            format!("CREATE TABLE {database}.ta_microbars AS torghut.ta_microbars"),
+            format!("CREATE TABLE {database}.ta_signals AS torghut.ta_signals"),
+        ] {
+            ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
+        }
+        let group = common::unique("t2e-ta");
+        let bin = root().join("target/debug/refstack");
+        assert!(
+            bin.exists(),
+            "{} is built by scripts/stack up",
+            bin.display()
+        );
+        let c = common::clickhouse(&database);
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("{group}.log"))).unwrap();
+        let child = Command::new(bin)
+            .args(["ta", "--lane", "sim", "--kafka-bootstrap"])
+            .arg(&common::kafka_plain().bootstrap)
+            .args(["--trades-topic", &topic, "--quotes-topic", &quotes])
+            .args(["--group-id", &group, "--auto-offset-reset", "earliest"])
+            .args(["--idle-timeout-ms", "2000", "--commit-interval-ms", "500"])
+            .args(["--database", &database, "--no-admin"])
+            .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
+            .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
+            .args(faults)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        PrivateTa {
+            child,
+            topic,
+            database,
+            group,
+        }
+    }
+
+    /// A config file pointing the validator at this instance's topics and consumer group.
+    pub fn config_file(&self) -> PathBuf {
+        let config = std::env::temp_dir().join(format!("{}.toml", self.group));
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nta_group_id = {:?}\n",
+                self.topic,
+                format!("{}.quotes", self.topic),
+                self.group
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    /// The validator's environment for this instance: the local stack, this database.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = common::validator_env();
+        env.push((
+            "TORGHUT_E2E_CLICKHOUSE_DATABASE".into(),
+            self.database.clone(),
+        ));
+        env
+    }
+
+    /// `torghut-e2e <verb> <scenario> --config <this instance>` with the environment set.
+    pub fn command(&self, verb: &str, scenario: &std::path::Path) -> Command {
+        let mut cmd = validator(verb);
+        cmd.arg(scenario).arg("--config").arg(self.config_file());
+        cmd.envs(self.env());
+        cmd
+    }
+}
+
+/// The validator binary with a clean environment for the local stack.
+pub fn validator(verb: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torghut-e2e"));
+    cmd.arg(verb)
+        .env_remove("TORGHUT_E2E_CONFIG")
+        .env_remove("TORGHUT_E2E_PUSHGATEWAY")
+        .current_dir(root());
+    cmd.envs(common::validator_env());
+    cmd
+}
+
+/// A short compressed scenario: six seconds of trades on one symbol, closed by a trade.
+pub fn short_scenario(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-short")));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "{name}"
+symbols = ["F"]
+pacing = "compressed"
+deadline_secs = 8
+[[generators]]
+kind = "ramp"
+symbol = "F"
+seconds = 6
+per_second = 2
+price = 50.0
+step = 0.05
+size = 3.0
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
