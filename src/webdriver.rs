@@ -153,7 +153,8 @@ pub fn chromedriver_program() -> Option<std::path::PathBuf> {
 /// A chromedriver the validator started because no WebDriver URL was configured. It runs with
 /// `TZ=UTC` and an en-US locale, so the browsers it starts do too, and dies with this value.
 pub struct LocalChromedriver {
-    child: tokio::process::Child,
+    /// Held, not read: `kill_on_drop` ends the process with this value.
+    _child: tokio::process::Child,
     url: String,
 }
 
@@ -188,7 +189,7 @@ impl LocalChromedriver {
                 return Err(fail(format!("exited with {status} before it was ready")));
             }
             match probe(&url, Duration::from_millis(500)).await {
-                Ok(_) => return Ok(Self { child, url }),
+                Ok(_) => return Ok(Self { _child: child, url }),
                 Err(e) if std::time::Instant::now() >= deadline => {
                     return Err(fail(format!("not ready after {timeout:?}: {e}")))
                 }
@@ -199,10 +200,6 @@ impl LocalChromedriver {
 
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
     }
 }
 

@@ -179,6 +179,15 @@ struct Setup {
     artifacts: PathBuf,
 }
 
+/// The evidence stays for a failing test to be looked at, and goes otherwise.
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            std::fs::remove_dir_all(&self.artifacts).ok();
+        }
+    }
+}
+
 impl Setup {
     async fn new(seconds: i64, ago: Duration) -> Self {
         let run = RunId::generate();
@@ -355,6 +364,10 @@ async fn browser_scenario_passes_all_six_steps_end_to_end() {
         .unwrap()
         .iter()
         .any(|c| c["fault"]["kind"] == "drop"));
+    // The api stage's triangulated bar, followed into the page's answer and the drawn chart.
+    let tri = &browser["observed"]["triangulation"];
+    assert_eq!(tri["diverges_at"], Value::Null, "{tri}");
+    assert_eq!(tri["page"]["chart"]["o"], tri["api"]["o"], "{tri}");
     let quirks = browser["observed"]["quirks"].as_array().unwrap();
     assert!(
         quirks

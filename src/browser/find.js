@@ -17,8 +17,6 @@ switch (want.kind) {
     )
   case 'button':
     return all(m.selectors.button).find((b) => norm(b.textContent) === want.value) ?? null
-  case 'options':
-    return all(m.selectors.option).map((o) => norm(o.textContent))
   default:
     throw new Error('unknown kind ' + want.kind)
 }

@@ -296,21 +296,6 @@ impl Session {
             })
     }
 
-    /// The labels of the open dropdown's options.
-    pub async fn option_labels(&self) -> Result<Vec<String>, CmdError> {
-        let v = self
-            .client
-            .execute(
-                FIND_JS,
-                vec![
-                    self.model.clone(),
-                    json!({ "kind": "options", "value": "" }),
-                ],
-            )
-            .await?;
-        Ok(serde_json::from_value(v).unwrap_or_default())
-    }
-
     pub async fn screenshot(&self) -> Result<Vec<u8>, CmdError> {
         self.client.screenshot().await
     }
@@ -324,5 +309,46 @@ impl Session {
         };
         let value = self.client.issue_cmd(command).await?;
         Ok(serde_json::from_value(value).unwrap_or_default())
+    }
+}
+
+/// What the price chart drew at one time, where the page exposes its ECharts instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Drawn {
+    /// No global `echarts` (Jangar's bundle imports it as a module): the chart is pixels only.
+    NotExposed,
+    /// The chart has no candle at that time.
+    Missing,
+    /// `[open, high, low, close]`.
+    Candle([f64; 4]),
+}
+
+const DRAWN_JS: &str = r#"
+const [selector, t] = arguments
+const el = document.querySelector(selector)
+const lib = window.echarts
+const chart = el && lib && typeof lib.getInstanceByDom === 'function' ? lib.getInstanceByDom(el) : null
+if (!chart) return null
+const series = (chart.getOption().series ?? []).find((s) => s.type === 'candlestick')
+const point = (series?.data ?? []).find((d) => Array.isArray(d) && d[0] === t)
+return point ?? false
+"#;
+
+impl Session {
+    /// The candle the chart in `selector` holds at `t_ms` (ECharts data `[t, open, close, low,
+    /// high]`), read from the chart itself rather than from the answer it was built from.
+    pub async fn drawn_candle(&self, selector: &str, t_ms: i64) -> Result<Drawn, CmdError> {
+        let v = self
+            .client
+            .execute(DRAWN_JS, vec![json!(selector), json!(t_ms)])
+            .await?;
+        Ok(match v {
+            Value::Null => Drawn::NotExposed,
+            Value::Array(p) if p.len() >= 5 => {
+                let n = |i: usize| p[i].as_f64().unwrap_or(f64::NAN);
+                Drawn::Candle([n(1), n(4), n(3), n(2)])
+            }
+            _ => Drawn::Missing,
+        })
     }
 }

@@ -60,6 +60,8 @@ impl Checklist<'_> {
         if chosen.synthetic {
             detail.push_str(&self.check_bars_stored(&load, &mut problems));
         }
+        let note = self.triangulate(&load, &mut problems).await?;
+        detail.push_str(&note);
         self.pill_after_load = state.lag.clone().map(|p| (p, Instant::now()));
         self.current = Some(symbol);
         self.load = Some(load);

@@ -288,3 +288,42 @@ fn count_mismatch(
     }
     parts.join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_mismatch_says_when_and_what_each_toggle_contributes() {
+        let m = PageModel::builtin();
+        let points: Vec<(String, usize)> = [
+            ("ema", 60),
+            ("boll", 90),
+            ("vwap", 60),
+            ("macd", 58),
+            ("rsi", 29),
+        ]
+        .iter()
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect();
+        let state = PageState {
+            overlays: Some("90".into()),
+            signals: None,
+            ..PageState::default()
+        };
+        let message = count_mismatch(
+            &m,
+            &points,
+            &["ema", "boll", "macd"],
+            &state,
+            (150, Some(58)),
+            "after turning MACD on",
+        );
+        assert_eq!(
+            message,
+            "wrong overlay count after turning MACD on: data-overlay-count 90, expected 150 \
+             (EMA 12/26 60 + Bollinger 90); wrong signal count after turning MACD on: \
+             data-signal-count absent, expected 58 (MACD 58)"
+        );
+    }
+}

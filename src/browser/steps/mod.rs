@@ -7,6 +7,7 @@ mod indicators;
 mod lag;
 mod open;
 mod states;
+mod triangulate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -174,6 +175,8 @@ pub(super) struct Checklist<'a> {
     load: Option<Load>,
     pill_after_load: Option<(Pill, Instant)>,
     quirks: Vec<String>,
+    /// The api stage's triangulation with the page's layers added (step 2).
+    triangulation: Option<Value>,
     console: Vec<ConsoleEntry>,
     /// Extra evidence files of the running step.
     evidence: Vec<String>,
@@ -210,7 +213,10 @@ impl<'a> Checklist<'a> {
             ctx.config.connect_timeout.max(Duration::from_secs(10)),
         )
         .await?;
-        session.bound(upstream_timeout).await?;
+        if let Err(e) = session.bound(upstream_timeout).await {
+            session.close().await;
+            return Err(e);
+        }
         Ok(Checklist {
             ctx,
             api_stage,
@@ -229,6 +235,7 @@ impl<'a> Checklist<'a> {
             load: None,
             pill_after_load: None,
             quirks: Vec::new(),
+            triangulation: None,
             console: Vec::new(),
             evidence: Vec::new(),
         })
@@ -272,8 +279,8 @@ impl<'a> Checklist<'a> {
             return Some("step 1 failed: the page is not usable".into());
         }
         if matches!(step, Step::Indicators | Step::Lag) {
-            if let Err(none) = &self.chosen {
-                return Some(format!("no symbol to observe: {}", none.why));
+            if self.chosen.is_err() {
+                return Some("no symbol to observe (see step 2)".into());
             }
             if self.load.is_none() {
                 return Some("the page never drew the symbol's data (step 2)".into());
@@ -406,6 +413,9 @@ impl<'a> Checklist<'a> {
         }
         if let Some(api) = self.api_stage {
             o.insert("api_stage".into(), json!(api.verdict));
+        }
+        if let Some(tri) = &self.triangulation {
+            o.insert("triangulation".into(), tri.clone());
         }
         self.session.close().await;
     }
