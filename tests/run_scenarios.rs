@@ -3,20 +3,17 @@
 //! the right hop and cause.
 
 mod common;
+#[path = "common/refstack.rs"]
+mod refstack;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use refstack::{root, PrivateTa};
 use serde_json::Value;
 use torghut_e2e::clickhouse::ClickHouse;
 use torghut_e2e::kafka;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs the validator; returns its output and the parsed JSON report.
 fn validator(args: &[&str], extra_env: &[(String, String)]) -> (Output, Value) {
@@ -137,121 +134,19 @@ async fn shipped_scenarios_pass_against_the_reference_stack() {
     );
 }
 
-/// A private stand-in TA job on scratch topics and a scratch database, with fault flags.
-struct PrivateTa {
-    child: Child,
-    topic: String,
-    database: String,
-    group: String,
-}
-
-impl Drop for PrivateTa {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-impl PrivateTa {
-    async fn start(faults: &[&str]) -> Self {
-        let topic = common::unique("t2e.trades");
-        let quotes = format!("{topic}.quotes");
-        let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
-            .create()
-            .unwrap();
-        let new: Vec<NewTopic> = [&topic, &quotes]
-            .iter()
-            .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
-            .collect();
-        for r in admin
-            .create_topics(&new, &AdminOptions::new())
-            .await
-            .unwrap()
-        {
-            r.unwrap();
-        }
-        let database = common::unique("t2e_fault");
-        let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
-        for sql in [
-            format!("CREATE DATABASE {database}"),
-            format!("CREATE TABLE {database}.ta_microbars AS torghut.ta_microbars"),
-            format!("CREATE TABLE {database}.ta_signals AS torghut.ta_signals"),
-        ] {
-            ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
-        }
-        let group = common::unique("t2e-ta");
-        let bin = root().join("target/debug/refstack");
-        assert!(
-            bin.exists(),
-            "{} is built by scripts/stack up",
-            bin.display()
-        );
-        let c = common::clickhouse(&database);
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("{group}.log"))).unwrap();
-        let child = Command::new(bin)
-            .args(["ta", "--lane", "sim", "--kafka-bootstrap"])
-            .arg(&common::kafka_plain().bootstrap)
-            .args([
-                "--trades-topic",
-                &topic,
-                "--quotes-topic",
-                &quotes,
-                "--group-id",
-                &group,
-            ])
-            .args([
-                "--auto-offset-reset",
-                "earliest",
-                "--idle-timeout-ms",
-                "2000",
-            ])
-            .args([
-                "--commit-interval-ms",
-                "500",
-                "--database",
-                &database,
-                "--no-admin",
-            ])
-            .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
-            .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
-            .args(faults)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        PrivateTa {
-            child,
-            topic,
-            database,
-            group,
-        }
-    }
-
-    /// Runs a scenario through this instance's topics and database.
-    async fn validate(&self, scenario: &str) -> (Output, Value) {
-        let config = std::env::temp_dir().join(format!("{}.toml", self.group));
-        std::fs::write(
-            &config,
-            format!(
-                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nta_group_id = {:?}\n",
-                self.topic,
-                format!("{}.quotes", self.topic),
-                self.group
-            ),
-        )
-        .unwrap();
-        let env = vec![(
-            "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
-            self.database.clone(),
-        )];
-        let path = scenario_file(scenario);
-        let config_arg = config.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            validator(&[path.to_str().unwrap(), "--config", &config_arg], &env)
-        })
-        .await
-        .unwrap()
-    }
+/// Runs a scenario through a private instance's topics, consumer group and database.
+async fn validate(ta: &PrivateTa, close: &str) -> (Output, Value) {
+    let config_arg = ta.config_file().display().to_string();
+    let env = vec![(
+        "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
+        ta.database.clone(),
+    )];
+    let path = scenario_file(close);
+    tokio::task::spawn_blocking(move || {
+        validator(&[path.to_str().unwrap(), "--config", &config_arg], &env)
+    })
+    .await
+    .unwrap()
 }
 
 /// A short scenario for fault runs: six seconds of trades, compressed, short deadline.
@@ -307,7 +202,7 @@ fn assert_fails(result: &(Output, Value), hop: &str, cause: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_private_instance_passes() {
     let ta = PrivateTa::start(&[]).await;
-    let (out, report) = ta.validate("trade").await;
+    let (out, report) = validate(&ta, "trade").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         report["scenarios"][0]["tables"]["ta_microbars"]["matched"],
@@ -318,20 +213,20 @@ async fn healthy_private_instance_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_is_named_as_the_ta_job_not_consuming() {
     let ta = PrivateTa::start(&["--stall"]).await;
-    let r = ta.validate("trade").await;
+    let r = validate(&ta, "trade").await;
     assert_fails(&r, "ta_job", "not consuming");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_bars_are_named() {
     let ta = PrivateTa::start(&["--drop-every-nth-bar", "2"]).await;
-    assert_fails(&ta.validate("trade").await, "ta_job", "drops bars");
+    assert_fails(&validate(&ta, "trade").await, "ta_job", "drops bars");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_maths_names_the_columns() {
     let ta = PrivateTa::start(&["--wrong-math", "ema_sma_seed"]).await;
-    let r = ta.validate("trade").await;
+    let r = validate(&ta, "trade").await;
     assert_fails(&r, "ta_job", "ema12");
     assert!(text(&r.0).contains("first divergent row"), "{}", text(&r.0));
 }
@@ -339,14 +234,14 @@ async fn wrong_maths_names_the_columns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_stddev_shows_in_bollinger_or_volatility() {
     let ta = PrivateTa::start(&["--wrong-math", "sample_stddev"]).await;
-    assert_fails(&ta.validate("trade").await, "ta_job", "vol_realized_w60s");
+    assert_fails(&validate(&ta, "trade").await, "ta_job", "vol_realized_w60s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_writes_are_named() {
     let ta = PrivateTa::start(&["--duplicate-writes"]).await;
     assert_fails(
-        &ta.validate("trade").await,
+        &validate(&ta, "trade").await,
         "clickhouse_sink",
         "without FINAL",
     );
@@ -365,7 +260,7 @@ async fn rows_in_another_database_are_found() {
     }
     let ta = PrivateTa::start(&["--write-database", &other]).await;
     assert_fails(
-        &ta.validate("trade").await,
+        &validate(&ta, "trade").await,
         "clickhouse_sink",
         &format!("in {other}"),
     );
@@ -375,7 +270,7 @@ async fn rows_in_another_database_are_found() {
 async fn readonly_clickhouse_is_named_from_the_consumer_offsets() {
     let ta = PrivateTa::start(&["--readonly"]).await;
     assert_fails(
-        &ta.validate("trade").await,
+        &validate(&ta, "trade").await,
         "clickhouse_sink",
         "writes fail",
     );
@@ -385,7 +280,7 @@ async fn readonly_clickhouse_is_named_from_the_consumer_offsets() {
 async fn slow_writes_fail_the_latency_threshold() {
     let ta = PrivateTa::start(&["--write-delay-ms", "4000"]).await;
     assert_fails(
-        &ta.validate("trade").await,
+        &validate(&ta, "trade").await,
         "clickhouse_sink",
         "exceeds 2500 ms",
     );
@@ -395,7 +290,7 @@ async fn slow_writes_fail_the_latency_threshold() {
 async fn stuck_watermark_leaves_the_last_bar_missing() {
     let ta = PrivateTa::start(&["--stuck-watermark"]).await;
     assert_fails(
-        &ta.validate("watermark").await,
+        &validate(&ta, "watermark").await,
         "ta_job",
         "watermark is not advancing",
     );
@@ -425,7 +320,7 @@ async fn crashed_job_after_a_poison_message_is_not_consuming() {
         .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            if let Some(s) = ta.child.try_wait().unwrap() {
+            if let Some(s) = ta.try_wait() {
                 return s;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -434,7 +329,7 @@ async fn crashed_job_after_a_poison_message_is_not_consuming() {
     .await
     .expect("the stand-in exits on the poison message");
     assert!(!status.success());
-    assert_fails(&ta.validate("trade").await, "ta_job", "not consuming");
+    assert_fails(&validate(&ta, "trade").await, "ta_job", "not consuming");
 }
 
 #[test]

@@ -50,7 +50,7 @@ impl PrivateTa {
         {
             r.unwrap();
         }
-        let database = common::unique("t2e_report");
+        let database = common::unique("t2e_private");
         let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
         for sql in [
             format!("CREATE DATABASE {database}"),
@@ -88,6 +88,11 @@ impl PrivateTa {
             database,
             group,
         }
+    }
+
+    /// The stand-in's exit status, once it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// A config file pointing the validator at this instance's topics and consumer group.
