@@ -209,13 +209,6 @@ pub fn explain(target: &KafkaTarget, capture: &ErrorCapture, error: KafkaError) 
     }
 }
 
-/// Partition and offset of a delivered record, kept as evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Delivery {
-    pub partition: i32,
-    pub offset: i64,
-}
-
 /// Key and payload of a consumed message as owned strings (used by tests and evidence).
 pub fn message_text<M: Message>(m: &M) -> (Option<String>, Option<String>) {
     let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
