@@ -114,6 +114,11 @@ pub struct SuiteArgs {
     /// is I modulo N. For a Kubernetes Indexed Job: `--shard $(JOB_COMPLETION_INDEX)/N`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Reuse this reserved pool's symbols (`ZZT2E-<POOL>.<G>-<ALIAS>`), seeding expectations from
+    /// their history in ClickHouse, instead of fresh symbols per run: keeps the TA job's state
+    /// bounded for long-running canaries. One process per pool at a time.
+    #[arg(long, value_name = "POOL", env = "TORGHUT_E2E_POOL")]
+    pub pool: Option<crate::pool::PoolName>,
 }
 
 /// Where a run's results go besides the console; shared by `run` and `canary`.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clickhouse::{Client, Compression, Row};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::config::ClickHouseTarget;
 use crate::model::{Microbar, Signal};
@@ -138,6 +139,14 @@ pub enum ClickHouseError {
 }
 
 impl ClickHouseError {
+    /// The target cannot be used at all (the caller exits 3), as opposed to a failed query.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout(_) | Self::Authentication { .. }
+        )
+    }
+
     pub fn server_code(&self) -> Option<u32> {
         match self {
             Self::Server(e) => Some(e.code),
@@ -314,27 +323,41 @@ impl ClickHouse {
 /// Reading the run's rows back (`pipeline.md` §7.2 rule 8: FINAL for exact counts; signals
 /// filtered to the 1-second path).
 impl ClickHouse {
-    pub async fn microbars(&self, symbols: &[String]) -> Result<Vec<Microbar>, ClickHouseError> {
+    /// The symbols' bars that end after `after` (a reused symbol's history stays out).
+    pub async fn microbars(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
         self.bounded(
             self.client
                 .query(
                     "SELECT ?fields FROM ta_microbars FINAL WHERE has(?, symbol) \
+                     AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
                      ORDER BY symbol, event_ts, seq",
                 )
                 .bind(symbols)
+                .bind(unix_millis(after))
                 .fetch_all::<Microbar>(),
         )
         .await
     }
 
-    pub async fn signals(&self, symbols: &[String]) -> Result<Vec<Signal>, ClickHouseError> {
+    /// The symbols' 1-second signals that end after `after`.
+    pub async fn signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
         self.bounded(
             self.client
                 .query(
                     "SELECT ?fields FROM ta_signals FINAL WHERE has(?, symbol) \
-                     AND window_size = 'PT1S' ORDER BY symbol, event_ts, seq",
+                     AND window_size = 'PT1S' AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
+                     ORDER BY symbol, event_ts, seq",
                 )
                 .bind(symbols)
+                .bind(unix_millis(after))
                 .fetch_all::<Signal>(),
         )
         .await
@@ -345,25 +368,38 @@ impl ClickHouse {
         &self,
         table: &str,
         symbols: &[String],
+        after: OffsetDateTime,
     ) -> Result<u64, ClickHouseError> {
+        let filter = "WHERE has(?, symbol) AND event_ts > fromUnixTimestamp64Milli(?, 'UTC')";
         let all = self
             .count(
-                &format!("SELECT count() FROM {table} WHERE has(?, symbol)"),
+                &format!("SELECT count() FROM {table} {filter}"),
                 symbols,
+                after,
             )
             .await?;
         let merged = self
             .count(
-                &format!("SELECT count() FROM {table} FINAL WHERE has(?, symbol)"),
+                &format!("SELECT count() FROM {table} FINAL {filter}"),
                 symbols,
+                after,
             )
             .await?;
         Ok(all.saturating_sub(merged))
     }
 
-    async fn count(&self, sql: &str, symbols: &[String]) -> Result<u64, ClickHouseError> {
-        self.bounded(self.client.query(sql).bind(symbols).fetch_one::<u64>())
-            .await
+    async fn count(
+        &self,
+        sql: &str,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<u64, ClickHouseError> {
+        let query = self
+            .client
+            .query(sql)
+            .bind(symbols)
+            .bind(unix_millis(after));
+        self.bounded(query.fetch_one::<u64>()).await
     }
 
     /// Another database with a `ta_microbars` table that holds rows of these symbols.
@@ -410,6 +446,104 @@ impl ClickHouse {
             .await?;
         Ok(n > 0)
     }
+}
+
+/// A reused symbol's history (`pipeline.md` §7.2 rule 4), read to seed the oracle.
+impl ClickHouse {
+    /// Per symbol with rows: count, seq range, last bar end and the session sums of
+    /// `ta_microbars FINAL`. Symbols without rows are absent.
+    pub async fn history_stats(
+        &self,
+        symbols: &[String],
+    ) -> Result<Vec<HistoryStats>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT symbol, count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, \
+                     max(event_ts) AS last_event_ts, sum(c * v) AS sum_cv, sum(v) AS sum_v \
+                     FROM ta_microbars FINAL WHERE has(?, symbol) GROUP BY symbol ORDER BY symbol",
+                )
+                .bind(symbols)
+                .fetch_all::<HistoryStats>(),
+        )
+        .await
+    }
+
+    /// The symbol's newest `limit` bars, oldest first (the job's retained list order).
+    pub async fn latest_microbars(
+        &self,
+        symbol: &str,
+        limit: usize,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        let mut bars = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
+                         ORDER BY event_ts DESC, seq DESC LIMIT ?",
+                    )
+                    .bind(symbol)
+                    .bind(limit as u64)
+                    .fetch_all::<Microbar>(),
+            )
+            .await?;
+        bars.reverse();
+        Ok(bars)
+    }
+
+    /// The symbol's bars with `after < seq < before`, in seq order.
+    pub async fn microbars_between_seqs(
+        &self,
+        symbol: &str,
+        after: u64,
+        before: u64,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
+                     AND seq > ? AND seq < ? ORDER BY seq",
+                )
+                .bind(symbol)
+                .bind(after)
+                .bind(before)
+                .fetch_all::<Microbar>(),
+        )
+        .await
+    }
+
+    /// `vwap_session` of the symbol's newest 1-second signal (None: no signal, or NULL).
+    pub async fn latest_vwap_session(&self, symbol: &str) -> Result<Option<f64>, ClickHouseError> {
+        let value = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT vwap_session FROM ta_signals FINAL WHERE symbol = ? \
+                         AND window_size = 'PT1S' ORDER BY event_ts DESC, seq DESC LIMIT 1",
+                    )
+                    .bind(symbol)
+                    .fetch_optional::<Option<f64>>(),
+            )
+            .await?;
+        Ok(value.flatten())
+    }
+}
+
+/// One symbol's `ta_microbars FINAL` history in aggregate.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct HistoryStats {
+    pub symbol: String,
+    pub rows: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub last_event_ts: OffsetDateTime,
+    pub sum_cv: f64,
+    pub sum_v: f64,
+}
+
+fn unix_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[derive(Debug, Row, Deserialize)]

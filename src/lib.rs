@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod latency;
 pub mod model;
 pub mod oracle;
+pub mod pool;
 pub mod preflight;
 pub mod progress;
 pub mod publish;

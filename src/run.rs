@@ -5,6 +5,7 @@ use std::time::Instant;
 use crate::cli::{LintArgs, Outcome, OutputArgs, RunArgs, Shard, SuiteArgs};
 use crate::clickhouse::ClickHouse;
 use crate::config::Config;
+use crate::pool::PoolName;
 use crate::preflight::{self, Components};
 use crate::publish::Publisher;
 use crate::report::{self, PreflightLine, RunReport, ScenarioReport, Target, Verdict};
@@ -80,6 +81,7 @@ pub struct Loaded {
     pub config: Config,
     pub scenarios: Vec<Scenario>,
     pub shard: Option<Shard>,
+    pub pool: Option<PoolName>,
 }
 
 /// Loads the configuration and the scenarios; the outcome to exit with when that fails.
@@ -89,11 +91,35 @@ pub fn load(args: &SuiteArgs) -> Result<Loaded, Outcome> {
         Outcome::UsageOrConfig
     })?;
     let scenarios = load_scenarios(&args.scenarios, args.shard)?;
+    if args.pool.is_some() {
+        pool_aliases_unique(&scenarios)?;
+    }
     Ok(Loaded {
         config,
         scenarios,
         shard: args.shard,
+        pool: args.pool.clone(),
     })
+}
+
+/// In a pool an alias names one symbol for the whole suite: two scenarios sharing it would
+/// each change the history the other is predicted from.
+fn pool_aliases_unique(scenarios: &[Scenario]) -> Result<(), Outcome> {
+    let mut owner: std::collections::HashMap<&str, &Scenario> = Default::default();
+    for s in scenarios {
+        for alias in &s.symbols {
+            if let Some(first) = owner.insert(alias, s) {
+                eprintln!(
+                    "torghut-e2e: symbol alias {alias:?} is used by {} and {}: with --pool every \
+                     alias must belong to one scenario",
+                    first.path.display(),
+                    s.path.display()
+                );
+                return Err(Outcome::UsageOrConfig);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(args: &RunArgs) -> Outcome {
@@ -161,7 +187,7 @@ pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
         scenarios: Vec::new(),
     };
     let outcome = if checks.iter().all(|c| c.ok) {
-        run_scenarios(config, run_id, scenarios, &mut report).await
+        run_scenarios(loaded, run_id, &mut report).await
     } else {
         for c in checks.iter().filter(|c| !c.ok) {
             eprintln!("preflight failed: {c}");
@@ -175,12 +201,10 @@ pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
     (outcome, report)
 }
 
-async fn run_scenarios(
-    config: &Config,
-    run_id: &RunId,
-    scenarios: &[Scenario],
-    report: &mut RunReport,
-) -> Outcome {
+async fn run_scenarios(loaded: &Loaded, run_id: &RunId, report: &mut RunReport) -> Outcome {
+    let Loaded {
+        config, scenarios, ..
+    } = loaded;
     let publisher = match Publisher::new(&config.kafka, config.connect_timeout * 3) {
         Ok(p) => p,
         Err(e) => {
@@ -195,6 +219,7 @@ async fn run_scenarios(
         run_id,
         publisher: &publisher,
         clickhouse: &clickhouse,
+        pool: loaded.pool.as_ref(),
     };
     let mut unreachable = false;
     for (i, s) in scenarios.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! One scenario, end to end: publish known trades, predict the rows, wait for them in
 //! ClickHouse, compare, measure, diagnose.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use crate::diagnose::{self, Finding, Hop, SinkFacts};
 use crate::latency;
 use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{Expected, Oracle};
+use crate::pool::{self, HistoryKind, Lease, PoolName, PoolReport};
 use crate::publish::{Channel, Delivery, Publisher};
 use crate::report::{LatencyReport, ScenarioReport, Verdict};
 use crate::scenario::{Close, Event, Pacing, Scenario, Stage, Table};
@@ -23,6 +24,8 @@ use crate::wait::{self, Poll};
 
 /// Pace of the watcher that runs during publishing.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// A pool run closes by watermark, which may wait for idle partitions (30 s in production).
+const POOL_MIN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Why a scenario could not run at all (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,8 @@ pub enum RunError {
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
     #[error(transparent)]
+    Pool(#[from] pool::PoolError),
+    #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
     #[error("the oracle rejected message {index}: {message}")]
     Oracle { index: usize, message: String },
@@ -44,12 +49,9 @@ impl RunError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            RunError::ClickHouse(
-                ClickHouseError::Unreachable { .. }
-                    | ClickHouseError::Timeout(_)
-                    | ClickHouseError::Authentication { .. }
-            ) | RunError::Publish(_)
-        )
+            RunError::ClickHouse(e) | RunError::Pool(pool::PoolError::ClickHouse(e))
+                if e.is_unreachable()
+        ) || matches!(self, RunError::Publish(_))
     }
 }
 
@@ -71,35 +73,71 @@ pub struct Runner<'a> {
     pub run_id: &'a RunId,
     pub publisher: &'a Publisher,
     pub clickhouse: &'a ClickHouse,
+    /// Reuse this pool's symbols, seeded from their history, instead of fresh ones per run.
+    pub pool: Option<&'a PoolName>,
+}
+
+/// Which symbols a scenario publishes to, how it closes, and what it knows of their past.
+struct Plan {
+    /// Scenario alias → symbol.
+    symbols: BTreeMap<String, String>,
+    /// The symbol of a watermark-closing trade.
+    clock: String,
+    close: Close,
+    deadline: Duration,
+    lease: Option<Lease>,
+}
+
+/// What the publish phase produced.
+struct Published {
+    sent: Vec<Sent>,
+    /// The closing trades' own bars: tolerated, never expected.
+    closers: Vec<RowKey>,
+    expected: Expectations,
+    /// Every message value in publish order, to predict again with another seed.
+    values: Vec<String>,
 }
 
 impl Runner<'_> {
     pub async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, RunError> {
         let started = Instant::now();
-        let symbols = self.symbols(scenario)?;
-        for symbol in symbols.values() {
-            if self.clickhouse.has_rows(symbol).await? {
-                return Err(RunError::SymbolNotFresh(symbol.clone()));
-            }
-        }
-        let names: Vec<String> = symbols.values().cloned().collect();
+        let plan = self.plan(scenario).await?;
+        let history_wait = Instant::now();
+        let base = start_time(scenario, plan.lease.as_ref()).await;
+        let history_wait = history_wait.elapsed();
+        let names: Vec<String> = plan.symbols.values().cloned().collect();
         // Watch ClickHouse while publishing, so first sightings (latency) are timed as they
         // happen even when a real-time scenario publishes for a minute.
         let state = Arc::new(Mutex::new(PollState::default()));
         let publishing = AtomicBool::new(true);
         let (published, ()) = tokio::join!(
             async {
-                let r = self.publish(scenario, &symbols).await;
+                let r = self.publish(scenario, &plan, base).await;
                 publishing.store(false, Ordering::Relaxed);
                 r
             },
-            self.watch(&names, &state, &publishing),
+            self.watch(&names, base, &state, &publishing),
         );
-        let (sent, closers, mut expected) = published?;
+        let Published {
+            mut sent,
+            closers,
+            mut expected,
+            values,
+        } = published?;
         expected.drop_bars_of(&closers);
         let published_at = Instant::now();
-        let bars = expected_bars(&sent, &expected);
-        let observed = self.wait_for(scenario, &names, &bars, state).await?;
+        let mut bars = expected_bars(&sent, &expected);
+        let observed = self.wait_for(&plan, &names, base, &bars, state).await?;
+        let mut pool_report = plan
+            .lease
+            .as_ref()
+            .map(|l| PoolReport::new(l, history_wait));
+        if let (Some(lease), Some(report)) = (&plan.lease, pool_report.as_mut()) {
+            let lease = pool::catch_up(self.clickhouse, lease, &observed.bars, report).await?;
+            if let Some(again) = predict_again(&lease, &values, &closers, &observed, report) {
+                (expected, bars) = again.adopt(&mut sent);
+            }
+        }
         let deliveries: Vec<Delivery> = sent.iter().map(|s| s.delivery.clone()).collect();
         let (stored_bars, stored_signals) = (observed.bars.clone(), observed.signals.clone());
         let mut report = self
@@ -107,6 +145,7 @@ impl Runner<'_> {
                 scenario,
                 Evidence {
                     symbols: &names,
+                    after: base,
                     expected: &expected,
                     bars: &bars,
                     closers: &closers,
@@ -115,11 +154,18 @@ impl Runner<'_> {
                 observed,
             )
             .await?;
+        if let Some(pool) = &pool_report {
+            let findings = pool.findings(&stored_bars);
+            if !findings.is_empty() {
+                report.verdict = Verdict::Fail;
+                report.findings.extend(findings);
+            }
+        }
         let ctx = StageContext {
             config: self.config,
             scenario,
             run_id: self.run_id,
-            symbols: &symbols,
+            symbols: &plan.symbols,
             expected_bars: &expected.bars,
             expected_signals: &expected.signals,
             stored_bars: &stored_bars,
@@ -142,7 +188,8 @@ impl Runner<'_> {
         if report.stages.iter().any(|s| s.verdict != Verdict::Pass) {
             report.verdict = Verdict::Fail;
         }
-        report.symbols = symbols;
+        report.symbols = plan.symbols;
+        report.pool = pool_report;
         report.messages_published = sent.len();
         report.deliveries = deliveries;
         report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
@@ -150,50 +197,91 @@ impl Runner<'_> {
         Ok(report)
     }
 
-    fn symbols(&self, scenario: &Scenario) -> Result<BTreeMap<String, String>, RunError> {
-        let mut map = BTreeMap::new();
-        for alias in &scenario.symbols {
-            let symbol = symbols::synthetic(self.run_id, alias);
-            if !symbols::is_synthetic(&symbol) {
-                return Err(RunError::UnsafeSymbol(symbol));
+    /// Fresh symbols that must have no rows yet, or the pool's, seeded from their history.
+    async fn plan(&self, scenario: &Scenario) -> Result<Plan, RunError> {
+        let Some(pool) = self.pool else {
+            let symbols: BTreeMap<String, String> = scenario
+                .symbols
+                .iter()
+                .map(|a| (a.clone(), symbols::synthetic(self.run_id, a)))
+                .collect();
+            for symbol in symbols.values() {
+                ensure_synthetic(symbol)?;
+                if self.clickhouse.has_rows(symbol).await? {
+                    return Err(RunError::SymbolNotFresh(symbol.clone()));
+                }
             }
-            map.insert(alias.clone(), symbol);
+            return Ok(Plan {
+                symbols,
+                clock: symbols::synthetic(self.run_id, CLOCK_ALIAS),
+                close: scenario.close,
+                deadline: scenario.deadline,
+                lease: None,
+            });
+        };
+        let lease = pool::lease(self.clickhouse, pool, &scenario.symbols).await?;
+        for r in &lease.retired {
+            tracing::warn!(symbol = %r.symbol, generation = r.generation, reason = %r.reason, "pool generation retired");
         }
-        Ok(map)
+        let symbols: BTreeMap<String, String> = lease
+            .symbols
+            .iter()
+            .map(|(alias, s)| (alias.clone(), s.symbol.clone()))
+            .collect();
+        for symbol in symbols.values() {
+            ensure_synthetic(symbol)?;
+        }
+        if scenario.close != Close::Watermark {
+            tracing::info!(scenario = %scenario.name, "pool symbols close by watermark: a closing trade would leave an open bar the next run cannot see");
+        }
+        Ok(Plan {
+            symbols,
+            clock: pool.clock(),
+            close: Close::Watermark,
+            deadline: scenario.deadline.max(POOL_MIN_DEADLINE),
+            lease: Some(lease),
+        })
     }
 
-    /// Publishes every event (plus one closing trade per symbol) and runs the oracle on the
-    /// very same message values, in the same order.
+    /// Publishes every event (plus the closing trades) and runs the oracle on the very same
+    /// message values, in the same order.
     async fn publish(
         &self,
         scenario: &Scenario,
-        symbols: &BTreeMap<String, String>,
-    ) -> Result<(Vec<Sent>, Vec<RowKey>, Expectations), RunError> {
-        let base = time_base(scenario);
-        let mut oracle = Oracle::new();
+        plan: &Plan,
+        base: OffsetDateTime,
+    ) -> Result<Published, RunError> {
+        let mut oracle = seeded_oracle(plan.lease.as_ref());
         let mut pending = Vec::new();
         let mut emitted_by = Vec::new();
-        let mut expectations = Expectations::default();
+        let mut expected = Expectations::default();
         let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
         let mut messages = Vec::new();
         for event in &scenario.events {
             let at = base + Duration::from_millis(event.at_ms());
             messages.push((
                 event_channel(event),
-                symbols[event.symbol()].clone(),
+                plan.symbols[event.symbol()].clone(),
                 at,
                 event.clone(),
             ));
         }
-        let closers = closing_trades(scenario, self.run_id, symbols, base);
+        let closers = closing_trades(scenario, plan, base);
         let closer_keys: Vec<RowKey> = closers
             .iter()
             .map(|(_, s, at, _)| open_bar_key(s, *at))
             .collect();
+        let first_closer = messages.len();
         messages.extend(closers);
+        let mut values = Vec::with_capacity(messages.len());
         for (index, (channel, symbol, at, event)) in messages.into_iter().enumerate() {
             if scenario.pacing == Pacing::Realtime {
                 wait_until_past(at).await;
+            } else if index == first_closer && plan.close == Close::Watermark {
+                // Sent at once, the clock's partition would go idle together with the ones
+                // holding the last bars, and an all-idle watermark never advances (the job's
+                // idleness rule): the clock must outlive them by a moment.
+                tokio::time::sleep(CLOCK_GAP).await;
             }
             let seq = seq_per_symbol.entry(symbol.clone()).or_insert(0);
             *seq += 1;
@@ -202,7 +290,8 @@ impl Runner<'_> {
                 index,
                 message: e.to_string(),
             })?;
-            emitted_by.push(expectations.add(rows));
+            emitted_by.push(expected.add(rows));
+            values.push(value.clone());
             pending.push(self.publisher.send(index, channel, &symbol, value));
         }
         self.publisher.flush();
@@ -213,16 +302,27 @@ impl Runner<'_> {
                 emitted,
             });
         }
-        Ok((sent, closer_keys, expectations))
+        Ok(Published {
+            sent,
+            closers: closer_keys,
+            expected,
+            values,
+        })
     }
 
     /// Polls ClickHouse until every expected key is in both tables, or the deadline.
     /// Polls at a fixed pace while `active`, recording first sightings only.
-    async fn watch(&self, symbols: &[String], state: &Mutex<PollState>, active: &AtomicBool) {
+    async fn watch(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+        state: &Mutex<PollState>,
+        active: &AtomicBool,
+    ) {
         while active.load(Ordering::Relaxed) {
             let fetched = tokio::try_join!(
-                self.clickhouse.microbars(symbols),
-                self.clickhouse.signals(symbols)
+                self.clickhouse.microbars(symbols, after),
+                self.clickhouse.signals(symbols, after)
             );
             let _ = state
                 .lock()
@@ -234,16 +334,18 @@ impl Runner<'_> {
 
     async fn wait_for(
         &self,
-        scenario: &Scenario,
+        plan: &Plan,
         symbols: &[String],
+        after: OffsetDateTime,
         bars: &[ExpectedBar],
         state: Arc<Mutex<PollState>>,
     ) -> Result<Observed, RunError> {
         let wanted: Arc<Vec<RowKey>> = Arc::new(bars.iter().map(|b| b.key.clone()).collect());
-        let waited = wait::until(scenario.deadline, wait::Backoff::default(), || {
+        let waited = wait::until(plan.deadline, wait::Backoff::default(), || {
             let (ch, state, wanted) = (self.clickhouse, state.clone(), wanted.clone());
             async move {
-                let fetched = tokio::try_join!(ch.microbars(symbols), ch.signals(symbols));
+                let fetched =
+                    tokio::try_join!(ch.microbars(symbols, after), ch.signals(symbols, after));
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                 st.observe(fetched, &wanted)
             }
@@ -270,6 +372,7 @@ impl Runner<'_> {
     ) -> Result<ScenarioReport, RunError> {
         let Evidence {
             symbols,
+            after,
             expected,
             bars,
             closers,
@@ -313,7 +416,7 @@ impl Runner<'_> {
             tables.insert(Table::Signals.name().to_string(), d);
         }
         let facts = self
-            .facts(deliveries, symbols, bars, &obs_bars, &tables)
+            .facts(deliveries, (symbols, after), bars, &obs_bars, &tables)
             .await?;
         let mut findings = diagnose::sink(&facts);
         let latency = latency_report(bars, &observed);
@@ -387,16 +490,16 @@ impl Runner<'_> {
     async fn facts(
         &self,
         deliveries: &[Delivery],
-        symbols: &[String],
+        (symbols, after): (&[String], OffsetDateTime),
         bars: &[ExpectedBar],
         observed: &[Microbar],
         tables: &BTreeMap<String, TableDiff>,
     ) -> Result<SinkFacts, RunError> {
-        let seen: HashSet<RowKey> = observed.iter().map(Columns::key).collect();
-        let missing_positions: Vec<usize> = bars
-            .iter()
+        let wanted: Vec<RowKey> = bars.iter().map(|b| b.key.clone()).collect();
+        let missing_positions: Vec<usize> = presence(&wanted, observed.iter().map(Columns::key))
+            .into_iter()
             .enumerate()
-            .filter(|(_, b)| !seen.contains(&b.key))
+            .filter(|(_, seen)| !seen)
             .map(|(i, _)| i)
             .collect();
         let mut mismatched: Vec<String> = tables
@@ -421,7 +524,7 @@ impl Runner<'_> {
         };
         facts.duplicates_unmerged = self
             .clickhouse
-            .unmerged_duplicates("ta_microbars", symbols)
+            .unmerged_duplicates("ta_microbars", symbols, after)
             .await? as usize;
         if found == 0 {
             facts.rows_in_other_database = self.clickhouse.database_holding(symbols).await?;
@@ -449,6 +552,8 @@ async fn later_stages(ctx: &StageContext<'_>) -> Vec<StageReport> {
 /// What the publish phase established, for judging what ClickHouse shows.
 struct Evidence<'a> {
     symbols: &'a [String],
+    /// The run's rows end after this; a reused symbol's history ends before it.
+    after: OffsetDateTime,
     expected: &'a Expectations,
     bars: &'a [ExpectedBar],
     closers: &'a [RowKey],
@@ -523,10 +628,10 @@ impl PollState {
                 .entry(b.key())
                 .or_insert((now, since_previous));
         }
-        let bar_keys: HashSet<RowKey> = bars.iter().map(Columns::key).collect();
-        let sig_keys: HashSet<RowKey> = signals.iter().map(Columns::key).collect();
-        let have_bars = wanted.iter().filter(|k| bar_keys.contains(*k)).count();
-        let have_sigs = wanted.iter().filter(|k| sig_keys.contains(*k)).count();
+        // Bar ends, not seqs: a run whose seqs are off (a reused symbol's history moved on)
+        // must not wait out its deadline; the comparison reports the seqs.
+        let have_bars = present(wanted, bars.iter().map(Columns::key));
+        let have_sigs = present(wanted, signals.iter().map(Columns::key));
         self.observed.bars = bars;
         self.observed.signals = signals;
         if have_bars == wanted.len() && have_sigs == wanted.len() && !wanted.is_empty() {
@@ -538,6 +643,31 @@ impl PollState {
             ))
         }
     }
+}
+
+/// How many of `wanted` have a row, see [`presence`].
+fn present(wanted: &[RowKey], rows: impl Iterator<Item = RowKey>) -> usize {
+    presence(wanted, rows).into_iter().filter(|p| *p).count()
+}
+
+/// Whether each of `wanted` has a row with the same symbol and bar end, as a multiset (two
+/// bars ending in the same second need two rows). Seqs are left to the comparison.
+fn presence(wanted: &[RowKey], rows: impl Iterator<Item = RowKey>) -> Vec<bool> {
+    let mut have: HashMap<(String, OffsetDateTime), usize> = HashMap::new();
+    for k in rows {
+        *have.entry((k.symbol, k.event_ts)).or_default() += 1;
+    }
+    wanted
+        .iter()
+        .map(|k| {
+            have.get_mut(&(k.symbol.clone(), k.event_ts))
+                .is_some_and(|n| {
+                    let ok = *n > 0;
+                    *n = n.saturating_sub(1);
+                    ok
+                })
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -607,6 +737,100 @@ fn time_base(scenario: &Scenario) -> OffsetDateTime {
     }
 }
 
+/// The wall-clock time of offset 0. After a pool symbol's history by more than the
+/// quote-freshness window, so the run's bars follow it and no earlier quote applies to them:
+/// compressed pacing waits until that is also in the past.
+async fn start_time(scenario: &Scenario, lease: Option<&Lease>) -> OffsetDateTime {
+    let Some(last) = lease.and_then(Lease::last_event_ts) else {
+        return time_base(scenario);
+    };
+    let stale = crate::oracle::SignalConfig::default().quote_stale_after_ms;
+    let earliest = last + time::Duration::milliseconds(stale + 1_000);
+    loop {
+        let base = time_base(scenario);
+        if base >= earliest {
+            return base;
+        }
+        let wait = (earliest - base).unsigned_abs();
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "waiting so this run's trades come after the pool symbols' history"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn ensure_synthetic(symbol: &str) -> Result<(), RunError> {
+    if symbols::is_synthetic(symbol) {
+        Ok(())
+    } else {
+        Err(RunError::UnsafeSymbol(symbol.to_string()))
+    }
+}
+
+/// An oracle that knows the leased symbols' history.
+fn seeded_oracle(lease: Option<&Lease>) -> Oracle {
+    let mut oracle = Oracle::new();
+    for (_, s) in lease.map_or(&[][..], |l| &l.symbols) {
+        oracle.seed(&s.symbol, s.seed.clone());
+    }
+    oracle
+}
+
+/// Expectations predicted a second time from a lease that learnt more after the run: bars
+/// an earlier run left open (closed by this run's first trade) and, for symbols whose oldest
+/// rows expired, the session volume before the run fitted to the `vwap_session` values
+/// ClickHouse shows (the one unknown, see [`pool::fit_prior_volume`]).
+fn predict_again(
+    lease: &Lease,
+    values: &[String],
+    closers: &[RowKey],
+    observed: &Observed,
+    report: &mut PoolReport,
+) -> Option<Prediction> {
+    let mut lease = lease.clone();
+    let mut changed = report.symbols.iter().any(|s| s.caught_up_bars > 0);
+    for (_, seeded) in lease
+        .symbols
+        .iter_mut()
+        .filter(|(_, s)| s.kind == HistoryKind::PrefixExpired)
+    {
+        let fit = pool::fit_session(seeded, &observed.bars, &observed.signals);
+        report.record_fit(&seeded.symbol, &fit);
+        seeded.seed.session = fit.session;
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    let mut oracle = seeded_oracle(Some(&lease));
+    let mut prediction = Prediction::default();
+    for value in values {
+        // These values went through the same oracle once already.
+        let rows = oracle.on_message(value).unwrap_or_default();
+        prediction.emitted.push(prediction.expected.add(rows));
+    }
+    prediction.expected.drop_bars_of(closers);
+    Some(prediction)
+}
+
+/// Rows predicted again, and which message makes the job emit each.
+#[derive(Default)]
+struct Prediction {
+    expected: Expectations,
+    emitted: Vec<Vec<RowKey>>,
+}
+
+impl Prediction {
+    fn adopt(self, sent: &mut [Sent]) -> (Expectations, Vec<ExpectedBar>) {
+        for (s, emitted) in sent.iter_mut().zip(self.emitted) {
+            s.emitted = emitted;
+        }
+        let bars = expected_bars(sent, &self.expected);
+        (self.expected, bars)
+    }
+}
+
 /// Sleeps until the wall clock has passed `at` (so event times are never in the future).
 async fn wait_until_past(at: OffsetDateTime) {
     let now = OffsetDateTime::now_utc();
@@ -627,8 +851,7 @@ fn event_channel(event: &Event) -> Channel {
 /// trade 3 s after the last event that moves the watermark past every bar.
 fn closing_trades(
     scenario: &Scenario,
-    run: &RunId,
-    symbols: &BTreeMap<String, String>,
+    plan: &Plan,
     base: OffsetDateTime,
 ) -> Vec<(Channel, String, OffsetDateTime, Event)> {
     let mut last: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
@@ -650,13 +873,13 @@ fn closing_trades(
         };
         (Channel::Trades, symbol, at, Event::Trade(t))
     };
-    match scenario.close {
+    match plan.close {
         Close::Trade => last
             .into_iter()
             .map(|(alias, (at_ms, price))| {
                 trade(
                     alias,
-                    symbols[alias].clone(),
+                    plan.symbols[alias].clone(),
                     (at_ms / 1000 + 1) * 1000 + 100,
                     price,
                 )
@@ -666,15 +889,13 @@ fn closing_trades(
             let end = last.values().map(|(at, _)| *at).max().unwrap_or(0);
             // Past the last bar's end by more than the 2,000 ms out-of-orderness bound.
             let at_ms = (end / 1000 + 1) * 1000 + 2_500;
-            vec![trade(
-                CLOCK_ALIAS,
-                symbols::synthetic(run, CLOCK_ALIAS),
-                at_ms,
-                1.0,
-            )]
+            vec![trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0)]
         }
     }
 }
+
+/// Wall time between a compressed scenario's last message and its watermark clock trade.
+const CLOCK_GAP: Duration = Duration::from_secs(2);
 
 /// Alias of the clock symbol a watermark-closed scenario trades once at the end.
 const CLOCK_ALIAS: &str = "CLOCK";

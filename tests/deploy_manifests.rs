@@ -180,6 +180,12 @@ fn canary_cronjob_runs_one_isolated_cycle_and_never_overlaps() {
         "{grace:?} vs {termination}"
     );
     assert!(at("--pushgateway").is_some(), "a canary publishes metrics");
+    // Every-5-minutes runs on fresh symbols would grow the TA job's state forever.
+    let pool = at("--pool").expect("a canary reuses a reserved pool");
+    assert!(
+        pool.parse::<torghut_e2e::pool::PoolName>().is_ok(),
+        "{pool}"
+    );
 }
 
 #[test]

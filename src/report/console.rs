@@ -23,6 +23,9 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
         if let Some(e) = &s.error {
             writeln!(out, "  error: {e}")?;
         }
+        if let Some(pool) = &s.pool {
+            write_pool(out, pool)?;
+        }
         if s.messages_published > 0 {
             writeln!(
                 out,
@@ -106,4 +109,32 @@ pub(super) fn mark(v: Verdict) -> &'static str {
         Verdict::Fail => "FAIL",
         Verdict::Error => "ERROR",
     }
+}
+
+/// Which generation a pool run used and what it knew of each symbol's past.
+fn write_pool(out: &mut dyn Write, pool: &crate::pool::PoolReport) -> std::io::Result<()> {
+    writeln!(out, "  pool {} generation {}", pool.pool, pool.generation)?;
+    for r in &pool.retired {
+        writeln!(
+            out,
+            "    retired generation {} ({}): {}",
+            r.generation, r.symbol, r.reason
+        )?;
+    }
+    for s in &pool.symbols {
+        writeln!(
+            out,
+            "    {}: history {:?}, {} rows, seq {}..={}, vwap_session {}{}",
+            s.symbol,
+            s.history,
+            s.history_rows,
+            s.first_seq,
+            s.last_seq,
+            s.vwap_session,
+            s.prior_volume
+                .map(|v| format!(" (prior volume {v:.6})"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }

@@ -60,6 +60,9 @@ pub struct ScenarioReport {
     pub verdict: Verdict,
     /// Scenario alias → synthetic symbol.
     pub symbols: BTreeMap<String, String>,
+    /// Set when the symbols came from a reserved pool: their history and how it was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::pool::PoolReport>,
     pub messages_published: usize,
     pub deliveries: Vec<Delivery>,
     pub tables: BTreeMap<String, TableDiff>,
