@@ -14,7 +14,27 @@ fn var(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// Says once per test binary which stack the endpoints belong to (printed with the output of
+/// the first test that asks: shown on failure or with --nocapture).
+fn announce() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let backend = std::env::var("STACK_BACKEND").unwrap_or_else(|_| {
+            "unknown (no STACK_BACKEND: endpoints from STACK_* or their defaults)".into()
+        });
+        eprintln!(
+            "integration tests: stack backend {backend}; Kafka 127.0.0.1:{}/{} (SCRAM), \
+             ClickHouse 127.0.0.1:{}, chromedriver 127.0.0.1:{}",
+            var("STACK_KAFKA_PORT", "9092"),
+            var("STACK_KAFKA_SASL_PORT", "9093"),
+            var("STACK_CH_PORT", "8123"),
+            var("STACK_CHROMEDRIVER_PORT", "9515"),
+        );
+    });
+}
+
 pub fn kafka_plain() -> KafkaTarget {
+    announce();
     KafkaTarget {
         bootstrap: format!("127.0.0.1:{}", var("STACK_KAFKA_PORT", "9092")),
         security_protocol: SecurityProtocol::Plaintext,
@@ -40,6 +60,7 @@ pub fn kafka_sasl() -> KafkaTarget {
 }
 
 pub fn clickhouse(database: &str) -> ClickHouseTarget {
+    announce();
     ClickHouseTarget {
         url: format!("http://127.0.0.1:{}", var("STACK_CH_PORT", "8123")),
         database: database.into(),
