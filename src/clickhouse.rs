@@ -451,37 +451,46 @@ impl ClickHouse {
 /// A reused symbol's history (`pipeline.md` §7.2 rule 4), read to seed the oracle.
 impl ClickHouse {
     /// Per symbol with rows: count, seq range, last bar end and the session sums of
-    /// `ta_microbars FINAL`. Symbols without rows are absent.
+    /// `ta_microbars FINAL` since the job's state for it last began: a job restarted without
+    /// state (the simulation lane's deployment upgrades `stateless`) starts the symbol's seq at 1
+    /// again, with no bars and no session behind it. Emission order is `ingest_ts`; with no seq-1
+    /// row left (expired) every row counts. Symbols without rows are absent.
     pub async fn history_stats(
         &self,
         symbols: &[String],
     ) -> Result<Vec<HistoryStats>, ClickHouseError> {
+        // The epoch's start per symbol as a window (no correlated subquery before 25.8).
+        let sql = "SELECT symbol, count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, \
+             max(event_ts) AS last_event_ts, sum(c * v) AS sum_cv, sum(v) AS sum_v \
+             FROM (SELECT symbol, seq, event_ts, c, v, ingest_ts, \
+                   maxIf(ingest_ts, seq = 1) OVER (PARTITION BY symbol) AS epoch \
+                   FROM ta_microbars FINAL WHERE has(?, symbol)) \
+             WHERE ingest_ts >= epoch GROUP BY symbol ORDER BY symbol";
         self.bounded(
             self.client
-                .query(
-                    "SELECT symbol, count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, \
-                     max(event_ts) AS last_event_ts, sum(c * v) AS sum_cv, sum(v) AS sum_v \
-                     FROM ta_microbars FINAL WHERE has(?, symbol) GROUP BY symbol ORDER BY symbol",
-                )
+                .query(sql)
                 .bind(symbols)
                 .fetch_all::<HistoryStats>(),
         )
         .await
     }
 
-    /// The symbol's newest `limit` bars, oldest first (the job's retained list order).
+    /// The symbol's newest `limit` bars of the current state epoch, oldest first (the job's
+    /// retained list order).
     pub async fn latest_microbars(
         &self,
         symbol: &str,
         limit: usize,
     ) -> Result<Vec<Microbar>, ClickHouseError> {
+        let sql = "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
+             AND ingest_ts >= (SELECT max(ingest_ts) FROM ta_microbars FINAL \
+                               WHERE symbol = ? AND seq = 1) \
+             ORDER BY event_ts DESC, seq DESC LIMIT ?";
         let mut bars = self
             .bounded(
                 self.client
-                    .query(
-                        "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
-                         ORDER BY event_ts DESC, seq DESC LIMIT ?",
-                    )
+                    .query(sql)
+                    .bind(symbol)
                     .bind(symbol)
                     .bind(limit as u64)
                     .fetch_all::<Microbar>(),

@@ -307,9 +307,12 @@ pub struct Fit {
     pub row: usize,
 }
 
-/// Adds to each symbol's seed the bars the job emitted between seeding and this run's first
-/// bar: the bar an earlier, interrupted run left open is closed by this run's first trade, and
-/// lands before it. Only a contiguous run of such bars is taken; anything else stays a finding.
+/// Brings each symbol's seed up to the job's state as this run's first bar shows it:
+/// - seq 1 after a history: the job restarted without state (the simulation lane's deployment
+///   upgrades `stateless`), so the run is predicted from nothing;
+/// - a later seq than expected: the bars the job emitted between seeding and this run's first
+///   bar (the bar an interrupted run left open is closed by this run's first trade) are added,
+///   if ClickHouse has all of them; anything else stays a finding.
 pub async fn catch_up(
     clickhouse: &ClickHouse,
     lease: &Lease,
@@ -323,6 +326,19 @@ pub async fn catch_up(
             .filter(|b| b.symbol == seeded.symbol)
             .map(|b| b.seq)
             .min();
+        if first == Some(1) && seeded.seed.last_seq > 0 {
+            seeded.seed = SeedState::default();
+            seeded.kind = HistoryKind::Fresh;
+            if let Some(s) = report
+                .symbols
+                .iter_mut()
+                .find(|s| s.symbol == seeded.symbol)
+            {
+                s.state_reset = true;
+                s.vwap_session = "exact";
+            }
+            continue;
+        }
         let Some(first) = first.filter(|&f| f > seeded.seed.last_seq + 1) else {
             continue;
         };
@@ -430,6 +446,9 @@ pub struct PoolReport {
     pub symbols: Vec<PoolSymbol>,
     /// How long the run waited for the quote-freshness window after the history to pass.
     pub waited_for_history_ms: u64,
+    /// The run read back only rows ending after this (its own start); history ends before it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub rows_after: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -449,11 +468,13 @@ pub struct PoolSymbol {
     /// Bars the job emitted after the history was read and before this run's first bar (an
     /// earlier run's open bar), added to the seed.
     pub caught_up_bars: u64,
+    /// The job restarted without state since the history was written: predicted from nothing.
+    pub state_reset: bool,
     pub problem: Option<String>,
 }
 
 impl PoolReport {
-    pub fn new(lease: &Lease, waited: std::time::Duration) -> Self {
+    pub fn new(lease: &Lease, waited: std::time::Duration, rows_after: OffsetDateTime) -> Self {
         PoolReport {
             pool: lease.pool.to_string(),
             generation: lease.generation,
@@ -476,10 +497,12 @@ impl PoolReport {
                     prior_volume: None,
                     prior_volume_fixed_by: None,
                     caught_up_bars: 0,
+                    state_reset: false,
                     problem: None,
                 })
                 .collect(),
             waited_for_history_ms: waited.as_millis() as u64,
+            rows_after,
         }
     }
 
@@ -501,7 +524,11 @@ impl PoolReport {
                 .filter(|b| b.symbol == s.symbol)
                 .map(|b| b.seq)
                 .min();
-            let known = s.last_seq + s.caught_up_bars;
+            let known = if s.state_reset {
+                0
+            } else {
+                s.last_seq + s.caught_up_bars
+            };
             if let Some(first) = first.filter(|&f| f != known + 1) {
                 findings.push(Finding {
                     hop: Hop::ClickhouseSink,

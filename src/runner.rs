@@ -131,7 +131,7 @@ impl Runner<'_> {
         let mut pool_report = plan
             .lease
             .as_ref()
-            .map(|l| PoolReport::new(l, history_wait));
+            .map(|l| PoolReport::new(l, history_wait, base));
         if let (Some(lease), Some(report)) = (&plan.lease, pool_report.as_mut()) {
             let lease = pool::catch_up(self.clickhouse, lease, &observed.bars, report).await?;
             if let Some(again) = predict_again(&lease, &values, &closers, &observed, report) {
@@ -789,7 +789,10 @@ fn predict_again(
     report: &mut PoolReport,
 ) -> Option<Prediction> {
     let mut lease = lease.clone();
-    let mut changed = report.symbols.iter().any(|s| s.caught_up_bars > 0);
+    let mut changed = report
+        .symbols
+        .iter()
+        .any(|s| s.caught_up_bars > 0 || s.state_reset);
     for (_, seeded) in lease
         .symbols
         .iter_mut()

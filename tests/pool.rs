@@ -155,6 +155,44 @@ async fn a_reused_symbol_is_predicted_from_its_history_even_after_an_interrupted
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_restarted_without_state_is_predicted_from_nothing_then_from_its_new_history() {
+    let mut ta = PrivateTa::start(&[]).await;
+    let pool = pool_name();
+    let path = scenario(8);
+    let symbol = format!("ZZT2E-{pool}.0-P");
+    let (out, report) = run(&ta, &path, &pool).await;
+    passed(&out, &report);
+    // The simulation lane's TA deployment upgrades `stateless`.
+    ta.restart_without_state();
+
+    let (out, report) = run(&ta, &path, &pool).await;
+    let after_restart = passed(&out, &report);
+    let s = &after_restart["symbols"][0];
+    assert_eq!(
+        (s["history"].as_str(), s["last_seq"].as_u64()),
+        (Some("complete"), Some(8))
+    );
+    assert_eq!(s["state_reset"], true, "{after_restart}");
+    assert_eq!(after_restart["generation"], 0);
+
+    let (out, report) = run(&ta, &path, &pool).await;
+    let next = passed(&out, &report);
+    let s = &next["symbols"][0];
+    // Seeded from the rows since the restart only; the generation is kept.
+    assert_eq!(
+        (s["history_rows"].as_u64(), s["first_seq"].as_u64()),
+        (Some(8), Some(1))
+    );
+    assert_eq!(
+        (s["last_seq"].as_u64(), s["state_reset"].as_bool()),
+        (Some(8), Some(false))
+    );
+    assert_eq!(next["generation"], 0);
+    let all = seqs(&ta, &symbol).await;
+    assert_eq!(all.len(), 24, "{all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_with_a_gap_retires_its_generation() {
     let ta = PrivateTa::start(&[]).await;
     let pool = pool_name();

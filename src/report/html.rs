@@ -186,6 +186,7 @@ fn scenario(out: &mut String, report: &RunReport, s: &ScenarioReport) {
     }
     findings(out, s);
     symbols(out, s);
+    pool(out, s);
     plots(out, s, divergence.as_ref());
     tables(out, s);
     latency(out, s);
@@ -232,6 +233,49 @@ fn symbols(out: &mut String, s: &ScenarioReport) {
         s.messages_published,
         s.waited_ms
     );
+}
+
+/// A pool run: the generation used, what was retired, and each symbol's history.
+fn pool(out: &mut String, s: &ScenarioReport) {
+    let Some(p) = &s.pool else { return };
+    let _ = write!(
+        out,
+        "<h3>Reserved pool {} (generation {})</h3><p>Only rows ending after {} belong to \
+         this run; the history before them seeded the oracle.</p>",
+        esc(&p.pool),
+        p.generation,
+        esc(&p.rows_after.to_string())
+    );
+    for r in &p.retired {
+        let _ = write!(
+            out,
+            "<div class=\"finding\">retired generation {} (<code>{}</code>): {}</div>",
+            r.generation,
+            esc(&r.symbol),
+            esc(&r.reason)
+        );
+    }
+    out.push_str(
+        "<table><tr><th>symbol</th><th>history</th><th>rows</th><th>seqs</th>\
+         <th>vwap_session</th><th>caught up</th></tr>",
+    );
+    for y in &p.symbols {
+        let _ = write!(
+            out,
+            "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}..={}</td><td>{}{}</td><td>{}</td></tr>",
+            esc(&y.symbol),
+            y.history,
+            y.history_rows,
+            y.first_seq,
+            y.last_seq,
+            y.vwap_session,
+            y.prior_volume
+                .map(|v| format!(" (prior volume {v})"))
+                .unwrap_or_default(),
+            y.caught_up_bars
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// Where the rows first stopped matching: the earliest mismatched or missing key.
@@ -518,12 +562,20 @@ fn sql(out: &mut String, report: &RunReport, s: &ScenarioReport) {
         .values()
         .map(|v| format!("'{}'", v.replace('\'', "''")))
         .collect();
-    let symbols = list.join(", ");
+    // Reused pool symbols: only the run's own rows, after its start.
+    let symbols = match &s.pool {
+        Some(p) => format!(
+            "{}], symbol) AND event_ts > fromUnixTimestamp64Milli({}, 'UTC')",
+            list.join(", "),
+            p.rows_after.unix_timestamp_nanos() / 1_000_000
+        ),
+        None => format!("{}], symbol)", list.join(", ")),
+    };
     let text = format!(
-        "SELECT * FROM {db}.ta_microbars FINAL WHERE has([{symbols}], symbol)\n  ORDER BY symbol, event_ts, seq;\n\n\
-         SELECT * FROM {db}.ta_signals FINAL WHERE has([{symbols}], symbol) AND window_size = 'PT1S'\n  ORDER BY symbol, event_ts, seq;\n\n\
+        "SELECT * FROM {db}.ta_microbars FINAL WHERE has([{symbols}\n  ORDER BY symbol, event_ts, seq;\n\n\
+         SELECT * FROM {db}.ta_signals FINAL WHERE has([{symbols} AND window_size = 'PT1S'\n  ORDER BY symbol, event_ts, seq;\n\n\
          -- duplicates not yet merged (what Jangar, which reads without FINAL, shows)\n\
-         SELECT (SELECT count() FROM {db}.ta_microbars WHERE has([{symbols}], symbol))\n     - (SELECT count() FROM {db}.ta_microbars FINAL WHERE has([{symbols}], symbol));\n"
+         SELECT (SELECT count() FROM {db}.ta_microbars WHERE has([{symbols})\n     - (SELECT count() FROM {db}.ta_microbars FINAL WHERE has([{symbols});\n"
     );
     let _ = write!(out, "<h3>SQL used</h3><pre>{}</pre>", esc(&text));
 }
@@ -1050,6 +1102,31 @@ mod tests {
         assert!(html.contains("Kafka → TA job"));
         assert!(html.contains("<svg"), "the latency waterfall is drawn");
         assert!(html.contains("SELECT * FROM torghut_sim_default.ta_signals FINAL"));
+    }
+
+    #[test]
+    fn a_pool_run_shows_its_history_and_reads_only_its_own_rows() {
+        let mut r = sample();
+        let after = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+        r.scenarios[0].pool = Some(crate::pool::PoolReport {
+            pool: "CANARY".into(),
+            generation: 1,
+            retired: vec![crate::pool::Retired {
+                generation: 0,
+                symbol: "ZZT2E-CANARY.0-S".into(),
+                reason: "1 of seqs 1..=8 missing".into(),
+            }],
+            symbols: Vec::new(),
+            waited_for_history_ms: 0,
+            rows_after: after,
+        });
+        let html = render(&r, &[]);
+        assert!(
+            html.contains("Reserved pool CANARY (generation 1)"),
+            "{html}"
+        );
+        assert!(html.contains("1 of seqs 1..=8 missing"));
+        assert!(html.contains("event_ts &gt; fromUnixTimestamp64Milli(1767225600000, "));
     }
 
     #[test]

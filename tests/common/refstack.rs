@@ -19,6 +19,7 @@ pub fn root() -> PathBuf {
 
 pub struct PrivateTa {
     child: Child,
+    faults: Vec<String>,
     pub topic: String,
     pub database: String,
     pub group: String,
@@ -60,34 +61,24 @@ impl PrivateTa {
             ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
         }
         let group = common::unique("t2e-ta");
-        let bin = root().join("target/debug/refstack");
-        assert!(
-            bin.exists(),
-            "{} is built by scripts/stack up",
-            bin.display()
-        );
-        let c = common::clickhouse(&database);
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("{group}.log"))).unwrap();
-        let child = Command::new(bin)
-            .args(["ta", "--lane", "sim", "--kafka-bootstrap"])
-            .arg(&common::kafka_plain().bootstrap)
-            .args(["--trades-topic", &topic, "--quotes-topic", &quotes])
-            .args(["--group-id", &group, "--auto-offset-reset", "earliest"])
-            .args(["--idle-timeout-ms", "2000", "--commit-interval-ms", "500"])
-            .args(["--database", &database, "--no-admin"])
-            .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
-            .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
-            .args(faults)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+        let child = spawn(&topic, &database, &group, &faults);
         PrivateTa {
             child,
+            faults,
             topic,
             database,
             group,
         }
+    }
+
+    /// Stops the job and starts it again on the same topics, group and database: the committed
+    /// offsets survive, the in-memory state (bars, seq counters, sessions) does not — a
+    /// `stateless` upgrade.
+    pub fn restart_without_state(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        self.child = spawn(&self.topic, &self.database, &self.group, &self.faults);
     }
 
     /// The stand-in's exit status, once it has exited.
@@ -128,6 +119,40 @@ impl PrivateTa {
         cmd.envs(self.env());
         cmd
     }
+}
+
+fn spawn(topic: &str, database: &str, group: &str, faults: &[String]) -> Child {
+    let bin = root().join("target/debug/refstack");
+    assert!(
+        bin.exists(),
+        "{} is built by scripts/stack up",
+        bin.display()
+    );
+    let c = common::clickhouse(database);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join(format!("{group}.log")))
+        .unwrap();
+    Command::new(bin)
+        .args(["ta", "--lane", "sim", "--kafka-bootstrap"])
+        .arg(&common::kafka_plain().bootstrap)
+        .args([
+            "--trades-topic",
+            topic,
+            "--quotes-topic",
+            &format!("{topic}.quotes"),
+        ])
+        .args(["--group-id", group, "--auto-offset-reset", "earliest"])
+        .args(["--idle-timeout-ms", "2000", "--commit-interval-ms", "500"])
+        .args(["--database", database, "--no-admin"])
+        .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
+        .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
+        .args(faults)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 /// The validator binary with a clean environment for the local stack.
