@@ -52,6 +52,8 @@ pub struct Publisher {
     trades_topic: String,
     quotes_topic: String,
     timeout: Duration,
+    /// When the last message was enqueued (the watermark may still move because of it).
+    last_sent: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// An enqueued message whose acknowledgement is still to come.
@@ -78,6 +80,7 @@ impl Publisher {
             trades_topic: target.trades_topic.clone(),
             quotes_topic: target.quotes_topic.clone(),
             timeout,
+            last_sent: std::sync::Mutex::new(None),
         })
     }
 
@@ -103,6 +106,7 @@ impl Publisher {
             .map_err(|(e, _)| e.to_string());
         let symbol = symbol.to_string();
         let timeout = self.timeout;
+        *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
         Pending(tokio::spawn(async move {
             let fail = |error: String| PublishError::Delivery {
                 index,
@@ -127,6 +131,14 @@ impl Publisher {
                 Err(_) => Err(fail("the producer was dropped".into())),
             }
         }))
+    }
+
+    /// How long ago this publisher last enqueued a message, if ever.
+    pub fn since_last_send(&self) -> Option<Duration> {
+        self.last_sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
     }
 
     /// Waits for everything enqueued to be sent or to fail, within the timeout.
