@@ -11,11 +11,13 @@
 //! [`GENERATIONS`] × aliases symbols. The `.` keeps pool symbols apart from per-run ones
 //! (`ZZT2E-<RUN>-<ALIAS>`: run ids never contain one).
 
+use std::collections::HashMap;
+
 use time::OffsetDateTime;
 
 use crate::clickhouse::{ClickHouse, ClickHouseError, HistoryStats};
 use crate::diagnose::{self, Finding, Hop};
-use crate::model::{Microbar, Signal};
+use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{BarInput, SeedState, SessionSums};
 use crate::symbols::RESERVED_PREFIX;
 
@@ -158,13 +160,6 @@ impl Lease {
             .iter()
             .filter_map(|(_, s)| s.last_event_ts)
             .max()
-    }
-
-    pub fn seeded(&self, symbol: &str) -> Option<&Seeded> {
-        self.symbols
-            .iter()
-            .map(|(_, s)| s)
-            .find(|s| s.symbol == symbol)
     }
 }
 
@@ -321,11 +316,7 @@ pub async fn catch_up(
 ) -> Result<Lease, ClickHouseError> {
     let mut lease = lease.clone();
     for (_, seeded) in lease.symbols.iter_mut() {
-        let first = stored
-            .iter()
-            .filter(|b| b.symbol == seeded.symbol)
-            .map(|b| b.seq)
-            .min();
+        let first = first_seq(stored, &seeded.symbol);
         if first == Some(1) && seeded.seed.last_seq > 0 {
             seeded.seed = SeedState::default();
             seeded.kind = HistoryKind::Fresh;
@@ -366,6 +357,15 @@ pub async fn catch_up(
     Ok(lease)
 }
 
+/// The lowest seq among the run's stored bars of `symbol`.
+fn first_seq(stored: &[Microbar], symbol: &str) -> Option<u64> {
+    stored
+        .iter()
+        .filter(|b| b.symbol == symbol)
+        .map(|b| b.seq)
+        .min()
+}
+
 /// The session sums a prefix-expired symbol is predicted with, and how they were found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionFit {
@@ -390,16 +390,15 @@ pub fn fit_session(seeded: &Seeded, bars: &[Microbar], signals: &[Signal]) -> Se
             problem: Some("no vwap_session is stored before this run to continue from".into()),
         };
     };
+    let session: HashMap<RowKey, Option<f64>> = signals
+        .iter()
+        .filter(|s| s.symbol == seeded.symbol)
+        .map(|s| (s.key(), s.vwap_session))
+        .collect();
     let mut rows: Vec<(&Microbar, Option<f64>)> = bars
         .iter()
         .filter(|b| b.symbol == seeded.symbol)
-        .map(|b| {
-            let r = signals
-                .iter()
-                .find(|s| s.symbol == b.symbol && s.event_ts == b.event_ts && s.seq == b.seq)
-                .and_then(|s| s.vwap_session);
-            (b, r)
-        })
+        .map(|b| (b, session.get(&b.key()).copied().flatten()))
         .collect();
     rows.sort_by_key(|(b, _)| (b.event_ts, b.seq));
     let cv: Vec<(f64, f64)> = rows.iter().map(|(b, _)| (b.c, b.v)).collect();
@@ -519,11 +518,7 @@ impl PoolReport {
     pub fn findings(&self, stored: &[Microbar]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for s in &self.symbols {
-            let first = stored
-                .iter()
-                .filter(|b| b.symbol == s.symbol)
-                .map(|b| b.seq)
-                .min();
+            let first = first_seq(stored, &s.symbol);
             let known = if s.state_reset {
                 0
             } else {

@@ -543,7 +543,7 @@ async fn duplicates_visible_through_the_api_are_named() {
 /// A scratch database holding a live-looking symbol: bars and signals over the last minutes,
 /// one row written twice (visible without FINAL), and a newest bar seconds ago.
 async fn live_database() -> String {
-    let db = common::unique("t2e_live");
+    let db = common::scratch_database("t2e_live").await;
     let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
     let bars =
         "SELECT 'NVDA', toStartOfSecond(now64(3, 'UTC')) - toIntervalSecond(150 - number) AS t, \
@@ -557,9 +557,6 @@ async fn live_database() -> String {
          t - toIntervalSecond(1), t, 1, 100 + number / 100, if(number < 14, NULL, 55.5), \
          toUInt64(300 + number) FROM numbers({range})";
     let mut statements = vec![
-        format!("CREATE DATABASE {db}"),
-        format!("CREATE TABLE {db}.ta_microbars AS torghut.ta_microbars"),
-        format!("CREATE TABLE {db}.ta_signals AS torghut.ta_signals"),
         // The duplicate must stay visible without FINAL for the whole test.
         format!("SYSTEM STOP MERGES {db}.ta_microbars"),
         format!("SYSTEM STOP MERGES {db}.ta_signals"),

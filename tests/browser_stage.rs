@@ -91,18 +91,7 @@ struct Scratch {
 
 impl Scratch {
     async fn create() -> Self {
-        let name = common::unique("t2e_browser");
-        let admin = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
-        for sql in [
-            format!("CREATE DATABASE {name}"),
-            format!("CREATE TABLE {name}.ta_microbars AS torghut.ta_microbars"),
-            format!("CREATE TABLE {name}.ta_signals AS torghut.ta_signals"),
-        ] {
-            admin
-                .bounded(admin.client().query(&sql).execute())
-                .await
-                .unwrap();
-        }
+        let name = common::scratch_database("t2e_browser").await;
         let ch = ClickHouse::new(&common::clickhouse(&name), common::TIMEOUT);
         Scratch { name, ch }
     }

@@ -249,15 +249,7 @@ async fn duplicate_writes_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_in_another_database_are_found() {
-    let other = common::unique("t2e_other");
-    let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
-    for sql in [
-        format!("CREATE DATABASE {other}"),
-        format!("CREATE TABLE {other}.ta_microbars AS torghut.ta_microbars"),
-        format!("CREATE TABLE {other}.ta_signals AS torghut.ta_signals"),
-    ] {
-        ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
-    }
+    let other = common::scratch_database("t2e_other").await;
     let ta = PrivateTa::start(&["--write-database", &other]).await;
     assert_fails(
         &validate(&ta, "trade").await,

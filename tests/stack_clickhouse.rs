@@ -12,18 +12,7 @@ use torghut_e2e::model::{Microbar, Signal};
 
 /// A scratch database with both TA tables cloned from the production schema.
 async fn scratch() -> ClickHouse {
-    let db = common::unique("t2e_test");
-    let admin = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
-    for sql in [
-        format!("CREATE DATABASE {db}"),
-        format!("CREATE TABLE {db}.ta_microbars AS torghut.ta_microbars"),
-        format!("CREATE TABLE {db}.ta_signals AS torghut.ta_signals"),
-    ] {
-        admin
-            .bounded(admin.client().query(&sql).execute())
-            .await
-            .expect(&sql);
-    }
+    let db = common::scratch_database("t2e_test").await;
     ClickHouse::new(&common::clickhouse(&db), common::TIMEOUT)
 }
 

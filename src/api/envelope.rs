@@ -24,16 +24,7 @@ pub(crate) struct Envelope<'a> {
 impl<'a> Envelope<'a> {
     /// `from`/`to` are the zone-less forms `range.requested` must echo.
     pub fn read(json: &'a Value, symbol: &str, from: &str, to: &str) -> Self {
-        let mut problems = Vec::new();
-        if json.get("ok") != Some(&Value::Bool(true)) {
-            problems.push(format!("ok is {}, not true", show(json.get("ok"))));
-        }
-        if json.get("symbol").and_then(Value::as_str) != Some(symbol) {
-            problems.push(format!(
-                "symbol is {}, not {symbol:?}",
-                show(json.get("symbol"))
-            ));
-        }
+        let mut problems = ok_and_symbol(json, symbol);
         let items = match json.get("items").and_then(Value::as_array) {
             Some(items) => items.as_slice(),
             None => {
@@ -77,6 +68,21 @@ impl<'a> Envelope<'a> {
             problems,
         }
     }
+}
+
+/// `ok: true` and the requested `symbol`, which every TA answer carries (`jangar.md` §1.4, §1.5).
+pub(crate) fn ok_and_symbol(json: &Value, symbol: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if json.get("ok") != Some(&Value::Bool(true)) {
+        problems.push(format!("ok is {}, not true", show(json.get("ok"))));
+    }
+    if json.get("symbol").and_then(Value::as_str) != Some(symbol) {
+        problems.push(format!(
+            "symbol is {}, not {symbol:?}",
+            show(json.get("symbol"))
+        ));
+    }
+    problems
 }
 
 pub(crate) fn show(v: Option<&Value>) -> String {

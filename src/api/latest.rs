@@ -12,7 +12,7 @@ use crate::model::{iso_millis, Microbar, Signal};
 
 use super::client::{Endpoint, JangarClient};
 use super::decode::{self, Decoded, Encoding};
-use super::envelope::show;
+use super::envelope::ok_and_symbol;
 use super::rows::ApiRow;
 use super::{findings, Recorder};
 
@@ -76,7 +76,7 @@ pub(super) async fn check(
             return None;
         }
     };
-    let mut problems = envelope_problems(json, symbol);
+    let mut problems = ok_and_symbol(json, symbol);
     let mut encoding = Encoding::default();
     let bar = row(json, "bars", decode::microbar, &mut encoding, &mut problems);
     let signal = row(
@@ -117,20 +117,6 @@ pub(super) async fn check(
     };
     rec.check(name, outcome, started, evidence);
     bar.map(|b| b.event_ts)
-}
-
-fn envelope_problems(json: &Value, symbol: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if json.get("ok") != Some(&Value::Bool(true)) {
-        problems.push(format!("ok is {}, not true", show(json.get("ok"))));
-    }
-    if json.get("symbol").and_then(Value::as_str) != Some(symbol) {
-        problems.push(format!(
-            "symbol is {}, not {symbol:?}",
-            show(json.get("symbol"))
-        ));
-    }
-    problems
 }
 
 fn note_encoding(rec: &mut Recorder, encoding: &Encoding) {

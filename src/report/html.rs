@@ -563,19 +563,18 @@ fn sql(out: &mut String, report: &RunReport, s: &ScenarioReport) {
         .map(|v| format!("'{}'", v.replace('\'', "''")))
         .collect();
     // Reused pool symbols: only the run's own rows, after its start.
-    let symbols = match &s.pool {
-        Some(p) => format!(
-            "{}], symbol) AND event_ts > fromUnixTimestamp64Milli({}, 'UTC')",
-            list.join(", "),
+    let floor = s.pool.as_ref().map_or(String::new(), |p| {
+        format!(
+            " AND event_ts > fromUnixTimestamp64Milli({}, 'UTC')",
             p.rows_after.unix_timestamp_nanos() / 1_000_000
-        ),
-        None => format!("{}], symbol)", list.join(", ")),
-    };
+        )
+    });
+    let rows = format!("has([{}], symbol){floor}", list.join(", "));
     let text = format!(
-        "SELECT * FROM {db}.ta_microbars FINAL WHERE has([{symbols}\n  ORDER BY symbol, event_ts, seq;\n\n\
-         SELECT * FROM {db}.ta_signals FINAL WHERE has([{symbols} AND window_size = 'PT1S'\n  ORDER BY symbol, event_ts, seq;\n\n\
+        "SELECT * FROM {db}.ta_microbars FINAL WHERE {rows}\n  ORDER BY symbol, event_ts, seq;\n\n\
+         SELECT * FROM {db}.ta_signals FINAL WHERE {rows} AND window_size = 'PT1S'\n  ORDER BY symbol, event_ts, seq;\n\n\
          -- duplicates not yet merged (what Jangar, which reads without FINAL, shows)\n\
-         SELECT (SELECT count() FROM {db}.ta_microbars WHERE has([{symbols})\n     - (SELECT count() FROM {db}.ta_microbars FINAL WHERE has([{symbols});\n"
+         SELECT (SELECT count() FROM {db}.ta_microbars WHERE {rows})\n     - (SELECT count() FROM {db}.ta_microbars FINAL WHERE {rows});\n"
     );
     let _ = write!(out, "<h3>SQL used</h3><pre>{}</pre>", esc(&text));
 }

@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use torghut_e2e::clickhouse::ClickHouse;
 use torghut_e2e::kafka;
 
 use crate::common;
@@ -51,15 +50,7 @@ impl PrivateTa {
         {
             r.unwrap();
         }
-        let database = common::unique("t2e_private");
-        let ch = ClickHouse::new(&common::clickhouse("torghut"), common::TIMEOUT);
-        for sql in [
-            format!("CREATE DATABASE {database}"),
-            format!("CREATE TABLE {database}.ta_microbars AS torghut.ta_microbars"),
-            format!("CREATE TABLE {database}.ta_signals AS torghut.ta_signals"),
-        ] {
-            ch.bounded(ch.client().query(&sql).execute()).await.unwrap();
-        }
+        let database = common::scratch_database("t2e_private").await;
         let group = common::unique("t2e-ta");
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
         let child = spawn(&topic, &database, &group, &faults);
