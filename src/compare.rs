@@ -1,6 +1,11 @@
 //! Expected rows against observed rows, by the tables' replacing key `(symbol, event_ts, seq)`.
+//!
+//! A row whose `seq` alone is off (the job's per-symbol state drifted: a bar split earlier, state
+//! restored or reset) would otherwise show as one missing and one extra key for every later bar.
+//! An expected key and an observed key that are the only unmatched ones of their `(symbol,
+//! event_ts)` are compared as one row instead, so the report says "seq 5, expected 4".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -71,28 +76,58 @@ pub fn compare<R: Columns>(
     for row in expected {
         wanted.insert(row.key(), row);
     }
+    let missing: Vec<&RowKey> = wanted.keys().filter(|k| !seen.contains_key(*k)).collect();
+    let extra: Vec<&RowKey> = seen.keys().filter(|k| !wanted.contains_key(*k)).collect();
+    let paired = seq_shifted(&missing, &extra);
     for (key, want) in &wanted {
-        match seen.get(key) {
-            None => diff.missing.push(key.to_string()),
-            Some(got) => {
-                let columns = diff_cells(*want, *got, &ignore, &tolerance);
-                if columns.is_empty() {
-                    diff.matched += 1;
-                } else {
-                    diff.mismatches.push(RowMismatch {
-                        key: key.to_string(),
-                        columns,
-                    });
-                }
+        let got = match (seen.get(key), paired.get(key)) {
+            (Some(got), _) => *got,
+            (None, Some(observed_key)) => seen[*observed_key],
+            (None, None) => {
+                diff.missing.push(key.to_string());
+                continue;
             }
+        };
+        let columns = diff_cells(*want, got, &ignore, &tolerance);
+        if columns.is_empty() {
+            diff.matched += 1;
+        } else {
+            diff.mismatches.push(RowMismatch {
+                key: key.to_string(),
+                columns,
+            });
         }
     }
-    diff.extra = seen
-        .keys()
-        .filter(|k| !wanted.contains_key(*k))
+    let paired_observed: BTreeSet<&RowKey> = paired.values().copied().collect();
+    diff.extra = extra
+        .into_iter()
+        .filter(|k| !paired_observed.contains(k))
         .map(ToString::to_string)
         .collect();
     diff
+}
+
+/// Expected key → observed key, for the `(symbol, event_ts)` pairs with exactly one unmatched
+/// key on each side.
+fn seq_shifted<'a>(
+    missing: &[&'a RowKey],
+    extra: &[&'a RowKey],
+) -> BTreeMap<&'a RowKey, &'a RowKey> {
+    type Bar<'k> = (&'k str, time::OffsetDateTime);
+    let mut sides: BTreeMap<Bar<'a>, (Vec<&'a RowKey>, Vec<&'a RowKey>)> = BTreeMap::new();
+    for k in missing {
+        sides.entry((&k.symbol, k.event_ts)).or_default().0.push(k);
+    }
+    for k in extra {
+        sides.entry((&k.symbol, k.event_ts)).or_default().1.push(k);
+    }
+    sides
+        .into_values()
+        .filter_map(|(want, got)| match (want.as_slice(), got.as_slice()) {
+            ([w], [g]) => Some((*w, *g)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn diff_cells<R: Columns>(
@@ -192,6 +227,38 @@ mod tests {
                 expected: "100".into(),
                 actual: "100.5".into()
             }]
+        );
+    }
+
+    #[test]
+    fn a_shifted_seq_is_one_differing_row_not_a_missing_and_an_extra_one() {
+        // The job split the bar at seq 2 in two: every later seq is one higher.
+        let expected = [bar(1, 100.0), bar(2, 100.0), bar(3, 100.0)];
+        let mut split = bar(2, 100.0);
+        split.count = 1;
+        let mut shifted = bar(2, 100.0);
+        shifted.seq = 3;
+        shifted.count = 1;
+        let mut later = bar(3, 100.0);
+        later.seq = 4;
+        let d = run(&expected, &[bar(1, 100.0), split, shifted, later]);
+        assert_eq!(d.matched, 1);
+        assert!(d.missing.is_empty(), "{d:?}");
+        // Two observed rows for the bar at seq 2: ambiguous, so the second one stays extra.
+        assert_eq!(d.extra, vec!["ZZT2E-X 2026-01-01T00:00:03.000Z seq 3"]);
+        assert_eq!(d.mismatches.len(), 2);
+        assert_eq!(d.mismatches[0].columns[0].column, "count");
+        assert_eq!(
+            d.mismatches[1].columns,
+            vec![ColumnDiff {
+                column: "seq",
+                expected: "3".into(),
+                actual: "4".into()
+            }]
+        );
+        assert_eq!(
+            d.mismatches[1].key,
+            "ZZT2E-X 2026-01-01T00:00:04.000Z seq 3"
         );
     }
 

@@ -84,6 +84,8 @@ pub struct SinkFacts {
     /// Expected bars absent, by position in the expected order.
     pub missing_positions: Vec<usize>,
     pub mismatched_columns: Vec<String>,
+    /// Rows found at the expected bar end with another `seq`.
+    pub seq_shifted_rows: usize,
     /// Keys seen twice under FINAL.
     pub duplicates_final: usize,
     /// `count()` minus `count() FINAL`: duplicates the engine has not merged yet.
@@ -106,12 +108,30 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
     if !facts.missing_positions.is_empty() {
         findings.push(missing_rows(facts));
     }
-    if !facts.mismatched_columns.is_empty() {
+    if facts.seq_shifted_rows > 0 {
+        findings.push(Finding {
+            hop: Hop::TaJob,
+            cause: format!(
+                "{} bars arrived with another seq than predicted: the job's per-symbol state is \
+                 not the one the oracle continued (a bar split or lost earlier, or the job \
+                 restored or reset its state)",
+                facts.seq_shifted_rows
+            ),
+            runbook: RUNBOOK_TA_MATHS,
+        });
+    }
+    let values: Vec<&str> = facts
+        .mismatched_columns
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "seq")
+        .collect();
+    if !values.is_empty() {
         findings.push(Finding {
             hop: Hop::TaJob,
             cause: format!(
                 "the TA job's values differ from the ta4j-faithful oracle in {}",
-                facts.mismatched_columns.join(", ")
+                values.join(", ")
             ),
             runbook: RUNBOOK_TA_MATHS,
         });
@@ -309,5 +329,21 @@ mod tests {
         });
         assert_eq!(d[0].hop, Hop::TaJob);
         assert!(d[0].cause.contains("ema12"));
+    }
+
+    #[test]
+    fn a_shifted_seq_is_its_own_finding_and_not_a_value_column() {
+        let d = sink(&SinkFacts {
+            mismatched_columns: vec!["count".into(), "seq".into()],
+            seq_shifted_rows: 73,
+            ..facts()
+        });
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].cause.starts_with("73 bars arrived with another seq"),
+            "{}",
+            d[0].cause
+        );
+        assert!(d[1].cause.ends_with("oracle in count"), "{}", d[1].cause);
     }
 }

@@ -537,6 +537,12 @@ impl Runner<'_> {
             found_bars: found,
             missing_positions,
             mismatched_columns: mismatched,
+            seq_shifted_rows: tables.get(Table::Microbars.name()).map_or(0, |d| {
+                d.mismatches
+                    .iter()
+                    .filter(|m| m.columns.iter().any(|c| c.column == "seq"))
+                    .count()
+            }),
             duplicates_final: tables.values().map(|d| d.duplicates.len()).sum(),
             extra_rows: tables.values().map(|d| d.extra.len()).sum(),
             ..SinkFacts::default()
