@@ -242,6 +242,9 @@ pub struct JangarTarget {
     /// Jangar reads `torghut`, while the validator's own ClickHouse target is the simulation lane.
     /// Read only; unset means `torghut`. Synthetic symbols are compared with the run's database.
     pub clickhouse_database: Option<String>,
+    /// Fail on contract drift the page survives (UInt64 as JSON numbers, a Jangar process not in
+    /// UTC) instead of reporting it as a warning.
+    pub strict_contract: bool,
 }
 
 /// The config file, as written by a person. Every field is optional.
@@ -271,6 +274,7 @@ struct FileJangar {
     max_freshness_secs: Option<u64>,
     retries: Option<u32>,
     clickhouse_database: Option<String>,
+    strict_contract: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,6 +328,7 @@ pub mod env {
     pub const JANGAR_URL: &str = "TORGHUT_E2E_JANGAR_URL";
     pub const JANGAR_LIVE_SYMBOL: &str = "TORGHUT_E2E_JANGAR_LIVE_SYMBOL";
     pub const JANGAR_CLICKHOUSE_DATABASE: &str = "TORGHUT_E2E_JANGAR_CLICKHOUSE_DATABASE";
+    pub const JANGAR_STRICT_CONTRACT: &str = "TORGHUT_E2E_JANGAR_STRICT_CONTRACT";
     pub const ARTIFACTS_DIR: &str = "TORGHUT_E2E_ARTIFACTS_DIR";
 }
 
@@ -370,6 +375,10 @@ impl Config {
             Some(v) => parse_bool(env::ALLOW_PRODUCTION, &v)?,
             None => file.allow_production.unwrap_or(false),
         };
+        let strict_contract = match env.get(env::JANGAR_STRICT_CONTRACT) {
+            Some(v) => parse_bool(env::JANGAR_STRICT_CONTRACT, &v)?,
+            None => file.jangar.strict_contract.unwrap_or(false),
+        };
         let config = Config {
             lane,
             allow_production,
@@ -389,6 +398,7 @@ impl Config {
                 clickhouse_database: env
                     .get(env::JANGAR_CLICKHOUSE_DATABASE)
                     .or(file.jangar.clickhouse_database),
+                strict_contract,
             },
             artifacts_dir: env
                 .get(env::ARTIFACTS_DIR)
@@ -685,5 +695,16 @@ mod tests {
         // Reading Jangar's production database for the comparison is not a production target.
         assert_eq!(c.jangar.clickhouse_database.as_deref(), Some("torghut"));
         assert_eq!(c.jangar.retries, 0);
+    }
+
+    #[test]
+    fn strict_contract_from_file_and_env() {
+        assert!(!load("", &[]).unwrap().jangar.strict_contract);
+        let file = "[jangar]\nstrict_contract = true";
+        assert!(load(file, &[]).unwrap().jangar.strict_contract);
+        let off = load(file, &[(env::JANGAR_STRICT_CONTRACT, "0")]).unwrap();
+        assert!(!off.jangar.strict_contract, "the environment wins");
+        let err = load("", &[(env::JANGAR_STRICT_CONTRACT, "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("TORGHUT_E2E_JANGAR_STRICT_CONTRACT"), "{err}");
     }
 }

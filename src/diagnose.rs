@@ -35,13 +35,54 @@ impl Hop {
     }
 }
 
-/// A diagnosed failure.
+/// How a finding weighs in a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The hop is broken: the stage and the run fail.
+    #[default]
+    Failure,
+    /// Drift or a setting the pipeline survives (e.g. UInt64 as JSON numbers, `jangar.md`
+    /// §6.7): reported wherever findings are, never a failed verdict. A release gate that
+    /// cries wolf gets switched off.
+    Warning,
+}
+
+/// A diagnosed problem at one hop: a failure, or a warning that does not fail the run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub hop: Hop,
     pub cause: String,
     /// The runbook section (seeds/torghut-runbooks.md) and failure mode (operations.md §3).
     pub runbook: &'static str,
+    pub severity: Severity,
+}
+
+impl Finding {
+    pub fn failure(hop: Hop, cause: impl Into<String>, runbook: &'static str) -> Self {
+        Self {
+            hop,
+            cause: cause.into(),
+            runbook,
+            severity: Severity::Failure,
+        }
+    }
+
+    pub fn warning(hop: Hop, cause: impl Into<String>, runbook: &'static str) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::failure(hop, cause, runbook)
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.severity == Severity::Failure
+    }
+}
+
+/// Whether any of `findings` fails a verdict (warnings never do).
+pub fn any_failure<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> bool {
+    findings.into_iter().any(Finding::is_failure)
 }
 
 pub const RUNBOOK_KAFKA_PRODUCE: &str =
@@ -68,6 +109,8 @@ pub const RUNBOOK_JANGAR_DOWN: &str = "torghut-runbooks.md \"Torghut TA visuals 
      Jangar's readiness (/health) and pod restarts (jangar.md §4)";
 pub const RUNBOOK_JANGAR_CONTRACT: &str = "jangar.md §1 (TA API contract); the API shape \
      snapshots in tests/snapshots show the drift as a diff";
+pub const RUNBOOK_JANGAR_TIMEZONE: &str = "jangar.md §6.8, §5.6 (run Jangar with TZ=UTC, as \
+     its container image does); zone-less from/to are parsed in the server process's time zone";
 pub const RUNBOOK_JANGAR_FRESHNESS: &str = "torghut-runbooks.md \"Torghut TA visuals validation\" \
      step 4 and \"Lag spike (WS → TA)\"; operations.md §2";
 pub const RUNBOOK_VISUALS: &str = "torghut-runbooks.md \"Torghut TA visuals validation\"; \
@@ -118,6 +161,7 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
                 facts.seq_shifted_rows
             ),
             runbook: RUNBOOK_TA_MATHS,
+            severity: Severity::Failure,
         });
     }
     let values: Vec<&str> = facts
@@ -134,6 +178,7 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
                 values.join(", ")
             ),
             runbook: RUNBOOK_TA_MATHS,
+            severity: Severity::Failure,
         });
     }
     if facts.duplicates_final > 0 {
@@ -145,6 +190,7 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
                 facts.duplicates_final
             ),
             runbook: RUNBOOK_DUPLICATES,
+            severity: Severity::Failure,
         });
     }
     if facts.duplicates_unmerged > 0 {
@@ -156,6 +202,7 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
                 facts.duplicates_unmerged
             ),
             runbook: RUNBOOK_DUPLICATES,
+            severity: Severity::Failure,
         });
     }
     if facts.extra_rows > 0 {
@@ -167,6 +214,7 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
                 facts.extra_rows
             ),
             runbook: RUNBOOK_TA_MATHS,
+            severity: Severity::Failure,
         });
     }
     findings
@@ -200,6 +248,7 @@ pub fn latency(
             "p95 publish → visible latency {p95_ms:.0} ms exceeds {limit_ms:.0} ms; most of it is {place}"
         ),
         runbook: RUNBOOK_LATENCY,
+        severity: Severity::Failure,
     })
 }
 
@@ -212,6 +261,7 @@ fn no_rows(facts: &SinkFacts) -> Finding {
                  writes to the wrong database"
             ),
             runbook: RUNBOOK_SINK_DATABASE,
+            severity: Severity::Failure,
         };
     }
     if !facts.unhealthy_replicas.is_empty() {
@@ -222,6 +272,7 @@ fn no_rows(facts: &SinkFacts) -> Finding {
                 facts.unhealthy_replicas.join(", ")
             ),
             runbook: RUNBOOK_READONLY,
+            severity: Severity::Failure,
         };
     }
     if facts.ta_consumed == Some(true) {
@@ -232,6 +283,7 @@ fn no_rows(facts: &SinkFacts) -> Finding {
                     missing tables, credentials)"
                 .into(),
             runbook: RUNBOOK_READONLY,
+            severity: Severity::Failure,
         };
     }
     Finding {
@@ -240,6 +292,7 @@ fn no_rows(facts: &SinkFacts) -> Finding {
                 is failing over, or its watermark is stalled"
             .into(),
         runbook: RUNBOOK_TA_STALLED,
+        severity: Severity::Failure,
     }
 }
 
@@ -256,6 +309,7 @@ fn missing_rows(facts: &SinkFacts) -> Finding {
                 facts.expected_bars
             ),
             runbook: RUNBOOK_WATERMARK,
+            severity: Severity::Failure,
         }
     } else {
         Finding {
@@ -265,6 +319,7 @@ fn missing_rows(facts: &SinkFacts) -> Finding {
                 facts.expected_bars
             ),
             runbook: RUNBOOK_TA_STALLED,
+            severity: Severity::Failure,
         }
     }
 }

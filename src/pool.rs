@@ -536,6 +536,7 @@ impl PoolReport {
                         s.symbol, self.generation
                     ),
                     runbook: RUNBOOK_POOL,
+                    severity: diagnose::Severity::Failure,
                 });
             }
             if let Some(problem) = &s.problem {
@@ -543,6 +544,7 @@ impl PoolReport {
                     hop: Hop::TaJob,
                     cause: format!("{}: {problem}", s.symbol),
                     runbook: diagnose::RUNBOOK_TA_MATHS,
+                    severity: diagnose::Severity::Failure,
                 });
             }
         }

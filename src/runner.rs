@@ -449,20 +449,19 @@ impl Runner<'_> {
             ));
         }
         let all_clean = !tables.is_empty() && tables.values().all(TableDiff::is_clean);
-        let verdict = if findings.is_empty() && all_clean {
+        let verdict = if !diagnose::any_failure(&findings) && all_clean {
             Verdict::Pass
         } else {
             Verdict::Fail
         };
-        let findings = if verdict == Verdict::Fail && findings.is_empty() {
-            vec![Finding {
+        if verdict == Verdict::Fail && !diagnose::any_failure(&findings) {
+            findings.push(Finding {
                 hop: Hop::TaJob,
                 cause: "rows differ from the oracle (see the table diffs)".into(),
                 runbook: diagnose::RUNBOOK_TA_MATHS,
-            }]
-        } else {
-            findings
-        };
+                severity: diagnose::Severity::Failure,
+            });
+        }
         Ok(ScenarioReport {
             name: scenario.name.clone(),
             path: scenario.path.display().to_string(),

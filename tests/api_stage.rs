@@ -101,6 +101,17 @@ async fn run_with(
     config: &str,
     extra_env: &[(&str, &str)],
 ) -> Run {
+    run_args(scenario, jangar_url, config, extra_env, &[]).await
+}
+
+/// As [`run_with`], with more `run` flags (report outputs).
+async fn run_args(
+    scenario: &Path,
+    jangar_url: &str,
+    config: &str,
+    extra_env: &[(&str, &str)],
+    args: &[&std::ffi::OsStr],
+) -> Run {
     let id = common::unique("t2e-api");
     let dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,6 +133,7 @@ async fn run_with(
         .env("TORGHUT_E2E_JANGAR_URL", jangar_url)
         .env("TORGHUT_E2E_ARTIFACTS_DIR", &artifacts)
         .envs(extra_env.iter().copied())
+        .args(args)
         .current_dir(root());
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run torghut-e2e"))
         .await
@@ -266,6 +278,7 @@ async fn api_scenario_passes_and_the_shapes_match_the_snapshots() {
         "freshness",
         "triangulation",
         "contract content type",
+        "contract bars: zone-less from/to → read as UTC",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
@@ -500,15 +513,123 @@ async fn slow_api_over_the_timeout_fails() {
     r.assert_fails_with(&["too slow or hung", "no answer within 1000 ms"]);
 }
 
+/// The findings of the api stage with `severity`, as (hop, cause).
+fn findings_of(r: &Run, severity: &str) -> Vec<(String, String)> {
+    r.api_stage()["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| f["severity"] == severity)
+        .map(|f| {
+            (
+                f["hop"].as_str().unwrap_or_default().to_string(),
+                f["cause"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// ClickHouse ≥ 25.8 sends UInt64 as JSON numbers (jangar.md §6.7): drift the page survives, so a
+/// warning in every report, not a failed run; the values are still compared. With
+/// `strict_contract` it fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unquoted_uint64_is_reported_not_fatal() {
+async fn unquoted_uint64_is_a_warning_unless_strict() {
     let j = PrivateJangar::start(SIM, &["--int64", "unquoted"], &[]).await;
-    let r = run(&short_scenario(), &j.url, FAST).await;
-    r.assert_fails_with(&["UInt64 columns (count, seq)", "JSON numbers"]);
-    // The values were still decoded and compared: only the encoding checks fail.
+    let dir = std::env::temp_dir().join(common::unique("t2e-u64"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (junit, html, metrics) = (
+        dir.join("junit.xml"),
+        dir.join("report.html"),
+        dir.join("metrics.prom"),
+    );
+    let flags = [
+        "--junit".as_ref(),
+        junit.as_os_str(),
+        "--html".as_ref(),
+        html.as_os_str(),
+        "--metrics".as_ref(),
+        metrics.as_os_str(),
+    ];
+    let r = run_args(&short_scenario(), &j.url, FAST, &[], &flags).await;
+    assert_eq!(r.out.status.code(), Some(0), "{}", r.text());
+    assert_eq!(r.api_stage()["verdict"], "pass", "{}", r.text());
+    let warnings = findings_of(&r, "warning");
+    assert!(
+        warnings.iter().any(|(hop, cause)| hop == "jangar_api"
+            && cause.contains("UInt64 columns (count, seq)")
+            && cause.contains("JSON numbers")),
+        "{warnings:?}\n{}",
+        r.text()
+    );
+    assert!(findings_of(&r, "failure").is_empty(), "{}", r.text());
+    // The values were decoded and compared; the encoding check passes and says so.
     let checks = r.api_stage()["checks"].as_array().unwrap();
     let rows = checks.iter().find(|c| c["name"] == "bars rows A").unwrap();
     assert_eq!(rows["ok"], true, "{rows}");
+    let encoding = checks
+        .iter()
+        .find(|c| c["name"] == "bars encoding A")
+        .unwrap();
+    assert_eq!(encoding["ok"], true, "{encoding}");
+    assert!(
+        encoding["detail"].as_str().unwrap().contains("JSON numbers"),
+        "{encoding}"
+    );
+    // Visible in every report: console, JUnit, HTML and metrics.
+    assert!(r.text().contains("WARNING at ClickHouse → Jangar API"), "{}", r.text());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testcase name=\"warning jangar_api\""), "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<h3>Warnings</h3>"), "the HTML report lists the warning");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("torghut_e2e_warnings{scenario=\"api-probe\",hop=\"jangar_api\"}"),
+        "{prom}"
+    );
+    assert!(prom.contains("torghut_e2e_run_success 1"), "{prom}");
+    std::fs::remove_dir_all(&dir).ok();
+
+    let strict = format!("{FAST}strict_contract = true\n");
+    let r = run(&short_scenario(), &j.url, &strict).await;
+    r.assert_fails_with(&["UInt64 columns (count, seq)", "jangar.strict_contract"]);
+}
+
+/// A Jangar whose process is not in UTC reads zone-less from/to as local time (jangar.md §6.8):
+/// a warning with the measured offset; the page is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jangar_not_in_utc_is_reported_with_its_offset() {
+    let j = PrivateJangar::start(SIM, &["--time-zone", "America/New_York"], &[]).await;
+    let r = run(&short_scenario(), &j.url, FAST).await;
+    assert_eq!(r.out.status.code(), Some(0), "{}", r.text());
+    let offset = r.api_stage()["observed"]["server_utc_offset_min"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no measured offset:\n{}", r.text()));
+    // Eastern time: −5 h in winter, −4 h in summer.
+    assert!([-300, -240].contains(&offset), "{offset}");
+    let shown = format!("UTC−0{}:00", -offset / 60);
+    let warnings = findings_of(&r, "warning");
+    assert!(
+        warnings.iter().any(|(hop, cause)| hop == "jangar_api"
+            && cause.contains(&format!("process time zone is {shown}"))),
+        "{warnings:?}"
+    );
+    let check = r.api_stage()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "contract bars: zone-less from/to → read as UTC")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(check["detail"].as_str().unwrap().contains(&shown), "{check}");
+
+    // The shared stand-in runs in UTC, like Jangar's container.
+    let j = PrivateJangar::start(SIM, &[], &[]).await;
+    let r = run(&short_scenario(), &j.url, FAST).await;
+    assert_eq!(r.api_stage()["observed"]["server_utc_offset_min"], 0, "{}", r.text());
+    assert!(findings_of(&r, "warning").is_empty(), "{}", r.text());
 }
 
 /// A private TA job that writes every batch twice, and a private Jangar reading its database:

@@ -434,6 +434,7 @@ pub(super) async fn check(
         let outcome = judge(rec, &c, &reply);
         rec.check(c.name(), outcome, started, evidence);
     }
+    super::zone::check(client, rec, &unknown, probe.to).await;
     content_type_check(rec, &content_types, cache_headers);
 }
 

@@ -25,8 +25,22 @@ pub struct Encoding {
 }
 
 impl Encoding {
+    #[cfg(test)]
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.unquoted_u64.is_empty() && self.missing_columns.is_empty()
+    }
+
+    /// Whether a check on this encoding passes: UInt64 as JSON numbers is drift the page
+    /// survives (`jangar.md` §6.7), tolerated unless `strict` (the values are compared anyway).
+    pub fn is_acceptable(&self, strict: bool) -> bool {
+        self.problems.is_empty()
+            && self.missing_columns.is_empty()
+            && (self.unquoted_u64.is_empty() || !strict)
+    }
+
+    /// Whether this encoding holds drift that [`Self::is_acceptable`] tolerates.
+    pub fn tolerated_drift(&self, strict: bool) -> bool {
+        !strict && !self.unquoted_u64.is_empty()
     }
 
     pub fn merge(&mut self, other: Encoding) {

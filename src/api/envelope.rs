@@ -118,10 +118,13 @@ pub(crate) fn encoding_check(
             all.join("; ")
         )));
     }
-    let ok = problems.is_empty() && encoding.is_clean();
+    let ok = problems.is_empty() && encoding.is_acceptable(rec.strict);
     let described = encoding.describe();
     let detail = match (ok, described.is_empty()) {
         (true, true) => AS_SPECIFIED.to_string(),
+        (true, false) if encoding.tolerated_drift(rec.strict) => {
+            format!("values decoded despite drift (a warning; jangar.strict_contract fails it): {described}")
+        }
         (true, false) => format!("as specified; {described}"),
         (false, _) => {
             let mut all = problems;

@@ -72,9 +72,28 @@ struct Group {
 pub struct Findings {
     groups: BTreeMap<Failure, Group>,
     other: Vec<Finding>,
+    /// `jangar.strict_contract`: drift the page survives is a failure, not a warning.
+    strict: bool,
 }
 
 impl Findings {
+    pub fn new(strict: bool) -> Self {
+        Self {
+            strict,
+            ..Self::default()
+        }
+    }
+
+    /// Drift the page survives: a warning, or a failure under `jangar.strict_contract`.
+    pub fn drift(&mut self, cause: String, runbook: &'static str) {
+        let finding = if self.strict {
+            Finding::failure(Hop::JangarApi, cause, runbook)
+        } else {
+            Finding::warning(Hop::JangarApi, cause, runbook)
+        };
+        self.push(finding);
+    }
+
     /// Notes a call that did not answer as it should; returns whether it was a transport or
     /// server failure (as opposed to a contract matter).
     pub fn call(&mut self, endpoint: Endpoint, result: &CallResult) -> bool {
@@ -110,17 +129,18 @@ impl Findings {
     /// Grouped causes first (server and transport, the most fundamental), then the rest in the
     /// order found.
     pub fn into_vec(self, base_url: &str) -> Vec<Finding> {
+        let strict = self.strict;
         let mut out: Vec<Finding> = self
             .groups
             .into_iter()
-            .map(|(failure, group)| grouped(&failure, &group, base_url))
+            .map(|(failure, group)| grouped(&failure, &group, base_url, strict))
             .collect();
         out.extend(self.other);
         out
     }
 }
 
-fn grouped(failure: &Failure, group: &Group, base_url: &str) -> Finding {
+fn grouped(failure: &Failure, group: &Group, base_url: &str, strict: bool) -> Finding {
     let list = group
         .endpoints
         .iter()
@@ -177,27 +197,32 @@ fn grouped(failure: &Failure, group: &Group, base_url: &str) -> Finding {
         ),
         Failure::UnquotedU64 => {
             let columns: BTreeSet<&str> = group.texts.iter().flat_map(|t| t.split(", ")).collect();
-            (
-                format!(
+            let cause = format!(
                     "{list} send UInt64 columns ({}) as JSON numbers, not strings: Jangar's \
                      ClickHouse no longer quotes 64-bit integers \
                      (output_format_json_quote_64bit_integers is 0 by default from 25.8), so \
-                     values above 2^53 lose precision in the browser",
-                    columns.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-                RUNBOOK_JANGAR_CONTRACT,
-            )
+                     values above 2^53 lose precision in the browser; the page survives it \
+                     and the values were compared{}",
+                    columns.into_iter().collect::<Vec<_>>().join(", "),
+                if strict {
+                    " (a failure: jangar.strict_contract is set)"
+                } else {
+                    ""
+                }
+            );
+            // Drift the page survives: a warning unless strict (jangar.md §6.7).
+            return if strict {
+                api(cause, RUNBOOK_JANGAR_CONTRACT)
+            } else {
+                Finding::warning(Hop::JangarApi, cause, RUNBOOK_JANGAR_CONTRACT)
+            };
         }
     };
     api(cause, runbook)
 }
 
 pub fn api(cause: String, runbook: &'static str) -> Finding {
-    Finding {
-        hop: Hop::JangarApi,
-        cause,
-        runbook,
-    }
+    Finding::failure(Hop::JangarApi, cause, runbook)
 }
 
 impl Findings {

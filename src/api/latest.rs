@@ -103,12 +103,17 @@ pub(super) async fn check(
     problems.extend(signals.judge(rec, symbol, db));
     note_encoding(rec, &encoding);
     let described = encoding.describe();
-    if !described.is_empty() {
-        problems.push(described);
+    if !encoding.is_acceptable(rec.strict) {
+        problems.push(described.clone());
     }
     let outcome = if problems.is_empty() {
+        let drift = if encoding.tolerated_drift(rec.strict) {
+            format!(" (values decoded despite drift, a warning: {described})")
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "newest bar {} and signal {} equal ClickHouse's",
+            "newest bar {} and signal {} equal ClickHouse's{drift}",
             bars.shown(),
             signals.shown()
         ))

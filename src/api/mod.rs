@@ -23,6 +23,7 @@ mod observe;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod zone;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use crate::diagnose::Finding;
 use crate::stage::{StageCheck, StageContext, StageReport};
 
 pub use client::{ApiError, Endpoint, JangarClient};
+pub use live::JANGAR_DATABASE;
 use client::{CallResult, Reply};
 use findings::Findings;
 
@@ -51,7 +53,7 @@ pub async fn run_stage(ctx: &StageContext<'_>) -> StageReport {
 }
 
 async fn observe_and_check(ctx: &StageContext<'_>) -> StageReport {
-    let mut rec = Recorder::new(ctx.artifacts.join("api"));
+    let mut rec = Recorder::new(ctx.artifacts.join("api"), ctx.config.jangar.strict_contract);
     let Some(base) = ctx.config.jangar.base_url.as_deref() else {
         rec.check(
             "jangar base URL",
@@ -98,15 +100,18 @@ pub(crate) struct Recorder {
     observed: BTreeMap<String, Value>,
     /// `<artifacts>/api`: where response bodies go.
     evidence_dir: PathBuf,
+    /// `jangar.strict_contract`: drift the page survives fails checks instead of warning.
+    strict: bool,
 }
 
 impl Recorder {
-    fn new(evidence_dir: PathBuf) -> Self {
+    fn new(evidence_dir: PathBuf, strict: bool) -> Self {
         Self {
             checks: Vec::new(),
-            findings: Findings::default(),
+            findings: Findings::new(strict),
             observed: BTreeMap::new(),
             evidence_dir,
+            strict,
         }
     }
 

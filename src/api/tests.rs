@@ -420,6 +420,14 @@ fn one_cause_on_several_endpoints_is_one_finding() {
         .contains("/api/torghut/ta/bars, /api/torghut/ta/latest"));
     assert_eq!(out[0].runbook, crate::diagnose::RUNBOOK_JANGAR_DATABASE);
     assert!(out[1].cause.contains("(count, seq)"), "{}", out[1].cause);
+    // UInt64 as numbers is drift the page survives: a warning, unless strict.
+    assert_eq!(out[0].severity, crate::diagnose::Severity::Failure);
+    assert_eq!(out[1].severity, crate::diagnose::Severity::Warning);
+    let mut strict = Findings::new(true);
+    strict.unquoted_u64(Endpoint::Bars, &["seq".to_string()].into());
+    let out = strict.into_vec("http://j");
+    assert_eq!(out[0].severity, crate::diagnose::Severity::Failure);
+    assert!(out[0].cause.contains("jangar.strict_contract"), "{}", out[0].cause);
 }
 
 #[test]
@@ -511,7 +519,7 @@ fn unknown_symbol_is_reserved_and_valid_for_jangar() {
 
 #[test]
 fn freshness_fails_over_the_threshold_and_without_rows() {
-    let mut rec = Recorder::new(std::env::temp_dir());
+    let mut rec = Recorder::new(std::env::temp_dir(), false);
     let now = time::OffsetDateTime::now_utc();
     freshness(
         &mut rec,

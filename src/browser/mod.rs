@@ -95,6 +95,7 @@ fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
             hop: Hop::ChartsPage,
             cause,
             runbook: crate::diagnose::RUNBOOK_VISUALS,
+            severity: crate::diagnose::Severity::Failure,
         }],
         ..StageReport::default()
     }

@@ -54,11 +54,17 @@ pub struct Selectors {
     pub symbol: String,
     pub range: String,
     pub resolution: String,
+    /// The value slot inside a Select trigger (its whole text has the icon's `▼`).
+    pub select_value: String,
+    /// A Select's list; options are looked up only in the open one.
+    pub listbox: String,
     pub option: String,
     pub checkbox: String,
     pub button: String,
     pub price_chart: String,
     pub signal_chart: String,
+    /// The section around the price chart; the banner is one of its direct children.
+    pub chart_section: String,
     pub error_banner: String,
     pub lag_label: String,
 }
@@ -71,6 +77,10 @@ pub struct Attributes {
     pub overlay_count: String,
     pub signal_count: String,
     pub busy: String,
+    /// On a Select trigger: nothing is selected (the slot shows the placeholder).
+    pub placeholder: String,
+    /// On an open Select trigger: the id of its list.
+    pub controls: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -180,6 +190,20 @@ impl PageModel {
         })
     }
 
+    /// The symbol a `Showing SYM · Last 15m · 1s` line names (any range and resolution): the
+    /// text between the template's prefix and the literal after `{symbol}`.
+    pub fn charted_symbol(&self, line: &str) -> Option<String> {
+        let (prefix, rest) = self.texts.showing.split_once("{symbol}")?;
+        let after = rest.split('{').next().unwrap_or_default();
+        let tail = line.strip_prefix(prefix)?;
+        let symbol = if after.is_empty() {
+            tail
+        } else {
+            tail.split_once(after)?.0
+        };
+        (!symbol.trim().is_empty()).then(|| symbol.trim().to_string())
+    }
+
     /// `Showing SYM · Last 15m · 1s`.
     pub fn showing(&self, symbol: &str) -> String {
         self.texts
@@ -236,6 +260,15 @@ mod tests {
         assert_eq!(m.tone(179).unwrap().name, "warn");
         assert_eq!(m.tone(180).unwrap().name, "bad");
         assert_eq!(m.toggles.len(), 5);
+        assert_eq!(
+            m.charted_symbol("Showing AMD · Last 1h · 15s").as_deref(),
+            Some("AMD")
+        );
+        assert_eq!(
+            m.charted_symbol(&m.showing("ZZT2E-AB12CD34-CHART")).as_deref(),
+            Some("ZZT2E-AB12CD34-CHART")
+        );
+        assert_eq!(m.charted_symbol("Select symbol"), None);
     }
 
     #[test]

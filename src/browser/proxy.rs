@@ -2,9 +2,11 @@
 //!
 //! The browser loads Jangar through it, so the validator can show the page an empty result, an
 //! error status, a slow answer or a dropped connection for chosen API calls without touching the
-//! deployment (which it may neither add symbols to nor break). Everything else is forwarded
-//! unchanged. It also logs every call with its answer: the evidence of what the page was given
-//! and of which calls it made (toggles must make none).
+//! deployment (which it may neither add symbols to nor break). It can also add the run's
+//! synthetic symbols to the symbol list the page gets ([`FaultProxy::add_symbols`]): a real
+//! Jangar never lists them (`jangar.md` §6.5), but serves their rows. Everything else is
+//! forwarded unchanged. It logs every call with its answer: the evidence of what the page was
+//! given and of which calls it made (toggles must make none).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -77,6 +79,12 @@ pub struct Exchange {
     /// Wall clock (Unix ms) when the answer was handed to the browser.
     #[serde(skip)]
     pub finished_unix_ms: Option<i64>,
+    /// Symbols the proxy added to Jangar's symbol list in this answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_symbols: Vec<String>,
+    /// Why an answer the proxy was to change went through unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The JSON body of an API answer, as the browser got it.
     #[serde(skip)]
     pub json: Option<Arc<Value>>,
@@ -110,6 +118,8 @@ impl Exchange {
 #[derive(Default)]
 struct State {
     rules: BTreeMap<String, Fault>,
+    /// Path of the symbols list → symbols to add to its compact answers.
+    added: BTreeMap<String, Vec<String>>,
     log: Vec<Exchange>,
 }
 
@@ -212,9 +222,20 @@ impl FaultProxy {
             .insert(normalize(path).to_string(), fault);
     }
 
-    /// Forwards everything again.
+    /// Forwards everything again (symbols being added stay added).
     pub fn clear(&self) {
         self.shared.lock().rules.clear();
+    }
+
+    /// Adds `symbols` to every later 200 answer of `path` (Jangar's `/api/torghut/symbols`)
+    /// in the compact shape `{"symbols":[…]}` the page asks for: the same shape, each one
+    /// placed in A-to-Z order among Jangar's own (which keep their order), nothing else
+    /// changed. Each call logs what it added (`added_symbols`) or why it added nothing (`note`).
+    pub fn add_symbols(&self, path: &str, symbols: Vec<String>) {
+        self.shared
+            .lock()
+            .added
+            .insert(normalize(path).to_string(), symbols);
     }
 
     /// The sequence number the next call will get: "calls since" starts here.
@@ -324,6 +345,8 @@ impl Pending {
             started_ms,
             finished_ms: None,
             finished_unix_ms: None,
+            added_symbols: Vec::new(),
+            note: None,
             json: None,
         });
         drop(state);
@@ -337,6 +360,14 @@ impl Pending {
 
     fn finish(mut self, status: Option<u16>, error: Option<String>, json: Option<Value>) {
         self.record(status, error, json);
+    }
+
+    /// What the proxy changed in this answer, or why it did not.
+    fn changed(&self, added: Vec<String>, note: Option<String>) {
+        if let Some(e) = self.shared.lock().log.get_mut(self.seq as usize) {
+            e.added_symbols = added;
+            e.note = note;
+        }
     }
 
     fn record(&mut self, status: Option<u16>, error: Option<String>, json: Option<Value>) {
@@ -468,6 +499,27 @@ async fn forward(shared: &Arc<Shared>, request: Request<Incoming>, pending: Pend
             return text_answer(StatusCode::BAD_GATEWAY, message);
         }
     };
+    let additions = shared
+        .lock()
+        .added
+        .get(normalize(parts.uri.path()))
+        .cloned();
+    let bytes = match additions {
+        Some(symbols) if status == StatusCode::OK => {
+            let query = parts.uri.query().unwrap_or_default();
+            match add_symbols(&bytes, query, &symbols) {
+                Ok((body, added)) => {
+                    pending.changed(added, None);
+                    body
+                }
+                Err(why) => {
+                    pending.changed(Vec::new(), Some(format!("no symbol added: {why}")));
+                    bytes
+                }
+            }
+        }
+        _ => bytes,
+    };
     let json = parts
         .uri
         .path()
@@ -479,6 +531,51 @@ async fn forward(shared: &Arc<Shared>, request: Request<Incoming>, pending: Pend
     *answer.headers_mut() = headers;
     pending.finish(Some(status.as_u16()), None, json);
     answer
+}
+
+/// Jangar's compact symbols answer with `symbols` added, and the ones that were not there yet.
+/// Only `{"symbols":[strings]}` for the equity list is changed (`jangar.md` §1.7: the page asks
+/// `format=compact`; `full` and `assetClass=crypto` are other lists); Jangar's order is kept and
+/// each addition goes before the first listed symbol that sorts after it.
+fn add_symbols(body: &[u8], query: &str, symbols: &[String]) -> Result<(Bytes, Vec<String>), String> {
+    let param = |name: &str| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("format").as_deref() == Some("full") {
+        return Err("format=full is not the page's list".into());
+    }
+    if param("assetClass").as_deref() == Some("crypto") {
+        return Err("assetClass=crypto is not the page's list".into());
+    }
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+    let listed: Vec<String> = match parsed.as_object() {
+        Some(o) if o.len() == 1 => o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(|v| v.as_str().map(String::from)).collect())
+            .ok_or("the answer is not {\"symbols\":[strings]}")?,
+        _ => return Err("the answer is not {\"symbols\":[strings]}".into()),
+    };
+    let mut list = listed.clone();
+    let mut added = Vec::new();
+    for symbol in symbols {
+        if list.contains(symbol) {
+            continue;
+        }
+        let at = list
+            .iter()
+            .position(|s| s.as_str() > symbol.as_str())
+            .unwrap_or(list.len());
+        list.insert(at, symbol.clone());
+        added.push(symbol.clone());
+    }
+    if added.is_empty() {
+        return Ok((Bytes::copy_from_slice(body), added));
+    }
+    let text = serde_json::to_vec(&json!({ "symbols": list })).map_err(|e| e.to_string())?;
+    Ok((Bytes::from(text), added))
 }
 
 /// An absolute redirect to Jangar would take the browser past the proxy.
@@ -578,6 +675,10 @@ mod tests {
             .route(
                 "/api/torghut/ta/bars",
                 get(|| async { axum::Json(json!({"ok": true, "items": [{"o": 1}]})) }),
+            )
+            .route(
+                "/api/torghut/symbols",
+                get(|| async { axum::Json(json!({"symbols": ["AMD", "NVDA"]})) }),
             )
             .route("/page", get(|| async { "hello" }))
             .route(
@@ -688,6 +789,51 @@ mod tests {
         assert_eq!(log[3].status, None);
         assert_eq!(log[3].fault, Some(Fault::Drop));
         assert!(log.iter().all(Exchange::done));
+    }
+
+    #[tokio::test]
+    async fn adds_the_run_symbols_to_the_list_and_logs_it() {
+        let p = proxy().await;
+        let symbols = format!("{}/api/torghut/symbols?format=compact", p.url());
+        p.add_symbols(
+            "/api/torghut/symbols",
+            vec!["ZZT2E-AB12CD34-CHART".into(), "AMD".into(), "B.X".into()],
+        );
+        let text = client()
+            .get(&symbols)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The same compact shape, A to Z, only the missing symbols added.
+        assert_eq!(
+            text,
+            r#"{"symbols":["AMD","B.X","NVDA","ZZT2E-AB12CD34-CHART"]}"#
+        );
+        // Other lists of the same route are left alone, and say why.
+        let full = client()
+            .get(format!("{}/api/torghut/symbols?format=full", p.url()))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(full, json!({"symbols": ["AMD", "NVDA"]}));
+        let log = p.log();
+        assert_eq!(log[0].added_symbols, ["ZZT2E-AB12CD34-CHART", "B.X"]);
+        assert_eq!(
+            log[0].json.as_deref().unwrap()["symbols"][3],
+            "ZZT2E-AB12CD34-CHART"
+        );
+        assert!(log[1].added_symbols.is_empty());
+        assert!(log[1].note.as_deref().unwrap().contains("format=full"));
+        let logged = serde_json::to_value(&log[0]).unwrap();
+        assert_eq!(logged["added_symbols"][0], "ZZT2E-AB12CD34-CHART");
+        assert!(add_symbols(br#"{"symbols":[1]}"#, "", &["X".into()]).is_err());
+        assert!(add_symbols(br#"{"symbols":[],"x":1}"#, "", &["X".into()]).is_err());
     }
 
     #[tokio::test]

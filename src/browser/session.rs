@@ -70,11 +70,28 @@ pub struct Pill {
     pub class: String,
 }
 
+/// A Select trigger as the page shows it (`jangar.md` §6.1).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Trigger {
     pub tag: String,
     pub disabled: bool,
+    /// The button's whole text, icon included (`AMD▼`): evidence, never the value.
     pub text: String,
+    /// The value slot's text: the value, or the placeholder when `placeholder` is set.
+    pub slot: Option<String>,
+    /// The trigger carries the placeholder attribute: nothing is selected.
+    pub placeholder: bool,
+    /// The id of the list it has open.
+    pub controls: Option<String>,
+}
+
+impl Trigger {
+    /// The selected value: the value slot's text, unless the trigger shows its placeholder.
+    pub fn value(&self) -> Option<&str> {
+        self.slot
+            .as_deref()
+            .filter(|v| !self.placeholder && !v.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
@@ -245,17 +262,37 @@ impl Session {
         }
     }
 
-    async fn find(&self, kind: &str, value: &str) -> Result<Option<Element>, CmdError> {
-        let found = self
-            .client
-            .execute(
-                FIND_JS,
-                vec![self.model.clone(), json!({ "kind": kind, "value": value })],
-            )
-            .await?;
+    /// Runs `find.js`: `want` is `{kind, value[, trigger]}`.
+    async fn find_js(&self, want: Value) -> Result<Value, CmdError> {
+        self.client
+            .execute(FIND_JS, vec![self.model.clone(), want])
+            .await
+    }
+
+    async fn find(&self, want: &Value) -> Result<Option<Element>, CmdError> {
+        let found = self.find_js(want.clone()).await?;
         Ok(found.get(ELEMENT_KEY).and_then(Value::as_str).map(|id| {
             Element::from_element_id(self.client.clone(), ElementRef::from(id.to_string()))
         }))
+    }
+
+    /// Clicks what the model locates as `want`, waiting up to `timeout` for it.
+    async fn click_found(&self, want: Value, timeout: Duration) -> Result<(), BrowserError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(element) = self.find(&want).await? {
+                element.click().await?;
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BrowserError::NotFound(format!(
+                    "{} {:?}",
+                    want["kind"].as_str().unwrap_or_default(),
+                    want["value"].as_str().unwrap_or_default()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Clicks what the model locates as `kind`/`value`, waiting up to `timeout` for it.
@@ -265,20 +302,12 @@ impl Session {
         value: &str,
         timeout: Duration,
     ) -> Result<(), BrowserError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(element) = self.find(kind, value).await? {
-                element.click().await?;
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(BrowserError::NotFound(format!("{kind} {value:?}")));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.click_found(json!({ "kind": kind, "value": value }), timeout)
+            .await
     }
 
-    /// Opens a Select by its trigger and picks the option labelled `label`.
+    /// Opens a Select by its trigger and picks the option labelled `label` from the list that
+    /// trigger opened (closed lists stay in the DOM, `jangar.md` §6.3).
     pub async fn choose(
         &self,
         trigger: &str,
@@ -286,14 +315,26 @@ impl Session {
         timeout: Duration,
     ) -> Result<(), BrowserError> {
         self.click("css", trigger, timeout).await?;
-        self.click("option", label, timeout)
-            .await
-            .map_err(|e| match e {
-                BrowserError::NotFound(_) => {
-                    BrowserError::NotFound(format!("option {label:?} in the {trigger} dropdown"))
-                }
-                other => other,
-            })
+        let want = json!({ "kind": "option", "value": label, "trigger": trigger });
+        match self.click_found(want, timeout).await {
+            Err(BrowserError::NotFound(_)) => {
+                let offered = self
+                    .find_js(json!({ "kind": "options", "value": "", "trigger": trigger }))
+                    .await
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+                    .unwrap_or_default();
+                Err(BrowserError::NotFound(if offered.is_empty() {
+                    format!("option {label:?}: the {trigger} dropdown opened no list")
+                } else {
+                    format!(
+                        "option {label:?} in the {trigger} dropdown, which offers {}",
+                        offered.join(", ")
+                    )
+                }))
+            }
+            other => other,
+        }
     }
 
     pub async fn screenshot(&self) -> Result<Vec<u8>, CmdError> {
@@ -309,46 +350,5 @@ impl Session {
         };
         let value = self.client.issue_cmd(command).await?;
         Ok(serde_json::from_value(value).unwrap_or_default())
-    }
-}
-
-/// What the price chart drew at one time, where the page exposes its ECharts instance.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Drawn {
-    /// No global `echarts` (Jangar's bundle imports it as a module): the chart is pixels only.
-    NotExposed,
-    /// The chart has no candle at that time.
-    Missing,
-    /// `[open, high, low, close]`.
-    Candle([f64; 4]),
-}
-
-const DRAWN_JS: &str = r#"
-const [selector, t] = arguments
-const el = document.querySelector(selector)
-const lib = window.echarts
-const chart = el && lib && typeof lib.getInstanceByDom === 'function' ? lib.getInstanceByDom(el) : null
-if (!chart) return null
-const series = (chart.getOption().series ?? []).find((s) => s.type === 'candlestick')
-const point = (series?.data ?? []).find((d) => Array.isArray(d) && d[0] === t)
-return point ?? false
-"#;
-
-impl Session {
-    /// The candle the chart in `selector` holds at `t_ms` (ECharts data `[t, open, close, low,
-    /// high]`), read from the chart itself rather than from the answer it was built from.
-    pub async fn drawn_candle(&self, selector: &str, t_ms: i64) -> Result<Drawn, CmdError> {
-        let v = self
-            .client
-            .execute(DRAWN_JS, vec![json!(selector), json!(t_ms)])
-            .await?;
-        Ok(match v {
-            Value::Null => Drawn::NotExposed,
-            Value::Array(p) if p.len() >= 5 => {
-                let n = |i: usize| p[i].as_f64().unwrap_or(f64::NAN);
-                Drawn::Candle([n(1), n(4), n(3), n(2)])
-            }
-            _ => Drawn::Missing,
-        })
     }
 }

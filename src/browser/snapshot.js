@@ -11,9 +11,20 @@ const body = document.body ? document.body.innerText : ''
 const byText = (css, text) => all(css).find((e) => norm(e.textContent) === text) ?? null
 // The first line of the page's text that starts with `label` (e.g. "Showing …").
 const line = (label) => body.split('\n').map(norm).find((l) => l.startsWith(label + ' ')) ?? null
+// A Select trigger: its value slot (the whole text also holds the icon's "▼"), whether it shows
+// the placeholder, and which list it has open.
 const control = (css) => {
   const e = first(css)
-  return e ? { tag: e.tagName, disabled: e.disabled === true, text: norm(e.textContent) } : null
+  if (!e) return null
+  const slot = e.querySelector(sel.select_value)
+  return {
+    tag: e.tagName,
+    disabled: e.disabled === true,
+    text: norm(e.textContent),
+    slot: slot ? norm(slot.textContent) : null,
+    placeholder: e.hasAttribute(attr.placeholder),
+    controls: e.getAttribute(attr.controls),
+  }
 }
 
 const price = first(sel.price_chart)
@@ -21,7 +32,11 @@ const signal = first(sel.signal_chart)
 const lagLabel = byText(sel.lag_label, texts.lag_label)
 const pill = lagLabel ? lagLabel.nextElementSibling : null
 const refresh = byText(sel.button, texts.refresh)
-const banner = first(sel.error_banner)
+// Only a direct child of the section around the price chart: the app shell has sections too.
+const chartSection = price ? price.closest(sel.chart_section) : null
+const banner = chartSection
+  ? (Array.from(chartSection.children).find((c) => c.matches(sel.error_banner)) ?? null)
+  : null
 const heading = first(sel.heading)
 const toggles = {}
 for (const t of m.toggles) {

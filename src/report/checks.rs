@@ -31,6 +31,8 @@ pub enum CheckKind {
     Stage,
     /// A diagnosis: which hop broke and why. Always a failure; it explains the failed checks.
     Finding,
+    /// A warning finding: drift the pipeline survives. Always passes; it is there to be seen.
+    Warning,
 }
 
 #[derive(Debug, Clone)]
@@ -240,16 +242,18 @@ fn stage_checks(stage: &StageReport, evidence_dir: &str) -> Vec<NamedCheck> {
         .collect()
 }
 
+/// A failing finding is a failed `diagnosis <hop>` case; a warning a passing `warning <hop>`
+/// case that carries the cause, so CI shows it without turning red.
 fn finding(f: &Finding) -> NamedCheck {
     let hop = hop_name(f);
+    let (kind, name) = if f.is_failure() {
+        (CheckKind::Finding, format!("diagnosis {hop}"))
+    } else {
+        (CheckKind::Warning, format!("warning {hop}"))
+    };
     NamedCheck {
         detail: format!("hop: {}\nrunbook: {}\n", f.hop.label(), f.runbook),
-        ..NamedCheck::new(
-            CheckKind::Finding,
-            format!("diagnosis {hop}"),
-            false,
-            f.cause.clone(),
-        )
+        ..NamedCheck::new(kind, name, !f.is_failure(), f.cause.clone())
     }
 }
 
@@ -308,6 +312,11 @@ mod tests {
         assert_eq!(bars.status, CheckStatus::Pass);
         let f = s.checks.iter().find(|c| c.kind == CheckKind::Finding);
         assert_eq!(f.unwrap().name, "diagnosis ta_job");
+        let w = s.checks.iter().find(|c| c.kind == CheckKind::Warning).unwrap();
+        assert_eq!(w.name, "warning jangar_api");
+        assert_eq!(w.status, CheckStatus::Pass);
+        assert!(w.message.contains("JSON numbers"), "{}", w.message);
+        assert!(w.detail.contains("runbook:"), "{}", w.detail);
         let api = s.checks.iter().find(|c| c.name == "api bars").unwrap();
         assert_eq!(
             api.evidence,

@@ -85,7 +85,8 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
             .iter()
             .chain(s.stages.iter().flat_map(|st| st.findings.iter()))
         {
-            writeln!(out, "  FAILED at {}: {}", f.hop.label(), f.cause)?;
+            let what = if f.is_failure() { "FAILED" } else { "WARNING" };
+            writeln!(out, "  {what} at {}: {}", f.hop.label(), f.cause)?;
             writeln!(out, "    runbook: {}", f.runbook)?;
         }
     }
@@ -137,4 +138,25 @@ fn write_pool(out: &mut dyn Write, pool: &crate::pool::PoolReport) -> std::io::R
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn failures_and_warnings_are_told_apart() {
+        let mut text = Vec::new();
+        write_console(&sample(), &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("  FAILED at Kafka → TA job: the TA job's values differ"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  WARNING at ClickHouse → Jangar API: /api/torghut/ta/bars sends"),
+            "{text}"
+        );
+    }
 }

@@ -66,6 +66,7 @@ table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #d0d7de;paddi
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .divergence{border:2px solid #cf222e;background:#fff5f5;padding:8px 12px;border-radius:6px}
 .finding{border-left:4px solid #cf222e;padding:4px 10px;margin:6px 0;background:#fafafa}
+.finding.warning{border-left-color:#bf8700;background:#fff8c5}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:360px;font-size:12px}
 section.scenario{border-top:1px solid #d0d7de}img{max-width:100%;border:1px solid #d0d7de}
 svg text{font:11px system-ui,sans-serif}footer{margin-top:40px;color:#57606a;font-size:12px}
@@ -196,24 +197,31 @@ fn scenario(out: &mut String, report: &RunReport, s: &ScenarioReport) {
     out.push_str("</section>");
 }
 
+/// The failing findings under "Diagnosis", then the warnings (drift the run passed despite).
 fn findings(out: &mut String, s: &ScenarioReport) {
     let all: Vec<_> = s
         .findings
         .iter()
         .chain(s.stages.iter().flat_map(|st| st.findings.iter()))
         .collect();
-    if all.is_empty() {
-        return;
-    }
-    out.push_str("<h3>Diagnosis</h3>");
-    for f in all {
-        let _ = write!(
-            out,
-            "<div class=\"finding\"><b>{}</b>: {}<br><small>runbook: {}</small></div>",
-            esc(f.hop.label()),
-            esc(&f.cause),
-            esc(f.runbook)
-        );
+    let (failures, warnings): (Vec<_>, Vec<_>) = all.into_iter().partition(|f| f.is_failure());
+    for (title, class, list) in [
+        ("Diagnosis", "finding", failures),
+        ("Warnings", "finding warning", warnings),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "<h3>{title}</h3>");
+        for f in list {
+            let _ = write!(
+                out,
+                "<div class=\"{class}\"><b>{}</b>: {}<br><small>runbook: {}</small></div>",
+                esc(f.hop.label()),
+                esc(&f.cause),
+                esc(f.runbook)
+            );
+        }
     }
 }
 
@@ -1101,6 +1109,14 @@ mod tests {
         assert!(html.contains("Kafka → TA job"));
         assert!(html.contains("<svg"), "the latency waterfall is drawn");
         assert!(html.contains("SELECT * FROM torghut_sim_default.ta_signals FINAL"));
+        // The warning is shown apart from the diagnosis, after it.
+        let diagnosis = html.find("<h3>Diagnosis</h3>").unwrap();
+        let warnings = html.find("<h3>Warnings</h3>").expect("a warnings list");
+        assert!(diagnosis < warnings);
+        assert!(html[warnings..].contains(
+            "<div class=\"finding warning\"><b>ClickHouse → Jangar API</b>: /api/torghut/ta/bars \
+             sends UInt64 columns (seq) as JSON numbers"
+        ));
     }
 
     #[test]

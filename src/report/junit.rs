@@ -75,12 +75,16 @@ fn test_case(check: &NamedCheck, classname: &str, linked: &[String]) -> TestCase
     let mut tc = TestCase::new(check.name.as_str(), status);
     tc.set_classname(classname);
     tc.set_time(ms(check.elapsed_ms));
-    let attachments: String = evidence(check, linked)
-        .iter()
-        .map(|p| format!("[[ATTACHMENT|{p}]]\n"))
-        .collect();
-    if !attachments.is_empty() {
-        tc.set_system_out(attachments);
+    let mut out = String::new();
+    if check.kind == CheckKind::Warning {
+        // JUnit has no warning status: a passing case whose output says what drifted.
+        out.push_str(&format!("WARNING: {}\n{}", check.message, check.detail));
+    }
+    for p in evidence(check, linked) {
+        out.push_str(&format!("[[ATTACHMENT|{p}]]\n"));
+    }
+    if !out.is_empty() {
+        tc.set_system_out(out);
     }
     tc
 }
@@ -119,6 +123,7 @@ fn kind_name(kind: CheckKind) -> &'static str {
         CheckKind::Table => "table-diff",
         CheckKind::Stage => "stage-check",
         CheckKind::Finding => "diagnosis",
+        CheckKind::Warning => "warning",
     }
 }
 
@@ -141,6 +146,15 @@ mod tests {
         assert!(xml.contains("[[ATTACHMENT|out/report.html]]"), "{xml}");
         assert!(xml.contains("artifacts/RUN1/probe/api/bars.json"), "{xml}");
         assert!(xml.contains("failures=\"2\""), "{xml}");
+        // The warning is a passing case that says what drifted.
+        assert!(
+            xml.contains("<testcase name=\"warning jangar_api\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("WARNING: /api/torghut/ta/bars sends UInt64 columns (seq) as JSON numbers"),
+            "{xml}"
+        );
     }
 
     #[test]

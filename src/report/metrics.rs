@@ -8,7 +8,8 @@
 //!   the previous file (or left alone in the Pushgateway) when this run failed
 //! - `torghut_e2e_scenario_success{scenario}`, `torghut_e2e_scenario_duration_seconds{scenario}`
 //! - `torghut_e2e_check_success{suite,check,kind}`: 1 pass, 0 fail, per check (as in JUnit)
-//! - `torghut_e2e_findings{scenario,hop}`: diagnoses per hop
+//! - `torghut_e2e_findings{scenario,hop}`: failing diagnoses per hop
+//! - `torghut_e2e_warnings{scenario,hop}`: warnings per hop (never part of a failed verdict)
 //! - `torghut_e2e_hop_latency_seconds{scenario,hop}`: histogram of per-bar latencies
 
 use std::fmt::Write as _;
@@ -16,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{checks, hop_name, CheckKind, CheckStatus, RunReport, Verdict};
+use crate::diagnose::Severity;
 use crate::latency::Summary;
 
 /// Bucket bounds of the latency histogram, in seconds: local runs land in the first few,
@@ -142,7 +144,8 @@ fn check_results(m: &mut Text, report: &RunReport) {
         "1 when the check passed, else 0; one series per JUnit test case but the diagnoses.",
     );
     for suite in checks(report) {
-        for c in suite.checks.iter().filter(|c| c.kind != CheckKind::Finding) {
+        let findings = [CheckKind::Finding, CheckKind::Warning];
+        for c in suite.checks.iter().filter(|c| !findings.contains(&c.kind)) {
             let v = if c.status == CheckStatus::Pass {
                 1.0
             } else {
@@ -158,24 +161,35 @@ fn check_results(m: &mut Text, report: &RunReport) {
     }
 }
 
+/// Failing findings and warnings as two metrics, so an alert on failures never fires on drift
+/// the pipeline survives.
 fn findings(m: &mut Text, report: &RunReport) {
-    m.family(
-        "torghut_e2e_findings",
-        "gauge",
-        "Diagnosed failures of the scenario at a hop of the pipeline.",
-    );
-    for s in &report.scenarios {
-        let mut per_hop: std::collections::BTreeMap<String, u32> = Default::default();
-        let all = s
-            .findings
-            .iter()
-            .chain(s.stages.iter().flat_map(|st| st.findings.iter()));
-        for f in all {
-            *per_hop.entry(hop_name(f)).or_default() += 1;
-        }
-        for (hop, n) in per_hop {
-            let labels = [("scenario", s.name.as_str()), ("hop", hop.as_str())];
-            m.sample("torghut_e2e_findings", &labels, f64::from(n));
+    for (name, help, severity) in [
+        (
+            "torghut_e2e_findings",
+            "Diagnosed failures of the scenario at a hop of the pipeline.",
+            Severity::Failure,
+        ),
+        (
+            "torghut_e2e_warnings",
+            "Warnings of the scenario at a hop: drift the pipeline survives, not failed on.",
+            Severity::Warning,
+        ),
+    ] {
+        m.family(name, "gauge", help);
+        for s in &report.scenarios {
+            let mut per_hop: std::collections::BTreeMap<String, u32> = Default::default();
+            let all = s
+                .findings
+                .iter()
+                .chain(s.stages.iter().flat_map(|st| st.findings.iter()));
+            for f in all.filter(|f| f.severity == severity) {
+                *per_hop.entry(hop_name(f)).or_default() += 1;
+            }
+            for (hop, n) in per_hop {
+                let labels = [("scenario", s.name.as_str()), ("hop", hop.as_str())];
+                m.sample(name, &labels, f64::from(n));
+            }
         }
     }
 }
@@ -228,6 +242,7 @@ fn kind_label(kind: CheckKind) -> &'static str {
         CheckKind::Table => "table",
         CheckKind::Stage => "stage",
         CheckKind::Finding => "finding",
+        CheckKind::Warning => "warning",
     }
 }
 
@@ -353,6 +368,9 @@ mod tests {
             "torghut_e2e_hop_latency_seconds_bucket{scenario=\"probe\",hop=\"publish_to_visible\",le=\"0.5\"} 2"
         ));
         assert!(text.contains("torghut_e2e_findings{scenario=\"probe\",hop=\"ta_job\"} 1"));
+        assert!(text.contains("torghut_e2e_warnings{scenario=\"probe\",hop=\"jangar_api\"} 1"));
+        assert!(!text.contains("torghut_e2e_findings{scenario=\"probe\",hop=\"jangar_api\"}"));
+        assert!(!text.contains("check=\"warning jangar_api\""), "{text}");
     }
 
     #[test]

@@ -175,10 +175,16 @@ pub(crate) mod tests {
                 hop: Hop::TaJob,
                 cause: "the TA job's values differ from the oracle in ema12".into(),
                 runbook: crate::diagnose::RUNBOOK_TA_MATHS,
+                severity: crate::diagnose::Severity::Failure,
             }],
             stages: vec![StageReport {
                 stage: "api".into(),
                 verdict: Verdict::Pass,
+                findings: vec![Finding::warning(
+                    Hop::JangarApi,
+                    "/api/torghut/ta/bars sends UInt64 columns (seq) as JSON numbers",
+                    crate::diagnose::RUNBOOK_JANGAR_CONTRACT,
+                )],
                 checks: vec![StageCheck {
                     name: "bars".into(),
                     ok: true,

@@ -212,6 +212,8 @@ mod tests {
             started_ms: seq,
             finished_ms: done.then_some(seq + 1),
             finished_unix_ms: done.then_some(1_000 + seq as i64),
+            added_symbols: Vec::new(),
+            note: None,
             json: None,
         }
     }

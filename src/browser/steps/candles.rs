@@ -59,11 +59,13 @@ impl Checklist<'_> {
         );
         if chosen.synthetic {
             detail.push_str(&self.check_bars_stored(&load, &mut problems));
+            let shown = PageState::count(&state.candles);
+            detail.push_str(&self.candles_vs_oracle(&load, shown, &mut problems));
         }
-        let note = self.triangulate(&load, &mut problems).await?;
+        let note = self.triangulate(&load, &mut problems);
         detail.push_str(&note);
         self.pill_after_load = state.lag.clone().map(|p| (p, Instant::now()));
-        self.current = Some(symbol);
+        self.charted = Some(symbol);
         self.load = Some(load);
         problems.outcome(detail)
     }
@@ -138,16 +140,24 @@ impl Checklist<'_> {
 
     /// Picks the symbol, Last 15m and 1s, changing only what is not already so; returns the
     /// proxy mark taken before the last change (the load that counts starts after it).
-    pub(super) async fn select_window(&self, symbol: &str) -> Result<u64, Failure> {
+    ///
+    /// What is "already so" comes from what the chart shows (the `Showing …` line) for the
+    /// symbol, since the symbol trigger may show its placeholder while a symbol is charted
+    /// (`jangar.md` §6.2), and from the triggers' value slots for range and resolution, never
+    /// from a trigger's whole text (`AMD▼`, §6.1). Picking the symbol already charted would
+    /// send no request.
+    pub(super) async fn select_window(&mut self, symbol: &str) -> Result<u64, Failure> {
+        let charted = self.charted_symbol().await?;
         let m = &self.model;
         let state = self.session.snapshot().await?;
         let shows = |t: &Option<Trigger>, values: &[&str]| {
             t.as_ref()
-                .is_some_and(|t| values.contains(&t.text.as_str()))
+                .and_then(Trigger::value)
+                .is_some_and(|v| values.contains(&v))
         };
         let w = &m.window;
         let mut changes: Vec<(&str, &str)> = Vec::new();
-        if !shows(&state.symbol, &[symbol]) {
+        if charted.as_deref() != Some(symbol) {
             changes.push((&m.selectors.symbol, symbol));
         }
         if !shows(&state.range, &[&w.range_value, &w.range_label]) {

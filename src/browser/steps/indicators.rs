@@ -47,8 +47,10 @@ impl Checklist<'_> {
         let all: Vec<&str> = m.toggles.iter().map(|t| t.key.as_str()).collect();
         let overlay = expect::panel_count(&points, &m, Panel::Overlay, &all);
         let signal = expect::panel_count(&points, &m, Panel::Signal, &all);
+        let mut vs_oracle = String::new();
         if self.chosen.as_ref().is_ok_and(|c| c.synthetic) {
             self.compare_with_clickhouse(&load, rows, overlay, &mut problems);
+            vs_oracle = self.points_vs_oracle(&load, &mut problems);
         }
         let per_toggle: Vec<String> = points
             .iter()
@@ -56,7 +58,8 @@ impl Checklist<'_> {
             .collect();
         problems.outcome(format!(
             "{} signals: {}; data-overlay-count and data-signal-count matched at every toggle \
-             (all on: {overlay} overlay, {signal} signal points); no request while toggling",
+             (all on: {overlay} overlay, {signal} signal points){vs_oracle}; no request while \
+             toggling",
             rows.len(),
             per_toggle.join(", ")
         ))

@@ -6,6 +6,7 @@ mod candles;
 mod indicators;
 mod lag;
 mod open;
+mod oracle;
 mod states;
 mod triangulate;
 
@@ -169,12 +170,15 @@ pub(super) struct Checklist<'a> {
     listed: Vec<String>,
     /// The symbol for steps 2–4, or why there is none.
     chosen: Result<Chosen, NoSymbol>,
-    /// What the symbol dropdown shows now.
-    current: Option<String>,
+    /// The symbol the chart shows (its `Showing …` line, or the page's last load): the truth
+    /// of what is charted, which the symbol dropdown may not show (`jangar.md` §6.2).
+    charted: Option<String>,
     /// Step 2's load, once the page has drawn it.
     load: Option<Load>,
     pill_after_load: Option<(Pill, Instant)>,
     quirks: Vec<String>,
+    /// Whether and why the proxy adds the run's symbols to the page's list.
+    symbols_added: String,
     /// The api stage's triangulation with the page's layers added (step 2).
     triangulation: Option<Value>,
     console: Vec<ConsoleEntry>,
@@ -206,6 +210,10 @@ impl<'a> Checklist<'a> {
             upstream_timeout,
         )
         .await?;
+        let (added, why) = symbols_to_add(ctx);
+        if !added.is_empty() {
+            proxy.add_symbols(&model.paths.symbols, added);
+        }
         let opened = Instant::now();
         let session = Session::open(
             ctx.config.webdriver.url.as_deref(),
@@ -231,10 +239,11 @@ impl<'a> Checklist<'a> {
                 hop: Hop::ChartsPage,
                 why: "step 1 did not list the symbols".into(),
             }),
-            current: None,
+            charted: None,
             load: None,
             pill_after_load: None,
             quirks: Vec::new(),
+            symbols_added: why,
             triangulation: None,
             console: Vec::new(),
             evidence: Vec::new(),
@@ -306,6 +315,28 @@ impl<'a> Checklist<'a> {
                 r
             }
         }
+    }
+
+    /// The symbol the chart shows: the `Showing …` line, else the symbol of the page's last
+    /// bars call (the proxy saw it), else the last one known.
+    async fn charted_symbol(&mut self) -> Result<Option<String>, Failure> {
+        let state = self.session.snapshot().await?;
+        let shown = state
+            .showing
+            .as_deref()
+            .and_then(|line| self.model.charted_symbol(line));
+        let loaded = || {
+            self.proxy
+                .log()
+                .iter()
+                .rev()
+                .find(|c| calls::same_path(&c.path, &self.model.paths.bars))
+                .map(calls::symbol_of)
+        };
+        if let Some(symbol) = shown.or_else(loaded) {
+            self.charted = Some(symbol);
+        }
+        Ok(self.charted.clone())
     }
 
     /// The step's screenshot (named `-failed` when it failed), its extra files, and the console
@@ -403,6 +434,7 @@ impl<'a> Checklist<'a> {
             ("stage_ms", json!(started.elapsed().as_millis() as u64)),
             ("steps_ms", json!(steps_ms)),
             ("quirks", json!(self.quirks)),
+            ("symbols_added_by_proxy", json!(self.symbols_added)),
             ("console_errors", json!(severe)),
             (
                 "api_calls",
@@ -428,6 +460,14 @@ impl<'a> Checklist<'a> {
                     "symbol_source".into(),
                     json!(if c.synthetic { "synthetic" } else { "live" }),
                 ),
+                (
+                    "symbol_listed_by".into(),
+                    json!(if self.proxy_added(&c.symbol) {
+                        "the validator's proxy"
+                    } else {
+                        "Jangar"
+                    }),
+                ),
             ],
             Err(none) => vec![
                 ("symbol".into(), Value::Null),
@@ -435,6 +475,58 @@ impl<'a> Checklist<'a> {
             ],
         }
     }
+}
+
+impl Checklist<'_> {
+    /// Whether the page saw `symbol` in its list only because the proxy added it.
+    pub(super) fn proxy_added(&self, symbol: &str) -> bool {
+        self.proxy
+            .log()
+            .iter()
+            .any(|c| c.added_symbols.iter().any(|s| s == symbol))
+    }
+}
+
+/// The run's symbols the proxy adds to the page's symbol list, and why (or why none).
+///
+/// A real Jangar never lists them (its universe rejects equity symbols over 12 characters,
+/// `jangar.md` §6.5) but serves their rows from its database. So they are added when Jangar
+/// reads the database this run wrote to: in synthetic mode (no `jangar.live_symbol`: the local
+/// stack, staging), or when `jangar.clickhouse_database` (default `torghut`) is the run's
+/// database (a production-lane run that was explicitly allowed). A Jangar reading another
+/// database has none of their rows: the page observes the live symbol instead. Only symbols
+/// ClickHouse holds rows of are added.
+fn symbols_to_add(ctx: &StageContext<'_>) -> (Vec<String>, String) {
+    let jangar = &ctx.config.jangar;
+    let run_db = ctx.clickhouse.database();
+    let jangar_db = jangar
+        .clickhouse_database
+        .as_deref()
+        .unwrap_or(crate::api::JANGAR_DATABASE);
+    if jangar.live_symbol.is_some() && jangar_db != run_db {
+        return (
+            Vec::new(),
+            format!(
+                "none: Jangar reads {jangar_db} (jangar.clickhouse_database), not the run's \
+                 {run_db}, so the page observes the live symbol"
+            ),
+        );
+    }
+    let with_rows: Vec<String> = ctx
+        .symbols
+        .values()
+        .filter(|s| ctx.stored_bars.iter().any(|b| &b.symbol == *s))
+        .cloned()
+        .collect();
+    let why = if with_rows.is_empty() {
+        format!("none: ClickHouse holds no rows of the run's symbols in {run_db}")
+    } else {
+        format!(
+            "{}: Jangar reads {run_db}, where the run wrote them, but never lists them",
+            with_rows.join(", ")
+        )
+    };
+    (with_rows, why)
 }
 
 /// A step's check, and its finding when it failed.
@@ -457,6 +549,7 @@ fn record(
                     f.message
                 ),
                 runbook: runbook(f.hop),
+                severity: crate::diagnose::Severity::Failure,
             });
             (false, f.message)
         }

@@ -19,9 +19,12 @@ impl Checklist<'_> {
         let state = self.reach_page().await?;
         let listed = self.symbols_listed(mark).await?;
         let trigger = self.symbol_dropdown(listed.len()).await?;
+        let (charted, line) = self.first_charted().await?;
+        let shown = self.symbol_trigger_vs_chart(&trigger, &charted, &line)?;
+        let m = &self.model;
         let detail = format!(
             "{} → {} (client-side redirect), hydrated, heading \"{}\"; {} symbols listed ({}); \
-             browser in {} ({})",
+             charts {charted} ({shown}); browser in {} ({})",
             m.paths.entry,
             m.paths.page,
             m.texts.heading,
@@ -30,10 +33,76 @@ impl Checklist<'_> {
             state.time_zone,
             state.language
         );
-        self.current = Some(trigger.text);
+        self.charted = Some(charted);
         self.chosen = self.choose_symbol(&listed);
         self.listed = listed;
         Ok(detail)
+    }
+
+    /// The symbol the page charts after the symbols arrived (the first A to Z): its `Showing …`
+    /// line, which is the truth of what is charted.
+    async fn first_charted(&mut self) -> Result<(String, String), Failure> {
+        let m = self.model.clone();
+        let (_, state) = self
+            .session
+            .poll(UI_TIMEOUT, |s| {
+                s.showing
+                    .as_deref()
+                    .and_then(|l| m.charted_symbol(l))
+                    .is_some()
+            })
+            .await?;
+        match self.charted_symbol().await? {
+            Some(symbol) => Ok((symbol, state.showing.unwrap_or_default())),
+            None => Err(page(format!(
+                "with symbols listed the page charts none: no \"{}\" line (it shows {})",
+                m.texts.showing.split(" {").next().unwrap_or_default(),
+                if state.shows("no_symbols") {
+                    format!("\"{}\"", m.texts.no_symbols)
+                } else {
+                    "neither chart nor no-symbol section".into()
+                }
+            ))),
+        }
+    }
+
+    /// What the symbol dropdown shows against what is charted. The first-load placeholder is a
+    /// known upstream quirk (`jangar.md` §6.2), noted with its evidence; a trigger naming another
+    /// symbol than the chart, or without a value slot, is a failure.
+    fn symbol_trigger_vs_chart(
+        &mut self,
+        trigger: &Trigger,
+        charted: &str,
+        line: &str,
+    ) -> Result<String, Failure> {
+        let m = &self.model;
+        match (&trigger.slot, trigger.value()) {
+            (None, _) => Err(page(format!(
+                "the symbol dropdown {} has no value slot {} (its whole text is {:?}): the \
+                 page no longer renders the Select the page model describes",
+                m.selectors.symbol, m.selectors.select_value, trigger.text
+            ))),
+            (Some(_), Some(value)) if value == charted => {
+                Ok(format!("the symbol dropdown shows {value}"))
+            }
+            (Some(_), Some(value)) => Err(page(format!(
+                "the symbol dropdown shows {value} while the chart shows {charted}"
+            ))),
+            (Some(slot), None) => {
+                self.quirks.push(format!(
+                    "the symbol dropdown shows its placeholder \"{slot}\" ({} on {}) while the \
+                     chart shows \"{line}\": the page passes value={{selectedSymbol || undefined}} \
+                     to the Select, undefined on the first render, so the Select stays \
+                     uncontrolled until someone picks a symbol (jangar.md §6.2; see \
+                     01-open.png)",
+                    m.attributes.placeholder,
+                    m.selectors.symbol,
+                ));
+                Ok(format!(
+                    "the symbol dropdown shows its placeholder \"{slot}\", a known quirk"
+                ))
+            }
+        }
     }
 
     /// The client-side redirect, hydration, the flag, the heading and the browser's zone.
@@ -185,17 +254,20 @@ impl Checklist<'_> {
                 hop: Hop::JangarApi,
                 why: format!(
                     "the page lists neither the run's symbols ({ours}) nor the live symbol \
-                     {live}; it lists {}",
-                    abbreviate(listed)
+                     {live}; it lists {} (run symbols added by the proxy: {})",
+                    abbreviate(listed),
+                    self.symbols_added
                 ),
             }),
             // Not a fault of the deployment: the validator is missing a setting.
             None => Err(NoSymbol {
                 hop: Hop::Preflight,
                 why: format!(
-                    "the page does not list the run's symbols ({ours}) (a production Jangar lists \
-                     only the trading universe) and no live symbol is configured \
-                     (jangar.live_symbol or TORGHUT_E2E_JANGAR_LIVE_SYMBOL); it lists {}",
+                    "the page does not list the run's symbols ({ours}) (Jangar lists only the \
+                     trading universe; run symbols added by the proxy: {}) and no live symbol is \
+                     configured (jangar.live_symbol or TORGHUT_E2E_JANGAR_LIVE_SYMBOL); it \
+                     lists {}",
+                    self.symbols_added,
                     abbreviate(listed)
                 ),
             }),

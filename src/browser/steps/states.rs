@@ -13,7 +13,8 @@ impl Checklist<'_> {
     /// Step 5: another listed symbol (or the same one, refreshed) answered empty by the proxy.
     pub(super) async fn empty(&mut self) -> Outcome {
         let m = self.model.clone();
-        let shown = self.shown_symbol().await?;
+        // Another symbol than the one charted, or picking it would send no request.
+        let shown = self.charted_symbol().await?.unwrap_or_default();
         let other = self.listed.iter().find(|s| **s != shown).cloned();
         let symbol = other.clone().unwrap_or_else(|| shown.clone());
         for (path, shape) in [
@@ -48,14 +49,6 @@ impl Checklist<'_> {
              shown, data-candle-count 0, lag {} (neutral), no banner",
             m.texts.no_bars, m.texts.no_candles, m.texts.lag_none
         ))
-    }
-
-    /// What the symbol dropdown shows now, whatever the earlier steps managed to do.
-    async fn shown_symbol(&mut self) -> Result<String, Failure> {
-        if let Some(t) = self.session.snapshot().await?.symbol {
-            self.current = Some(t.text);
-        }
-        Ok(self.current.clone().unwrap_or_default())
     }
 
     fn check_empty_state(&self, state: &PageState) -> Problems {
@@ -99,7 +92,7 @@ impl Checklist<'_> {
     /// Step 6: bars and signals answering an error status, then the bars connection dropped.
     pub(super) async fn error(&mut self) -> Outcome {
         let m = self.model.clone();
-        let symbol = self.shown_symbol().await?;
+        let symbol = self.charted_symbol().await?.unwrap_or_default();
         let expected = m.banner(Some(ERROR_STATUS), Some(ERROR_STATUS));
         let mut problems = Problems::default();
         let status = Fault::Status {

@@ -1,13 +1,13 @@
 //! The api stage's triangulated bar (oracle → ClickHouse → API, `observed.triangulation`), one
-//! layer further: the bars answer the page got and, where the page exposes its chart, the
-//! candle it drew.
+//! layer further: the bars answer the page got. The chart itself is not read: Jangar imports
+//! ECharts as a module (`jangar.md` §6.4), so no global exposes what it drew; the page's own
+//! evidence is `data-candle-count`, which step 2 checks against this answer and the oracle.
 
 use serde_json::{json, Value};
 
 use super::calls::*;
 use super::{Checklist, Failure, Problems};
 use crate::browser::expect;
-use crate::browser::session::Drawn;
 use crate::diagnose::Hop;
 
 /// `[open, high, low, close]`.
@@ -16,24 +16,20 @@ type Ohlc = [f64; 4];
 impl Checklist<'_> {
     /// Extends the api stage's triangulation for step 2's symbol; a divergence at the page is a
     /// problem of step 2. Returns a note for the step's detail.
-    pub(super) async fn triangulate(
-        &mut self,
-        load: &Load,
-        problems: &mut Problems,
-    ) -> Result<String, Failure> {
+    pub(super) fn triangulate(&mut self, load: &Load, problems: &mut Problems) -> String {
         let Some(mut tri) = self
             .api_stage
             .and_then(|a| a.observed.get("triangulation"))
             .cloned()
         else {
-            return Ok(String::new());
+            return String::new();
         };
         let (Some(t), Some(seq)) = (expect::timestamp_ms(&tri["event_ts"]), tri["seq"].as_u64())
         else {
-            return Ok(String::new());
+            return String::new();
         };
         if tri["symbol"] != json!(symbol_of(&load.bars)) {
-            return Ok(String::new());
+            return String::new();
         }
         let api = ohlc_of(&tri["api"], ["o", "h", "l", "c"]);
         let answer = load
@@ -46,11 +42,7 @@ impl Checklist<'_> {
                 let c = &self.model.candles;
                 ohlc_of(row, [&c.open, &c.high, &c.low, &c.close])
             });
-        let drawn = self
-            .session
-            .drawn_candle(&self.model.selectors.price_chart, t)
-            .await?;
-        let page_diverges = page_divergence(api, answer, drawn);
+        let page_diverges = page_divergence(api, answer);
         if let (Some(why), true) = (&page_diverges, tri["diverges_at"].is_null()) {
             problems.add(Failure {
                 hop: Hop::ChartsPage,
@@ -64,39 +56,25 @@ impl Checklist<'_> {
         }
         tri["page"] = json!({
             "answer": answer.map(ohlc_json),
-            "chart": match drawn {
-                Drawn::Candle(c) => ohlc_json(c),
-                Drawn::Missing => json!("no candle at this time"),
-                Drawn::NotExposed => json!("not exposed (ECharts is not a global on this page)"),
-            },
+            "chart": "counted, not read: data-candle-count is the page's evidence (ECharts is \
+                      imported as a module, no global exposes its data)",
         });
         self.triangulation = Some(tri);
-        Ok(match (page_diverges, drawn) {
-            (Some(_), _) => String::new(),
-            (None, Drawn::Candle(_)) => {
-                "; the api stage's triangulated bar is in the page's answer and drawn as such"
-                    .into()
-            }
-            (None, _) => "; the api stage's triangulated bar is in the page's answer".into(),
-        })
+        match page_diverges {
+            Some(_) => String::new(),
+            None => "; the api stage's triangulated bar is in the page's answer".into(),
+        }
     }
 }
 
-/// Why the page's layers differ from the API's, if they do.
-fn page_divergence(api: Option<Ohlc>, answer: Option<Ohlc>, drawn: Drawn) -> Option<String> {
+/// Why the page's answer differs from the API stage's, if it does.
+fn page_divergence(api: Option<Ohlc>, answer: Option<Ohlc>) -> Option<String> {
     let same = |a: Ohlc, b: Ohlc| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9);
-    let answer = match (api, answer) {
-        (_, None) => return Some("it is not in the bars answer the page got".into()),
+    match (api, answer) {
+        (_, None) => Some("it is not in the bars answer the page got".into()),
         (Some(a), Some(b)) if !same(a, b) => {
-            return Some(format!("the page got o/h/l/c {b:?}, the API stage {a:?}"))
+            Some(format!("the page got o/h/l/c {b:?}, the API stage {a:?}"))
         }
-        (_, Some(b)) => b,
-    };
-    match drawn {
-        Drawn::Missing => Some("the chart has no candle at its time".into()),
-        Drawn::Candle(c) if !same(c, answer) => Some(format!(
-            "the chart draws o/h/l/c {c:?} for an answer of {answer:?}"
-        )),
         _ => None,
     }
 }
@@ -118,23 +96,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_page_layer_that_differs_is_named() {
+    fn the_page_layer_that_differs_is_named() {
         let a = [1.0, 2.0, 0.5, 1.5];
-        assert_eq!(page_divergence(Some(a), Some(a), Drawn::Candle(a)), None);
-        assert_eq!(page_divergence(Some(a), Some(a), Drawn::NotExposed), None);
-        assert!(page_divergence(Some(a), None, Drawn::NotExposed)
+        assert_eq!(page_divergence(Some(a), Some(a)), None);
+        assert!(page_divergence(Some(a), None)
             .unwrap()
             .contains("not in the bars answer"));
         let b = [1.0, 2.0, 0.5, 1.6];
-        assert!(page_divergence(Some(a), Some(b), Drawn::Candle(b))
+        assert!(page_divergence(Some(a), Some(b))
             .unwrap()
             .contains("the API stage"));
-        assert!(page_divergence(Some(a), Some(a), Drawn::Candle(b))
-            .unwrap()
-            .contains("the chart draws"));
-        assert!(page_divergence(Some(a), Some(a), Drawn::Missing)
-            .unwrap()
-            .contains("no candle"));
     }
 
     #[test]

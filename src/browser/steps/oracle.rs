@@ -1,0 +1,244 @@
+//! For the run's own symbol, the page's counts against the oracle (the rows the TA job must
+//! have written), not only against the answers Jangar gave the page: exactly-known data from
+//! trades to the page's `data-candle-count`, `data-overlay-count` and `data-signal-count`.
+//!
+//! An answer row the oracle does not predict is tolerated when ClickHouse holds it (the
+//! ClickHouse stage judged it) or when it lies after the oracle's last row (the closing
+//! trade's own bar, which a run tolerates and which may land after the ClickHouse stage); an
+//! oracle row missing from the answer is this step's problem only when ClickHouse lacks it too
+//! (otherwise the comparison with ClickHouse already names Jangar).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::calls::*;
+use super::{Checklist, Problems};
+use crate::browser::expect;
+use crate::browser::model::Panel;
+use crate::diagnose::Hop;
+use crate::model::{Microbar, Signal};
+
+type Key = (i64, u64);
+
+/// The oracle's rows of one table inside the page's window, and how the answer relates to them.
+struct Split {
+    /// Oracle rows in the window (at most the page's limit, oldest first).
+    expected: usize,
+    /// The answer's rows whose keys the oracle predicts.
+    predicted: Vec<Value>,
+    /// The answer's rows it does not predict that ClickHouse holds or that come after its
+    /// last row (the closing trade's bar).
+    tolerated: Vec<Value>,
+    /// The answer's rows neither the oracle nor ClickHouse has.
+    unknown: Vec<Key>,
+    /// Oracle keys absent from both the answer and ClickHouse.
+    never_stored: Vec<Key>,
+    /// The oracle's rows would exceed the page's limit: only the oldest are compared.
+    truncated: bool,
+}
+
+impl Checklist<'_> {
+    /// Step 2: `data-candle-count` against the oracle's bars. Returns a note for the detail.
+    pub(super) fn candles_vs_oracle(
+        &self,
+        load: &Load,
+        shown: Option<usize>,
+        problems: &mut Problems,
+    ) -> String {
+        let symbol = symbol_of(&load.bars);
+        let expected = bar_keys(self.ctx.expected_bars, &symbol);
+        let stored = bar_keys(self.ctx.stored_bars, &symbol);
+        let s = self.split(load, load.bars_rows(), &expected, &stored);
+        let c = &self.model.candles;
+        let predicted = expect::candle_count(&s.predicted, c);
+        let tolerated = expect::candle_count(&s.tolerated, c);
+        self.oracle_problems("bars", &s, problems);
+        if predicted != s.expected {
+            problems.add(super::Failure {
+                hop: Hop::JangarApi,
+                message: format!(
+                    "the oracle predicts {} candles for {symbol} in the page's window, the page's \
+                     answer holds {predicted} of them as candles (a time and numeric o/h/l/c)",
+                    s.expected
+                ),
+            });
+        }
+        match shown {
+            Some(n) if n == predicted + tolerated && predicted == s.expected => format!(
+                "; they are the oracle's {} bars{}{}",
+                s.expected,
+                extra_note(tolerated, "bar"),
+                truncation_note(s.truncated)
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// Step 3: the points each toggle draws from the signals the oracle predicts. Returns a note
+    /// for the detail (with every toggle on).
+    pub(super) fn points_vs_oracle(&self, load: &Load, problems: &mut Problems) -> String {
+        let symbol = symbol_of(&load.signals);
+        let expected = signal_keys(self.ctx.expected_signals, &symbol);
+        let stored = signal_keys(self.ctx.stored_signals, &symbol);
+        let s = self.split(load, load.signals_rows(), &expected, &stored);
+        self.oracle_problems("signals", &s, problems);
+        let (from, to) = load.window_ms().unwrap_or((i64::MIN, i64::MAX));
+        let oracle_rows: Vec<Value> = self
+            .ctx
+            .expected_signals
+            .iter()
+            .filter(|x| x.symbol == symbol && (from..=to).contains(&unix_ms_of(x.event_ts)))
+            .take(s.expected)
+            .map(signal_json)
+            .collect();
+        let m = &self.model;
+        let oracle = expect::toggle_points(&oracle_rows, m);
+        let answer = expect::toggle_points(&s.predicted, m);
+        let mut differ = Vec::new();
+        for ((key, want), (_, got)) in oracle.iter().zip(&answer) {
+            if want != got {
+                let name = m.toggle(key).map_or(key.as_str(), |t| t.name.as_str());
+                differ.push(format!("{name} {got} of the oracle's {want}"));
+            }
+        }
+        if !differ.is_empty() {
+            problems.add(super::Failure {
+                hop: Hop::JangarApi,
+                message: format!(
+                    "the signals the page got for {symbol} draw other points than the oracle's \
+                     rows: {}",
+                    differ.join(", ")
+                ),
+            });
+            return String::new();
+        }
+        let all: Vec<&str> = m.toggles.iter().map(|t| t.key.as_str()).collect();
+        let extra = expect::toggle_points(&s.tolerated, m);
+        let total = |points: &[(String, usize)], panel| expect::panel_count(points, m, panel, &all);
+        format!(
+            "; the oracle's {} signals give {} overlay and {} signal points{}{}",
+            s.expected,
+            total(&oracle, Panel::Overlay),
+            total(&oracle, Panel::Signal),
+            match (total(&extra, Panel::Overlay), total(&extra, Panel::Signal)) {
+                (0, 0) => String::new(),
+                (o, g) => format!(
+                    " (+{o}/{g} from {} row(s) the oracle does not predict: stored, or the \
+                     closing trade's own)",
+                    s.tolerated.len()
+                ),
+            },
+            truncation_note(s.truncated)
+        )
+    }
+
+    /// How `rows` (an answer) relate to the oracle's `expected` and ClickHouse's `stored` keys,
+    /// inside the page's window and limit.
+    fn split(&self, load: &Load, rows: &[Value], expected: &[Key], stored: &[Key]) -> Split {
+        let (from, to) = load.window_ms().unwrap_or((i64::MIN, i64::MAX));
+        let limit: usize = load
+            .bars
+            .param("limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(usize::MAX);
+        let in_window: BTreeSet<Key> = expected
+            .iter()
+            .copied()
+            .filter(|(t, _)| (from..=to).contains(t))
+            .collect();
+        let truncated = in_window.len() > limit;
+        let last = expected.iter().max().copied();
+        let expected: BTreeSet<Key> = in_window.into_iter().take(limit).collect();
+        let stored: BTreeSet<Key> = stored.iter().copied().collect();
+        let time = &self.model.candles.time;
+        let mut split = Split {
+            expected: expected.len(),
+            predicted: Vec::new(),
+            tolerated: Vec::new(),
+            unknown: Vec::new(),
+            never_stored: Vec::new(),
+            truncated,
+        };
+        let mut seen = BTreeSet::new();
+        for row in rows {
+            let Some(key) = expect::row_keys(std::slice::from_ref(row), time).first().copied()
+            else {
+                continue;
+            };
+            seen.insert(key);
+            if expected.contains(&key) {
+                split.predicted.push(row.clone());
+            } else if stored.contains(&key) || last.is_some_and(|l| key.0 > l.0) {
+                split.tolerated.push(row.clone());
+            } else {
+                split.unknown.push(key);
+            }
+        }
+        split.never_stored = expected
+            .iter()
+            .filter(|k| !seen.contains(k) && !stored.contains(k))
+            .copied()
+            .collect();
+        split
+    }
+
+    fn oracle_problems(&self, table: &str, s: &Split, problems: &mut Problems) {
+        if let Some(first) = s.never_stored.first() {
+            problems.add(super::Failure {
+                hop: Hop::TaJob,
+                message: format!(
+                    "{} of the oracle's {} {table} in the page's window are neither in the \
+                     page's answer nor in ClickHouse (first {}): the TA job never wrote them \
+                     (see the ClickHouse stage)",
+                    s.never_stored.len(),
+                    s.expected,
+                    key_text(*first)
+                ),
+            });
+        }
+        if let Some(first) = s.unknown.first() {
+            problems.add(super::Failure {
+                hop: Hop::JangarApi,
+                message: format!(
+                    "the page's {table} answer has {} row(s) that neither the oracle nor \
+                     ClickHouse has (first {})",
+                    s.unknown.len(),
+                    key_text(*first)
+                ),
+            });
+        }
+    }
+}
+
+fn bar_keys(bars: &[Microbar], symbol: &str) -> Vec<Key> {
+    bars.iter()
+        .filter(|b| b.symbol == symbol)
+        .map(|b| (unix_ms_of(b.event_ts), b.seq))
+        .collect()
+}
+
+fn signal_keys(signals: &[Signal], symbol: &str) -> Vec<Key> {
+    signals
+        .iter()
+        .filter(|s| s.symbol == symbol)
+        .map(|s| (unix_ms_of(s.event_ts), s.seq))
+        .collect()
+}
+
+fn extra_note(n: usize, what: &str) -> String {
+    match n {
+        0 => String::new(),
+        1 => format!(" + 1 {what} the oracle does not predict (the closing trade's own)"),
+        n => format!(" + {n} {what}s the oracle does not predict (stored, or after its last)"),
+    }
+}
+
+fn truncation_note(truncated: bool) -> &'static str {
+    if truncated {
+        " (the oracle's rows exceed the page's limit: the oldest are compared, as the page \
+         asks oldest first)"
+    } else {
+        ""
+    }
+}
