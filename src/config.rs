@@ -705,6 +705,10 @@ mod tests {
         let off = load(file, &[(env::JANGAR_STRICT_CONTRACT, "0")]).unwrap();
         assert!(!off.jangar.strict_contract, "the environment wins");
         let err = load("", &[(env::JANGAR_STRICT_CONTRACT, "maybe")]).unwrap_err();
-        assert!(err.to_string().contains("TORGHUT_E2E_JANGAR_STRICT_CONTRACT"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("TORGHUT_E2E_JANGAR_STRICT_CONTRACT"),
+            "{err}"
+        );
     }
 }

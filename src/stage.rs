@@ -88,9 +88,13 @@ mod tests {
 
     #[test]
     fn warnings_never_fail_a_stage_and_failures_always_do() {
-        let warning = Finding::warning(Hop::JangarApi, "UInt64 as numbers", RUNBOOK_JANGAR_CONTRACT);
+        let warning =
+            Finding::warning(Hop::JangarApi, "UInt64 as numbers", RUNBOOK_JANGAR_CONTRACT);
         let failure = Finding::failure(Hop::JangarApi, "500", RUNBOOK_JANGAR_CONTRACT);
-        assert_eq!(report(vec![warning.clone()]).conclude().verdict, Verdict::Pass);
+        assert_eq!(
+            report(vec![warning.clone()]).conclude().verdict,
+            Verdict::Pass
+        );
         assert_eq!(
             report(vec![warning, failure]).conclude().verdict,
             Verdict::Fail

@@ -573,16 +573,29 @@ async fn unquoted_uint64_is_a_warning_unless_strict() {
         .unwrap();
     assert_eq!(encoding["ok"], true, "{encoding}");
     assert!(
-        encoding["detail"].as_str().unwrap().contains("JSON numbers"),
+        encoding["detail"]
+            .as_str()
+            .unwrap()
+            .contains("JSON numbers"),
         "{encoding}"
     );
     // Visible in every report: console, JUnit, HTML and metrics.
-    assert!(r.text().contains("WARNING at ClickHouse → Jangar API"), "{}", r.text());
+    assert!(
+        r.text().contains("WARNING at ClickHouse → Jangar API"),
+        "{}",
+        r.text()
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("<testcase name=\"warning jangar_api\""), "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"warning jangar_api\""),
+        "{xml}"
+    );
     assert!(!xml.contains("<failure"), "{xml}");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<h3>Warnings</h3>"), "the HTML report lists the warning");
+    assert!(
+        page.contains("<h3>Warnings</h3>"),
+        "the HTML report lists the warning"
+    );
     let prom = std::fs::read_to_string(&metrics).unwrap();
     assert!(
         prom.contains("torghut_e2e_warnings{scenario=\"api-probe\",hop=\"jangar_api\"}"),
@@ -623,12 +636,20 @@ async fn a_jangar_not_in_utc_is_reported_with_its_offset() {
         .cloned()
         .unwrap();
     assert_eq!(check["ok"], true, "{check}");
-    assert!(check["detail"].as_str().unwrap().contains(&shown), "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains(&shown),
+        "{check}"
+    );
 
     // The shared stand-in runs in UTC, like Jangar's container.
     let j = PrivateJangar::start(SIM, &[], &[]).await;
     let r = run(&short_scenario(), &j.url, FAST).await;
-    assert_eq!(r.api_stage()["observed"]["server_utc_offset_min"], 0, "{}", r.text());
+    assert_eq!(
+        r.api_stage()["observed"]["server_utc_offset_min"],
+        0,
+        "{}",
+        r.text()
+    );
     assert!(findings_of(&r, "warning").is_empty(), "{}", r.text());
 }
 

@@ -347,9 +347,15 @@ async fn browser_scenario_passes_all_six_steps_end_to_end() {
     let candles = browser["checks"][1]["detail"].as_str().unwrap();
     let bars = check_candles(&browser["checks"][1]["detail"]);
     assert!((90..=91).contains(&bars), "{bars} candles drawn");
-    assert!(candles.contains("they are the oracle's 90 bars"), "{candles}");
+    assert!(
+        candles.contains("they are the oracle's 90 bars"),
+        "{candles}"
+    );
     let indicators = browser["checks"][2]["detail"].as_str().unwrap();
-    assert!(indicators.contains("the oracle's 90 signals give"), "{indicators}");
+    assert!(
+        indicators.contains("the oracle's 90 signals give"),
+        "{indicators}"
+    );
     // Step 5 picked another symbol than the one charted (the page sends no request for the
     // symbol it already shows), though the symbol dropdown showed its placeholder at first.
     let empty = browser["checks"][4]["detail"].as_str().unwrap();
@@ -366,7 +372,11 @@ async fn browser_scenario_passes_all_six_steps_end_to_end() {
         .iter()
         .find(|c| c["path"] == "/api/torghut/symbols")
         .unwrap_or_else(|| panic!("no symbols call in {log:?}"));
-    assert_eq!(listed["added_symbols"], serde_json::json!([symbol]), "{listed}");
+    assert_eq!(
+        listed["added_symbols"],
+        serde_json::json!([symbol]),
+        "{listed}"
+    );
     // The api stage's triangulated bar, followed into the page's answer.
     let tri = &observed["triangulation"];
     assert_eq!(tri["diverges_at"], Value::Null, "{tri}");
@@ -383,8 +393,10 @@ async fn browser_scenario_passes_all_six_steps_end_to_end() {
     );
     // The first-load placeholder (jangar.md §6.2) is a quirk with its evidence, not a failure.
     assert!(
-        quirks.iter().any(|q| q.contains("shows its placeholder \"Select symbol\"")
-            && q.contains("\"Showing NVDA · Last 1h · 15s\"")),
+        quirks
+            .iter()
+            .any(|q| q.contains("shows its placeholder \"Select symbol\"")
+                && q.contains("\"Showing NVDA · Last 1h · 15s\"")),
         "{quirks:?}"
     );
     println!(
@@ -518,12 +530,8 @@ async fn missing_banner_when_latest_never_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_page_and_an_unlisted_symbol_are_named() {
     let setup = Setup::new(30, Duration::from_secs(2)).await;
-    let jangar = PrivateJangar::start(
-        &setup.primary.name,
-        &["AMD"],
-        &["--visuals-enabled", "off"],
-    )
-    .await;
+    let jangar =
+        PrivateJangar::start(&setup.primary.name, &["AMD"], &["--visuals-enabled", "off"]).await;
     let report = setup
         .stage(&config(&jangar.url, &setup.artifacts, ""))
         .await;
@@ -539,14 +547,16 @@ async fn a_disabled_page_and_an_unlisted_symbol_are_named() {
     let setup = Setup::new(30, Duration::from_secs(2)).await;
     let jangar = PrivateJangar::start(&setup.primary.name, &["AMD", "NVDA"], &[]).await;
     let report = setup
-        .stage(&config(&jangar.url, &setup.artifacts, "live_symbol = \"MSFT\""))
+        .stage(&config(
+            &jangar.url,
+            &setup.artifacts,
+            "live_symbol = \"MSFT\"",
+        ))
         .await;
     let candles = check(&report, "2-candles");
     assert!(
         !candles.ok
-            && candles
-                .detail
-                .contains("lists neither the run's symbols")
+            && candles.detail.contains("lists neither the run's symbols")
             && candles.detail.contains("nor the live symbol MSFT"),
         "{candles:?}"
     );
@@ -577,5 +587,79 @@ async fn a_live_symbol_is_observed_where_the_run_symbol_is_not_listed() {
             .detail
             .contains("data-candle-count 60"),
         "{shown}"
+    );
+}
+
+/// A page with two Selects whose lists hold an option with the same label, one list closed but
+/// still in the DOM (as Base UI leaves it, jangar.md §6.3): the stage must pick the option of the
+/// list its trigger opened, by aria-controls or else as the only visible list.
+const TWO_LISTS: &str = r#"<!doctype html><html><body>
+<h1 id="log"></h1>
+<button id="a" role="combobox">A</button>
+<button id="b" role="combobox">B</button>
+<button id="c" role="combobox">C</button>
+<button id="none" role="combobox">none</button>
+<div hidden id="pa"><div role="listbox" id="la"><div role="option"><div>X</div></div></div></div>
+<div hidden id="pb"><div role="listbox" id="lb"><div role="option"><div>X</div></div></div></div>
+<div hidden id="pc"><div role="listbox" id="lc"><div role="option"><div>X</div></div></div></div>
+<script>
+  // The options clicked, in order, as the page's heading (which the snapshot reads).
+  for (const k of ['a', 'b', 'c']) {
+    document.querySelector('#l' + k + ' [role=option]').addEventListener('click', () => {
+      document.getElementById('log').textContent += k
+      document.getElementById('p' + k).hidden = true
+      document.getElementById(k).removeAttribute('aria-controls')
+    })
+  }
+  document.getElementById('b').addEventListener('click', () => {
+    document.getElementById('pb').hidden = false
+    document.getElementById('b').setAttribute('aria-controls', 'lb')
+  })
+  // C opens its list without naming it.
+  document.getElementById('c').addEventListener('click', () => {
+    document.getElementById('pc').hidden = false
+  })
+</script></body></html>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_come_only_from_the_open_list() {
+    use torghut_e2e::browser::{model::PageModel, session::Session, BrowserError};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html(TWO_LISTS) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let model = PageModel::builtin();
+    let session = Session::open(
+        Some(&common::webdriver_url()),
+        &model,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a chromedriver session (scripts/stack up starts chromedriver)");
+    let outcome = async {
+        session.goto(&format!("http://{addr}/")).await?;
+        let wait = Duration::from_secs(2);
+        // List A is closed (hidden) but its "X" comes first in the DOM.
+        session.choose("#b", "X", wait).await?;
+        session.choose("#c", "X", wait).await?;
+        let missing = session
+            .choose("#none", "X", Duration::from_millis(300))
+            .await;
+        let clicked = session.snapshot().await?.heading;
+        Ok::<_, BrowserError>((clicked, missing))
+    }
+    .await;
+    session.close().await;
+    let (clicked, missing) = outcome.expect("browser commands");
+    // B's option through aria-controls, C's as the only visible list; never A's.
+    assert_eq!(clicked.as_deref(), Some("bc"));
+    let err = missing.expect_err("no list opened: nothing to pick");
+    assert!(
+        err.to_string()
+            .contains("the #none dropdown opened no list"),
+        "{err}"
     );
 }

@@ -198,12 +198,12 @@ fn grouped(failure: &Failure, group: &Group, base_url: &str, strict: bool) -> Fi
         Failure::UnquotedU64 => {
             let columns: BTreeSet<&str> = group.texts.iter().flat_map(|t| t.split(", ")).collect();
             let cause = format!(
-                    "{list} send UInt64 columns ({}) as JSON numbers, not strings: Jangar's \
+                "{list} send UInt64 columns ({}) as JSON numbers, not strings: Jangar's \
                      ClickHouse no longer quotes 64-bit integers \
                      (output_format_json_quote_64bit_integers is 0 by default from 25.8), so \
                      values above 2^53 lose precision in the browser; the page survives it \
                      and the values were compared{}",
-                    columns.into_iter().collect::<Vec<_>>().join(", "),
+                columns.into_iter().collect::<Vec<_>>().join(", "),
                 if strict {
                     " (a failure: jangar.strict_contract is set)"
                 } else {

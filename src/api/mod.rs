@@ -35,9 +35,9 @@ use crate::diagnose::Finding;
 use crate::stage::{StageCheck, StageContext, StageReport};
 
 pub use client::{ApiError, Endpoint, JangarClient};
-pub use live::JANGAR_DATABASE;
 use client::{CallResult, Reply};
 use findings::Findings;
+pub use live::JANGAR_DATABASE;
 
 /// The stage's name in reports.
 pub const STAGE: &str = "api";

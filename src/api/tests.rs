@@ -427,7 +427,11 @@ fn one_cause_on_several_endpoints_is_one_finding() {
     strict.unquoted_u64(Endpoint::Bars, &["seq".to_string()].into());
     let out = strict.into_vec("http://j");
     assert_eq!(out[0].severity, crate::diagnose::Severity::Failure);
-    assert!(out[0].cause.contains("jangar.strict_contract"), "{}", out[0].cause);
+    assert!(
+        out[0].cause.contains("jangar.strict_contract"),
+        "{}",
+        out[0].cause
+    );
 }
 
 #[test]

@@ -92,7 +92,10 @@ pub(super) async fn check(
 
 /// The server's UTC offset in minutes, from `range.requested` against what was sent: a server
 /// at UTC+h reads local `L` as the instant `L − h`, so offset = sent − echoed.
-fn echoed_offset(json: &Value, (from, to): (OffsetDateTime, OffsetDateTime)) -> Result<i64, String> {
+fn echoed_offset(
+    json: &Value,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+) -> Result<i64, String> {
     let requested = &json["range"]["requested"];
     let read = |key: &str| {
         let text = requested[key].as_str()?;

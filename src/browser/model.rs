@@ -265,7 +265,8 @@ mod tests {
             Some("AMD")
         );
         assert_eq!(
-            m.charted_symbol(&m.showing("ZZT2E-AB12CD34-CHART")).as_deref(),
+            m.charted_symbol(&m.showing("ZZT2E-AB12CD34-CHART"))
+                .as_deref(),
             Some("ZZT2E-AB12CD34-CHART")
         );
         assert_eq!(m.charted_symbol("Select symbol"), None);

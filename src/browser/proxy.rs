@@ -537,7 +537,11 @@ async fn forward(shared: &Arc<Shared>, request: Request<Incoming>, pending: Pend
 /// Only `{"symbols":[strings]}` for the equity list is changed (`jangar.md` §1.7: the page asks
 /// `format=compact`; `full` and `assetClass=crypto` are other lists); Jangar's order is kept and
 /// each addition goes before the first listed symbol that sorts after it.
-fn add_symbols(body: &[u8], query: &str, symbols: &[String]) -> Result<(Bytes, Vec<String>), String> {
+fn add_symbols(
+    body: &[u8],
+    query: &str,
+    symbols: &[String],
+) -> Result<(Bytes, Vec<String>), String> {
     let param = |name: &str| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == name)

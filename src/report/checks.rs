@@ -312,7 +312,11 @@ mod tests {
         assert_eq!(bars.status, CheckStatus::Pass);
         let f = s.checks.iter().find(|c| c.kind == CheckKind::Finding);
         assert_eq!(f.unwrap().name, "diagnosis ta_job");
-        let w = s.checks.iter().find(|c| c.kind == CheckKind::Warning).unwrap();
+        let w = s
+            .checks
+            .iter()
+            .find(|c| c.kind == CheckKind::Warning)
+            .unwrap();
         assert_eq!(w.name, "warning jangar_api");
         assert_eq!(w.status, CheckStatus::Pass);
         assert!(w.message.contains("JSON numbers"), "{}", w.message);

@@ -152,7 +152,9 @@ mod tests {
             "{xml}"
         );
         assert!(
-            xml.contains("WARNING: /api/torghut/ta/bars sends UInt64 columns (seq) as JSON numbers"),
+            xml.contains(
+                "WARNING: /api/torghut/ta/bars sends UInt64 columns (seq) as JSON numbers"
+            ),
             "{xml}"
         );
     }

@@ -95,8 +95,7 @@ impl Checklist<'_> {
                      to the Select, undefined on the first render, so the Select stays \
                      uncontrolled until someone picks a symbol (jangar.md §6.2; see \
                      01-open.png)",
-                    m.attributes.placeholder,
-                    m.selectors.symbol,
+                    m.attributes.placeholder, m.selectors.symbol,
                 ));
                 Ok(format!(
                     "the symbol dropdown shows its placeholder \"{slot}\", a known quirk"

@@ -162,7 +162,9 @@ impl Checklist<'_> {
         };
         let mut seen = BTreeSet::new();
         for row in rows {
-            let Some(key) = expect::row_keys(std::slice::from_ref(row), time).first().copied()
+            let Some(key) = expect::row_keys(std::slice::from_ref(row), time)
+                .first()
+                .copied()
             else {
                 continue;
             };
