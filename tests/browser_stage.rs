@@ -663,3 +663,36 @@ async fn options_come_only_from_the_open_list() {
         "{err}"
     );
 }
+
+/// Jangar on ClickHouse ≥ 25.8 sends UInt64 as JSON numbers (jangar.md §6.7): the page draws the
+/// same counts, so the checklist passes (the api stage reports the drift as a warning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_survives_uint64_as_numbers() {
+    let setup = Setup::new(30, Duration::from_secs(2)).await;
+    let jangar =
+        PrivateJangar::start(&setup.primary.name, &["AMD"], &["--int64", "unquoted"]).await;
+    let report = setup
+        .stage(&config(&jangar.url, &setup.artifacts, ""))
+        .await;
+    let shown = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(
+        report.verdict,
+        torghut_e2e::report::Verdict::Pass,
+        "{shown}"
+    );
+    // The rows really came as numbers.
+    let bars: Value =
+        serde_json::from_slice(&std::fs::read(setup.artifacts.join("02-bars.json")).unwrap())
+            .unwrap();
+    assert!(
+        bars["body"]["items"][0]["seq"].is_u64(),
+        "{}",
+        bars["body"]["items"][0]
+    );
+    assert!(
+        check(&report, "2-candles")
+            .detail
+            .contains("they are the oracle's 30 bars"),
+        "{shown}"
+    );
+}

@@ -3,8 +3,9 @@
 //! trades to the page's `data-candle-count`, `data-overlay-count` and `data-signal-count`.
 //!
 //! An answer row the oracle does not predict is tolerated when ClickHouse holds it (the
-//! ClickHouse stage judged it) or when it lies after the oracle's last row (the closing
-//! trade's own bar, which a run tolerates and which may land after the ClickHouse stage); an
+//! ClickHouse stage judged it) or when it lies outside the oracle's span: after its last row
+//! (the closing trade's own bar, which a run tolerates and which may land after the ClickHouse
+//! stage) or before its first (a reserved pool symbol's history from earlier runs); an
 //! oracle row missing from the answer is this step's problem only when ClickHouse lacks it too
 //! (otherwise the comparison with ClickHouse already names Jangar).
 
@@ -27,8 +28,8 @@ struct Split {
     expected: usize,
     /// The answer's rows whose keys the oracle predicts.
     predicted: Vec<Value>,
-    /// The answer's rows it does not predict that ClickHouse holds or that come after its
-    /// last row (the closing trade's bar).
+    /// The answer's rows it does not predict that ClickHouse holds or that lie outside its
+    /// span (the closing trade's bar, a pool symbol's history).
     tolerated: Vec<Value>,
     /// The answer's rows neither the oracle nor ClickHouse has.
     unknown: Vec<Key>,
@@ -124,8 +125,8 @@ impl Checklist<'_> {
             match (total(&extra, Panel::Overlay), total(&extra, Panel::Signal)) {
                 (0, 0) => String::new(),
                 (o, g) => format!(
-                    " (+{o}/{g} from {} row(s) the oracle does not predict: stored, or the \
-                     closing trade's own)",
+                    " (+{o}/{g} from {} row(s) the oracle does not predict: stored, or outside \
+                     its span)",
                     s.tolerated.len()
                 ),
             },
@@ -136,53 +137,20 @@ impl Checklist<'_> {
     /// How `rows` (an answer) relate to the oracle's `expected` and ClickHouse's `stored` keys,
     /// inside the page's window and limit.
     fn split(&self, load: &Load, rows: &[Value], expected: &[Key], stored: &[Key]) -> Split {
-        let (from, to) = load.window_ms().unwrap_or((i64::MIN, i64::MAX));
+        let window = load.window_ms().unwrap_or((i64::MIN, i64::MAX));
         let limit: usize = load
             .bars
             .param("limit")
             .and_then(|l| l.parse().ok())
             .unwrap_or(usize::MAX);
-        let in_window: BTreeSet<Key> = expected
-            .iter()
-            .copied()
-            .filter(|(t, _)| (from..=to).contains(t))
-            .collect();
-        let truncated = in_window.len() > limit;
-        let last = expected.iter().max().copied();
-        let expected: BTreeSet<Key> = in_window.into_iter().take(limit).collect();
-        let stored: BTreeSet<Key> = stored.iter().copied().collect();
-        let time = &self.model.candles.time;
-        let mut split = Split {
-            expected: expected.len(),
-            predicted: Vec::new(),
-            tolerated: Vec::new(),
-            unknown: Vec::new(),
-            never_stored: Vec::new(),
-            truncated,
-        };
-        let mut seen = BTreeSet::new();
-        for row in rows {
-            let Some(key) = expect::row_keys(std::slice::from_ref(row), time)
-                .first()
-                .copied()
-            else {
-                continue;
-            };
-            seen.insert(key);
-            if expected.contains(&key) {
-                split.predicted.push(row.clone());
-            } else if stored.contains(&key) || last.is_some_and(|l| key.0 > l.0) {
-                split.tolerated.push(row.clone());
-            } else {
-                split.unknown.push(key);
-            }
-        }
-        split.never_stored = expected
-            .iter()
-            .filter(|k| !seen.contains(k) && !stored.contains(k))
-            .copied()
-            .collect();
-        split
+        split(
+            rows,
+            &self.model.candles.time,
+            window,
+            limit,
+            expected,
+            stored,
+        )
     }
 
     fn oracle_problems(&self, table: &str, s: &Split, problems: &mut Problems) {
@@ -213,6 +181,58 @@ impl Checklist<'_> {
     }
 }
 
+/// See [`Checklist::split`]; `time` is the page's time field spec.
+fn split(
+    rows: &[Value],
+    time: &str,
+    (from, to): (i64, i64),
+    limit: usize,
+    expected: &[Key],
+    stored: &[Key],
+) -> Split {
+    let in_window: BTreeSet<Key> = expected
+        .iter()
+        .copied()
+        .filter(|(t, _)| (from..=to).contains(t))
+        .collect();
+    let truncated = in_window.len() > limit;
+    let span = expected.iter().min().zip(expected.iter().max());
+    let outside = |t: i64| span.is_some_and(|(first, last)| t < first.0 || t > last.0);
+    let expected: BTreeSet<Key> = in_window.into_iter().take(limit).collect();
+    let stored: BTreeSet<Key> = stored.iter().copied().collect();
+    let mut split = Split {
+        expected: expected.len(),
+        predicted: Vec::new(),
+        tolerated: Vec::new(),
+        unknown: Vec::new(),
+        never_stored: Vec::new(),
+        truncated,
+    };
+    let mut seen = BTreeSet::new();
+    for row in rows {
+        let Some(key) = expect::row_keys(std::slice::from_ref(row), time)
+            .first()
+            .copied()
+        else {
+            continue;
+        };
+        seen.insert(key);
+        if expected.contains(&key) {
+            split.predicted.push(row.clone());
+        } else if stored.contains(&key) || outside(key.0) {
+            split.tolerated.push(row.clone());
+        } else {
+            split.unknown.push(key);
+        }
+    }
+    split.never_stored = expected
+        .iter()
+        .filter(|k| !seen.contains(k) && !stored.contains(k))
+        .copied()
+        .collect();
+    split
+}
+
 fn bar_keys(bars: &[Microbar], symbol: &str) -> Vec<Key> {
     bars.iter()
         .filter(|b| b.symbol == symbol)
@@ -231,8 +251,10 @@ fn signal_keys(signals: &[Signal], symbol: &str) -> Vec<Key> {
 fn extra_note(n: usize, what: &str) -> String {
     match n {
         0 => String::new(),
-        1 => format!(" + 1 {what} the oracle does not predict (the closing trade's own)"),
-        n => format!(" + {n} {what}s the oracle does not predict (stored, or after its last)"),
+        n => format!(
+            " + {n} {what}(s) the oracle does not predict (stored, or outside its span: the \
+             closing trade's own, a pool's history)"
+        ),
     }
 }
 
@@ -242,5 +264,50 @@ fn truncation_note(truncated: bool) -> &'static str {
          asks oldest first)"
     } else {
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(t: i64, seq: u64) -> Value {
+        json!({ "event_ts": iso(t).trim_end_matches('Z').replace('T', " "), "seq": seq.to_string() })
+    }
+
+    #[test]
+    fn answer_rows_are_predicted_tolerated_or_unknown() {
+        let t = 1_772_740_800_000;
+        let expected: Vec<Key> = (0..4).map(|i| (t + i * 1000, 10 + i as u64)).collect();
+        // ClickHouse lacks the oracle's third row; it holds one row the oracle does not predict.
+        let stored = vec![expected[0], expected[1], expected[3], (t + 1500, 99)];
+        let rows = vec![
+            row(t - 5000, 5),  // a pool's history: before the oracle's first row
+            row(t, 10),        // predicted
+            row(t + 1000, 11), // predicted
+            row(t + 1500, 99), // stored, not predicted
+            row(t + 2500, 77), // inside the span, nowhere else: unknown
+            row(t + 3000, 13), // predicted
+            row(t + 4000, 14), // the closing trade's own bar: after the oracle's last
+        ];
+        let s = split(
+            &rows,
+            "event_ts",
+            (i64::MIN, i64::MAX),
+            900,
+            &expected,
+            &stored,
+        );
+        assert_eq!(
+            (s.expected, s.predicted.len(), s.tolerated.len()),
+            (4, 3, 3)
+        );
+        assert_eq!(s.unknown, [(t + 2500, 77)]);
+        assert_eq!(s.never_stored, [expected[2]]);
+        assert!(!s.truncated);
+        // The page's window and limit bound what the oracle is held to.
+        let s = split(&rows, "event_ts", (t, t + 1000), 1, &expected, &stored);
+        assert_eq!((s.expected, s.truncated), (1, true));
     }
 }
