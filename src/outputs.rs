@@ -266,4 +266,48 @@ mod tests {
         let err = check_file("--history", Path::new("/proc/x/y/h.jsonl"), true).unwrap_err();
         assert!(err.to_string().starts_with("--history"), "{err}");
     }
+
+    #[test]
+    fn every_writable_output_is_written_and_a_failed_check_keeps_its_code() {
+        use crate::cli::Outcome;
+        use crate::run::{with_outputs, write_outputs, Written};
+        let d = dir("write");
+        // The first output fails (its path turned into a directory after the check): the
+        // others are written all the same, and the failure is listed.
+        let outputs = Outputs {
+            report_json: Some(d.clone()),
+            junit: Some(d.join("j.xml")),
+            html: Some(d.join("h.html")),
+            metrics: Some(d.join("m.prom")),
+            pushgateway: None,
+        };
+        let report = crate::report::tests::sample();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let written = rt.block_on(write_outputs(&report, &outputs, None, &[]));
+        assert_eq!(written.failed, vec!["--report-json".to_string()]);
+        for f in ["j.xml", "h.html", "m.prom"] {
+            assert!(d.join(f).is_file(), "{f}");
+        }
+        std::fs::remove_dir_all(&d).ok();
+        // A failed check or an unreachable target keeps its code; a pass becomes exit 2.
+        assert_eq!(
+            with_outputs(Outcome::CheckFailed, &written),
+            Outcome::CheckFailed
+        );
+        assert_eq!(
+            with_outputs(Outcome::Unreachable, &written),
+            Outcome::Unreachable
+        );
+        assert_eq!(
+            with_outputs(Outcome::Pass, &written),
+            Outcome::UsageOrConfig
+        );
+        assert_eq!(
+            with_outputs(Outcome::Pass, &Written::default()),
+            Outcome::Pass
+        );
+    }
 }
