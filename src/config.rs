@@ -438,8 +438,7 @@ impl Config {
     }
 
     fn resolve(file: FileConfig, env: &dyn Env) -> Result<Self, ConfigError> {
-        let lane = layered(env, env::LANE, "lane", file.lane, |k, v| Lane::parse(k, v))?
-            .unwrap_or(Lane::Sim);
+        let lane = layered(env, env::LANE, "lane", file.lane, Lane::parse)?.unwrap_or(Lane::Sim);
         let allow_production = match env.get(env::ALLOW_PRODUCTION) {
             Some(v) => parse_bool(env::ALLOW_PRODUCTION, &v)?,
             None => file.allow_production.unwrap_or(false),

@@ -235,10 +235,13 @@ fn the_limits_are_settable_within_their_ceilings() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Config file text, environment, and the key the error must name.
+type ConfigCase = (String, Vec<(&'static str, &'static str)>, &'static str);
+
 #[test]
 fn config_errors_exit_2_at_once_naming_the_key() {
     let dir = scratch();
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<ConfigCase> = vec![
         (
             String::new(),
             vec![("TORGHUT_E2E_KAFKA_BOOTSTRAP", "127.0.0.1:notaport")],
