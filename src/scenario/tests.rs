@@ -319,3 +319,14 @@ fn prices_sizes_and_tolerances_must_be_sane() {
         .message
         .contains("finite"));
 }
+
+#[test]
+fn offsets_map_onto_wall_clock_times_only_when_they_fit() {
+    let base = time::macros::datetime!(2026-07-21 14:30:00 UTC);
+    assert_eq!(
+        time_at(base, 1_500),
+        Some(time::macros::datetime!(2026-07-21 14:30:01.5 UTC))
+    );
+    assert_eq!(time_at(base, u64::MAX), None);
+    assert_eq!(time_at(base, i64::MAX as u64), None);
+}
