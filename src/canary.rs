@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::cli::{CanaryArgs, Outcome};
+use crate::outputs::Outputs;
 use crate::report::{self, CheckStatus, RunReport, Verdict};
 use crate::run::{self, Loaded};
 use crate::symbols::RunId;
@@ -91,21 +92,26 @@ pub async fn run(args: &CanaryArgs) -> Outcome {
         Ok(l) => l,
         Err(o) => return o,
     };
-    let mut stop = match StopSignals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("torghut-e2e: {e}");
-            return Outcome::Unreachable;
-        }
-    };
     let history = args
         .history
         .clone()
         .unwrap_or_else(|| loaded.config.artifacts_dir.join("canary-history.jsonl"));
-    match cycles(args, &loaded, &history, &mut stop).await {
+    let outputs =
+        match run::check_outputs(&args.outputs, &[("--history", &history)], &loaded.config) {
+            Ok(o) => o,
+            Err(o) => return o,
+        };
+    let mut stop = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("torghut-e2e: {e}");
+            return Outcome::Unreachable;
+        }
+    };
+    match cycles(args, &loaded, outputs, &history, &mut stop).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("torghut-e2e: {e}");
+            errln!("torghut-e2e: {e}");
             Outcome::UsageOrConfig
         }
     }
@@ -114,16 +120,17 @@ pub async fn run(args: &CanaryArgs) -> Outcome {
 async fn cycles(
     args: &CanaryArgs,
     loaded: &Loaded,
+    outputs: Outputs,
     history: &Path,
     stop: &mut StopSignals,
 ) -> Result<Outcome, CanaryError> {
     let mut state = State {
         last_outcome: Outcome::Pass,
-        last_success: args
-            .outputs
+        last_success: outputs
             .metrics
             .as_deref()
             .and_then(report::metrics::read_last_success),
+        outputs,
     };
     for cycle in 1.. {
         let started = Instant::now();
@@ -148,6 +155,8 @@ async fn cycles(
 struct State {
     last_outcome: Outcome,
     last_success: Option<f64>,
+    /// The per-run outputs, checked before the first cycle.
+    outputs: Outputs,
 }
 
 impl State {
@@ -171,7 +180,14 @@ impl State {
         let entry = match finished {
             Some((outcome, report)) => {
                 self.last_outcome = outcome;
-                finish(args, loaded, cycle, &report, &mut self.last_success).await
+                finish(
+                    loaded,
+                    cycle,
+                    &report,
+                    &self.outputs,
+                    &mut self.last_success,
+                )
+                .await
             }
             None => {
                 tracing::warn!(cycle, run_id = %run_id, "canary cycle aborted by a stop signal");
@@ -234,10 +250,10 @@ async fn one_cycle(
 
 /// Writes the cycle's outputs and its report under the artifacts directory.
 async fn finish(
-    args: &CanaryArgs,
     loaded: &Loaded,
     cycle: u64,
     report: &RunReport,
+    outputs: &Outputs,
     last_success: &mut Option<f64>,
 ) -> HistoryEntry {
     let path = loaded
@@ -248,12 +264,11 @@ async fn finish(
     let saved = save_report(&path, report)
         .map_err(|e| tracing::error!("cannot write {}: {e}", path.display()))
         .is_ok();
-    // A cycle whose outputs cannot be written still counts; the error is logged.
+    // A cycle whose outputs cannot be written still counts; the errors are printed.
     let secrets = run::secrets(&loaded.config);
-    if let Ok(published) = run::write_outputs(report, &args.outputs, *last_success, &secrets).await
-    {
-        *last_success = published;
-    }
+    *last_success = run::write_outputs(report, outputs, *last_success, &secrets)
+        .await
+        .last_success;
     entry(cycle, report, saved.then(|| path.display().to_string()))
 }
 

@@ -1,7 +1,12 @@
 //! Verbs of the command line and the exit-code contract.
 //!
 //! Exit codes: 0 pass, 1 a check failed, 2 usage or config error, 3 target unreachable or
-//! preflight failed. clap's own usage errors also exit with 2.
+//! preflight failed. clap's own usage errors also exit with 2. When a run's checks failed (1)
+//! or a target was unreachable (3), that code stands even if an output file could not be
+//! written (the error is printed); a passing run whose outputs could not all be written exits 2.
+//!
+//! A closed stdout or stderr (`| head -1`) never ends a verb early: console lines go through
+//! `outln!`/`errln!`, which drop what cannot be written (see `stdio`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +62,7 @@ pub struct PreflightArgs {
     #[arg(long, short = 'c', env = "TORGHUT_E2E_CONFIG")]
     pub config: Option<PathBuf>,
     /// Bound for each probe, in milliseconds (overrides the config's connect_timeout_ms).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: Option<u64>,
     /// Skip the WebDriver probe (runs without the browser stage).
     #[arg(long)]
@@ -119,6 +124,29 @@ pub struct SuiteArgs {
     /// bounded for long-running canaries. One process per pool at a time.
     #[arg(long, value_name = "POOL", env = "TORGHUT_E2E_POOL")]
     pub pool: Option<crate::pool::PoolName>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on each scenario, checked before anything is generated or published.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LimitArgs {
+    /// Latest event offset a scenario may have (e.g. 1h, 90m; at most 7 days).
+    #[arg(long, value_name = "DURATION", default_value = "1h", env = "TORGHUT_E2E_MAX_SPAN",
+          value_parser = humantime::parse_duration)]
+    pub max_span: std::time::Duration,
+    /// Most events (trades and quotes) a scenario may publish (at most 10000000).
+    #[arg(long, value_name = "N", default_value_t = crate::scenario::DEFAULT_MAX_EVENTS,
+          env = "TORGHUT_E2E_MAX_EVENTS")]
+    pub max_events: u64,
+}
+
+impl LimitArgs {
+    /// The limits, or a usage error naming the flag.
+    pub fn limits(&self) -> Result<crate::scenario::Limits, String> {
+        crate::scenario::Limits::new(self.max_span, self.max_events)
+            .map_err(|e| format!("--max-span/--max-events: {e}"))
+    }
 }
 
 /// Where a run's results go besides the console; shared by `run` and `canary`.
@@ -186,6 +214,8 @@ pub struct LintArgs {
     /// Scenario files or directories of them.
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -224,7 +254,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => match runtime() {
             Ok(rt) => rt.block_on(crate::run::run(&args)),
             Err(e) => {
-                eprintln!("torghut-e2e: cannot start the async runtime: {e}");
+                errln!("torghut-e2e: cannot start the async runtime: {e}");
                 Outcome::Unreachable
             }
         },
@@ -237,7 +267,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 outcome
             }
             Err(e) => {
-                eprintln!("torghut-e2e: cannot start the async runtime: {e}");
+                errln!("torghut-e2e: cannot start the async runtime: {e}");
                 Outcome::Unreachable
             }
         },
@@ -258,7 +288,7 @@ fn preflight(args: &PreflightArgs) -> Outcome {
     let mut config = match crate::config::Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("torghut-e2e: {e}");
+            errln!("torghut-e2e: {e}");
             return Outcome::UsageOrConfig;
         }
     };
@@ -268,7 +298,7 @@ fn preflight(args: &PreflightArgs) -> Outcome {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("torghut-e2e: cannot start the async runtime: {e}");
+            errln!("torghut-e2e: cannot start the async runtime: {e}");
             return Outcome::Unreachable;
         }
     };
@@ -280,10 +310,10 @@ fn preflight(args: &PreflightArgs) -> Outcome {
     };
     let checks = rt.block_on(crate::preflight::run(&config, which));
     for check in &checks {
-        println!("{check}");
+        outln!("{check}");
     }
     if checks.iter().all(|c| c.ok) {
-        println!("preflight: all {} components pass", checks.len());
+        outln!("preflight: all {} components pass", checks.len());
         Outcome::Pass
     } else {
         let failed: Vec<&str> = checks
@@ -291,7 +321,7 @@ fn preflight(args: &PreflightArgs) -> Outcome {
             .filter(|c| !c.ok)
             .map(|c| c.component)
             .collect();
-        println!("preflight: FAILED: {}", failed.join(", "));
+        outln!("preflight: FAILED: {}", failed.join(", "));
         Outcome::Unreachable
     }
 }

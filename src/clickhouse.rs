@@ -212,7 +212,7 @@ impl ClickHouse {
                 None => ClickHouseError::Client(error),
             },
             E::Network(source) => ClickHouseError::Unreachable {
-                url: self.target.url.clone(),
+                url: crate::redact::url(&self.target.url),
                 detail: root_cause(source.as_ref()),
             },
             E::TimedOut => ClickHouseError::Timeout(self.timeout),

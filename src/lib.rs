@@ -4,6 +4,20 @@
 //! oracle (what the TA job must write) → kafka → clickhouse → webdriver, with `preflight`
 //! checking each target before anything is published.
 
+/// `println!` that a closed stdout cannot turn into a panic (see [`stdio`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::stdio::out(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics and never prints a secret (see [`stdio`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::stdio::err(format_args!($($arg)*))
+    };
+}
+
 pub mod api;
 pub mod browser;
 pub mod canary;
@@ -17,15 +31,18 @@ pub mod kafka;
 pub mod latency;
 pub mod model;
 pub mod oracle;
+pub mod outputs;
 pub mod pool;
 pub mod preflight;
 pub mod progress;
 pub mod publish;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod stage;
+pub mod stdio;
 pub mod symbols;
 pub mod wait;
 pub mod webdriver;

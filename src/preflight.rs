@@ -105,7 +105,7 @@ async fn clickhouse(config: &Config) -> Result<String, String> {
     }
     Ok(format!(
         "{} version {version}; {db}.ta_microbars and {db}.ta_signals have the expected columns and engine",
-        config.clickhouse.url,
+        crate::redact::url(&config.clickhouse.url),
         db = ch.database()
     ))
 }
@@ -129,6 +129,9 @@ async fn jangar(config: &Config) -> Result<String, String> {
     let url = format!("{}/health", base.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(config.connect_timeout)
+        .default_headers(crate::config::BasicAuth::headers(
+            config.jangar.auth.as_ref(),
+        ))
         .build()
         .map_err(|e| e.to_string())?;
     let response = client

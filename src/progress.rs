@@ -30,6 +30,11 @@ pub fn spinner(message: String) -> ProgressBar {
     bar
 }
 
+/// Runs `write` with the spinners hidden, so a line written to stderr does not garble them.
+pub fn suspend<R>(write: impl FnOnce() -> R) -> R {
+    BARS.suspend(write)
+}
+
 /// A `tracing` writer to stderr that suspends the spinners while a log line is written.
 pub struct LogWriter;
 
@@ -42,6 +47,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 }
 
 /// One log event, buffered and written whole when dropped (tracing writes an event, then drops).
+/// The whole line passes the redactor: libraries log URLs and errors the validator never sees
+/// (HTTP client pool lines, librdkafka), and a secret must not reach the log through them.
 pub struct Line(Vec<u8>);
 
 impl Write for Line {
@@ -58,8 +65,10 @@ impl Write for Line {
 impl Drop for Line {
     fn drop(&mut self) {
         let bytes = std::mem::take(&mut self.0);
+        let text = String::from_utf8_lossy(&bytes);
+        let line = crate::redact::line(&text);
         BARS.suspend(|| {
-            let _ = std::io::stderr().lock().write_all(&bytes);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         });
     }
 }

@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
-use crate::cli::{LintArgs, Outcome, OutputArgs, RunArgs, Shard, SuiteArgs};
+use crate::cli::{LintArgs, Outcome, RunArgs, Shard, SuiteArgs};
 use crate::clickhouse::ClickHouse;
 use crate::config::Config;
+use crate::outputs::Outputs;
 use crate::pool::PoolName;
 use crate::preflight::{self, Components};
 use crate::publish::Publisher;
@@ -14,10 +15,17 @@ use crate::scenario::{self, Scenario, Stage};
 use crate::symbols::RunId;
 
 pub fn lint(args: &LintArgs) -> Outcome {
-    match load_scenarios(&args.scenarios, None) {
+    let limits = match args.limits.limits() {
+        Ok(l) => l,
+        Err(e) => {
+            errln!("torghut-e2e: {e}");
+            return Outcome::UsageOrConfig;
+        }
+    };
+    match load_scenarios(&args.scenarios, None, &limits) {
         Ok(list) => {
             for s in &list {
-                println!(
+                outln!(
                     "{}: ok ({} events, stages {:?})",
                     s.path.display(),
                     s.events.len(),
@@ -34,13 +42,14 @@ pub fn lint(args: &LintArgs) -> Outcome {
 fn load_scenarios(
     paths: &[std::path::PathBuf],
     shard: Option<Shard>,
+    limits: &scenario::Limits,
 ) -> Result<Vec<Scenario>, Outcome> {
     let mut files = scenario::collect(paths).map_err(|e| {
-        eprintln!("torghut-e2e: {e}");
+        errln!("torghut-e2e: {e}");
         Outcome::UsageOrConfig
     })?;
     if files.is_empty() {
-        eprintln!("torghut-e2e: no scenario files found");
+        errln!("torghut-e2e: no scenario files found");
         return Err(Outcome::UsageOrConfig);
     }
     if let Some(shard) = shard {
@@ -59,12 +68,12 @@ fn load_scenarios(
     let mut scenarios = Vec::new();
     let mut failed = false;
     for f in files {
-        match scenario::load(&f) {
+        match scenario::load_with(&f, limits) {
             Ok(s) => scenarios.push(s),
             Err(errors) => {
                 failed = true;
                 for e in errors {
-                    eprintln!("{e}");
+                    errln!("{e}");
                 }
             }
         }
@@ -84,15 +93,28 @@ pub struct Loaded {
     pub pool: Option<PoolName>,
 }
 
-/// Loads the configuration and the scenarios; the outcome to exit with when that fails.
+/// Loads the configuration and the scenarios, and every input file the run will read; the
+/// outcome to exit with when that fails. Nothing is published before this has passed.
 pub fn load(args: &SuiteArgs) -> Result<Loaded, Outcome> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| {
-        eprintln!("torghut-e2e: {e}");
+    let limits = args.limits.limits().map_err(|e| {
+        errln!("torghut-e2e: {e}");
         Outcome::UsageOrConfig
     })?;
-    let scenarios = load_scenarios(&args.scenarios, args.shard)?;
+    let config = Config::load(args.config.as_deref()).map_err(|e| {
+        errln!("torghut-e2e: {e}");
+        Outcome::UsageOrConfig
+    })?;
+    let scenarios = load_scenarios(&args.scenarios, args.shard, &limits)?;
     if args.pool.is_some() {
         pool_aliases_unique(&scenarios)?;
+    }
+    if scenarios.iter().any(|s| s.stages.contains(&Stage::Browser)) {
+        // The page model is an input like the scenarios: a broken one is the operator's
+        // mistake, not a finding about the pipeline after a run has published.
+        crate::browser::model::PageModel::load_default().map_err(|e| {
+            errln!("torghut-e2e: {}: {e}", crate::browser::model::MODEL_ENV);
+            Outcome::UsageOrConfig
+        })?;
     }
     Ok(Loaded {
         config,
@@ -109,7 +131,7 @@ fn pool_aliases_unique(scenarios: &[Scenario]) -> Result<(), Outcome> {
     for s in scenarios {
         for alias in &s.symbols {
             if let Some(first) = owner.insert(alias, s) {
-                eprintln!(
+                errln!(
                     "torghut-e2e: symbol alias {alias:?} is used by {} and {}: with --pool every \
                      alias must belong to one scenario",
                     first.path.display(),
@@ -131,7 +153,7 @@ pub async fn run(args: &RunArgs) -> Outcome {
         Some(id) => match RunId::from_string(id) {
             Some(r) => r,
             None => {
-                eprintln!(
+                errln!(
                     "torghut-e2e: invalid run id {id:?}: 1-10 characters of 0-9 A-Z (Crockford)"
                 );
                 return Outcome::UsageOrConfig;
@@ -139,16 +161,42 @@ pub async fn run(args: &RunArgs) -> Outcome {
         },
         None => RunId::generate(),
     };
+    let outputs = match check_outputs(&args.outputs, &[], &loaded.config) {
+        Ok(o) => o,
+        Err(o) => return o,
+    };
     let (outcome, report) = execute(&loaded, &run_id).await;
-    let previous = args
-        .outputs
+    let previous = outputs
         .metrics
         .as_deref()
         .and_then(report::metrics::read_last_success);
     let secrets = secrets(&loaded.config);
-    match write_outputs(&report, &args.outputs, previous, &secrets).await {
-        Ok(_) => outcome,
-        Err(()) => Outcome::UsageOrConfig,
+    let written = write_outputs(&report, &outputs, previous, &secrets).await;
+    with_outputs(outcome, &written)
+}
+
+/// Checks every output before anything is published (see `outputs`); prints every problem.
+pub fn check_outputs(
+    args: &crate::cli::OutputArgs,
+    more: &[(&str, &std::path::Path)],
+    config: &Config,
+) -> Result<Outputs, Outcome> {
+    Outputs::check(args, more, &config.artifacts_dir).map_err(|errors| {
+        for e in errors {
+            errln!("torghut-e2e: {e}");
+        }
+        Outcome::UsageOrConfig
+    })
+}
+
+/// The exit code once the outputs are written: a failed check (1) or an unreachable target (3)
+/// stands, whatever happened to the outputs; a pass whose outputs could not all be written is
+/// a usage error (2): the evidence asked for is missing.
+pub fn with_outputs(outcome: Outcome, written: &Written) -> Outcome {
+    if outcome == Outcome::Pass && !written.failed.is_empty() {
+        Outcome::UsageOrConfig
+    } else {
+        outcome
     }
 }
 
@@ -190,9 +238,9 @@ pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
         run_scenarios(loaded, run_id, &mut report).await
     } else {
         for c in checks.iter().filter(|c| !c.ok) {
-            eprintln!("preflight failed: {c}");
+            errln!("preflight failed: {c}");
         }
-        eprintln!("preflight failed: nothing was published");
+        errln!("preflight failed: nothing was published");
         report.verdict = Verdict::Error;
         Outcome::Unreachable
     };
@@ -208,7 +256,7 @@ async fn run_scenarios(loaded: &Loaded, run_id: &RunId, report: &mut RunReport) 
     let publisher = match Publisher::new(&config.kafka, config.connect_timeout * 3) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("torghut-e2e: {e}");
+            errln!("torghut-e2e: {e}");
             report.verdict = Verdict::Error;
             return Outcome::Unreachable;
         }
@@ -275,29 +323,55 @@ fn target(config: &Config) -> Target {
         kafka_bootstrap: config.kafka.bootstrap.clone(),
         trades_topic: config.kafka.trades_topic.clone(),
         quotes_topic: config.kafka.quotes_topic.clone(),
-        clickhouse_url: config.clickhouse.url.clone(),
+        clickhouse_url: crate::redact::url(&config.clickhouse.url),
         clickhouse_database: config.clickhouse.database.clone(),
     }
 }
 
-/// Prints the console summary and writes every requested output. A file that cannot be
-/// written is an error (the caller exits 2); a Pushgateway that refuses the push is logged but
-/// does not change the run's outcome. Returns the last-success time it published.
+/// What writing the outputs came to.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The last-success time published in the metrics.
+    pub last_success: Option<f64>,
+    /// The outputs that could not be written, by flag (each error was printed).
+    pub failed: Vec<String>,
+}
+
+/// Prints the console summary and writes every requested output: each one that can be
+/// written is, whatever happened to the others; the failures are printed and listed. A closed
+/// stdout is not a failure (`| head`). A Pushgateway that refuses the push is logged but does
+/// not change the run's outcome.
 pub async fn write_outputs(
     report: &RunReport,
-    outputs: &OutputArgs,
+    outputs: &Outputs,
     previous_success: Option<f64>,
     secrets: &[String],
-) -> Result<Option<f64>, ()> {
-    {
-        let mut stdout = std::io::stdout().lock();
-        report::write_console(report, &mut stdout).map_err(|_| ())?;
+) -> Written {
+    let mut written = Written::default();
+    let mut failed = |flag: &str, e: &dyn std::fmt::Display| {
+        errln!("torghut-e2e: {flag}: {e}");
+        written.failed.push(flag.to_string());
+    };
+    let mut console = Vec::new();
+    let shown = report::write_console(report, &mut console).and_then(|()| {
+        use std::io::Write as _;
+        std::io::stdout().lock().write_all(&console)
+    });
+    match shown {
+        Err(e) if !crate::stdio::is_closed_pipe(&e) => failed("stdout", &e),
+        _ => {}
     }
-    let complain = |e: &dyn std::fmt::Display| eprintln!("torghut-e2e: {e}");
     if let Some(path) = &outputs.report_json {
-        let json = serde_json::to_vec_pretty(report).map_err(|e| complain(&e))?;
-        std::fs::write(path, json)
-            .map_err(|e| eprintln!("torghut-e2e: cannot write {}: {e}", path.display()))?;
+        let json = serde_json::to_string_pretty(report).map_err(std::io::Error::from);
+        // Belt and braces: no configured secret reaches the file, whatever a stage recorded.
+        let saved =
+            json.and_then(|j| std::fs::write(path, crate::redact::scrub_known(&j).as_bytes()));
+        if let Err(e) = saved {
+            failed(
+                "--report-json",
+                &format!("cannot write {}: {e}", path.display()),
+            );
+        }
     }
     if let Some(path) = &outputs.junit {
         let linked: Vec<String> = [&outputs.report_json, &outputs.html]
@@ -305,32 +379,36 @@ pub async fn write_outputs(
             .flatten()
             .map(|p| p.display().to_string())
             .collect();
-        report::junit::write(report, path, &linked).map_err(|e| complain(&e))?;
+        if let Err(e) = report::junit::write(report, path, &linked) {
+            failed("--junit", &e);
+        }
     }
     if let Some(path) = &outputs.html {
-        report::html::write(report, path, secrets).map_err(|e| complain(&e))?;
+        if let Err(e) = report::html::write(report, path, secrets) {
+            failed("--html", &e);
+        }
     }
     let last_success = report::metrics::last_success(report, previous_success);
     if outputs.metrics.is_some() || outputs.pushgateway.is_some() {
         let text = report::metrics::render(report, last_success);
         if let Some(path) = &outputs.metrics {
-            report::metrics::write_file(path, &text).map_err(|e| complain(&e))?;
+            if let Err(e) = report::metrics::write_file(path, &text) {
+                failed("--metrics", &e);
+            }
         }
-        if let Some(url) = &outputs.pushgateway {
-            match report::metrics::push(url, report, text).await {
+        if let Some(gateway) = &outputs.pushgateway {
+            let url = &gateway.url;
+            match report::metrics::push(url, gateway.auth.as_ref(), report, text).await {
                 Ok(()) => tracing::info!(%url, "metrics pushed"),
                 Err(e) => tracing::error!("{e}"),
             }
         }
     }
-    Ok(last_success)
+    written.last_success = last_success;
+    written
 }
 
 /// The configured secret values, for scrubbing them from what the run writes.
 pub fn secrets(config: &Config) -> Vec<String> {
-    [&config.kafka.password, &config.clickhouse.password]
-        .into_iter()
-        .map(|s| s.expose().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    config.secrets().into_iter().map(str::to_string).collect()
 }

@@ -44,6 +44,8 @@ pub enum RunError {
     Publish(#[from] crate::publish::PublishError),
     #[error("the oracle rejected message {index}: {message}")]
     Oracle { index: usize, message: String },
+    #[error("event offset {0} ms does not map onto a wall-clock time")]
+    Offset(u64),
 }
 
 impl RunError {
@@ -277,7 +279,7 @@ impl Runner<'_> {
         let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
         let mut messages = Vec::new();
         for event in &scenario.events {
-            let at = base + Duration::from_millis(event.at_ms());
+            let at = offset(base, event.at_ms())?;
             messages.push((
                 event_channel(event),
                 plan.symbols[event.symbol()].clone(),
@@ -285,7 +287,7 @@ impl Runner<'_> {
                 event.clone(),
             ));
         }
-        let closers = closing_trades(scenario, plan, base);
+        let closers = closing_trades(scenario, plan, base)?;
         let closer_keys: Vec<RowKey> = closers
             .iter()
             .map(|(_, s, at, _)| open_bar_key(s, *at))
@@ -755,8 +757,11 @@ fn time_base(scenario: &Scenario) -> OffsetDateTime {
         Pacing::Realtime => now.replace_millisecond(0).unwrap_or(now) + time::Duration::seconds(1),
         // Everything ends a second before now: in the past, never in the future.
         Pacing::Compressed => {
-            let span = time::Duration::milliseconds(scenario.span_ms() as i64 + 2_000);
-            (now - span).replace_millisecond(0).unwrap_or(now - span)
+            // A linted scenario's span is within the ceiling; clamped all the same.
+            let ceiling = crate::scenario::MAX_SPAN_CEILING.as_millis() as u64;
+            let span_ms = scenario.span_ms().min(ceiling) as i64;
+            let start = now - time::Duration::milliseconds(span_ms + 2_000);
+            start.replace_millisecond(0).unwrap_or(start)
         }
     }
 }
@@ -880,7 +885,7 @@ fn closing_trades(
     scenario: &Scenario,
     plan: &Plan,
     base: OffsetDateTime,
-) -> Vec<(Channel, String, OffsetDateTime, Event)> {
+) -> Result<Vec<(Channel, String, OffsetDateTime, Event)>, RunError> {
     let mut last: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
     for e in &scenario.events {
         if let Event::Trade(t) = e {
@@ -890,16 +895,19 @@ fn closing_trades(
             }
         }
     }
-    let trade = |alias: &str, symbol: String, at_ms: u64, price: f64| {
-        let at = base + Duration::from_millis(at_ms);
+    let trade = |alias: &str, symbol: String, at_ms: Option<u64>, price: f64| {
+        let at_ms = at_ms.ok_or(RunError::Offset(u64::MAX))?;
+        let at = offset(base, at_ms)?;
         let t = crate::scenario::TradeEvent {
             symbol: alias.to_string(),
             at_ms,
             price,
             size: 1.0,
         };
-        (Channel::Trades, symbol, at, Event::Trade(t))
+        Ok((Channel::Trades, symbol, at, Event::Trade(t)))
     };
+    // `ms` into the second after the one of `at_ms`.
+    let next_second = |at_ms: u64, ms: u64| (at_ms / 1000 + 1).checked_mul(1000)?.checked_add(ms);
     match plan.close {
         Close::Trade => last
             .into_iter()
@@ -907,7 +915,7 @@ fn closing_trades(
                 trade(
                     alias,
                     plan.symbols[alias].clone(),
-                    (at_ms / 1000 + 1) * 1000 + 100,
+                    next_second(at_ms, 100),
                     price,
                 )
             })
@@ -915,10 +923,15 @@ fn closing_trades(
         Close::Watermark => {
             let end = last.values().map(|(at, _)| *at).max().unwrap_or(0);
             // Past the last bar's end by more than the 2,000 ms out-of-orderness bound.
-            let at_ms = (end / 1000 + 1) * 1000 + 2_500;
-            vec![trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0)]
+            let at_ms = next_second(end, 2_500);
+            Ok(vec![trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0)?])
         }
     }
+}
+
+/// The wall-clock time of an event offset, checked.
+fn offset(base: OffsetDateTime, at_ms: u64) -> Result<OffsetDateTime, RunError> {
+    crate::scenario::time_at(base, at_ms).ok_or(RunError::Offset(at_ms))
 }
 
 /// Wall time between a compressed scenario's last message and its watermark clock trade.

@@ -144,10 +144,22 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 impl JangarClient {
     pub fn new(base_url: &str, timeout: Duration, retries: u32) -> Result<Self, ApiError> {
-        let base = Url::parse(base_url).map_err(|e| ApiError::Url(format!("{base_url}: {e}")))?;
+        Self::with_auth(base_url, None, timeout, retries)
+    }
+
+    /// A client that sends `auth` with every call (the base URL's user info, see `config`).
+    pub fn with_auth(
+        base_url: &str,
+        auth: Option<&crate::config::BasicAuth>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Self, ApiError> {
+        let base = Url::parse(base_url)
+            .map_err(|e| ApiError::Url(format!("{}: {e}", crate::redact::url(base_url))))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .default_headers(crate::config::BasicAuth::headers(auth))
             .build()
             .map_err(|e| ApiError::Connect(e.to_string()))?;
         Ok(Self {

@@ -64,7 +64,12 @@ async fn observe_and_check(ctx: &StageContext<'_>) -> StageReport {
         return rec.finish("");
     };
     let jangar = &ctx.config.jangar;
-    let client = match JangarClient::new(base, jangar.request_timeout, jangar.retries) {
+    let client = match JangarClient::with_auth(
+        base,
+        jangar.auth.as_ref(),
+        jangar.request_timeout,
+        jangar.retries,
+    ) {
         Ok(c) => c,
         Err(e) => {
             rec.check(

@@ -163,6 +163,17 @@ impl FaultProxy {
         upstream: &str,
         timeout: Duration,
     ) -> Result<Self, ProxyError> {
+        Self::start_with_auth(listen, upstream, None, timeout).await
+    }
+
+    /// As [`start`](Self::start), sending `auth` with every forwarded call unless the browser
+    /// sent its own (the base URL's user info, see `config`: the browser never sees it).
+    pub async fn start_with_auth(
+        listen: SocketAddr,
+        upstream: &str,
+        auth: Option<&crate::config::BasicAuth>,
+        timeout: Duration,
+    ) -> Result<Self, ProxyError> {
         let upstream = upstream.trim_end_matches('/').to_string();
         let parsed = url::Url::parse(&upstream).map_err(|e| ProxyError::Upstream {
             url: upstream.clone(),
@@ -186,6 +197,7 @@ impl FaultProxy {
         })?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .default_headers(crate::config::BasicAuth::headers(auth))
             // The browser must see Jangar's redirects, not follow-ups made on its behalf.
             .redirect(reqwest::redirect::Policy::none())
             .build()

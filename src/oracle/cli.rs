@@ -13,10 +13,11 @@
 //! Malformed lines: by default, like production (which drops records it cannot decode and keeps
 //! going), each is skipped with a warning on stderr naming the line, and a count is printed at the
 //! end; the exit code stays 0. With `--strict` the first malformed line is an error (exit 2) and
-//! nothing is printed on stdout. An unreadable input file is exit 2 with its path.
+//! nothing is printed on stdout. An unreadable input file is exit 2 with its path. A line longer
+//! than [`MAX_LINE_BYTES`] is malformed; it is skipped without being held in memory.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use serde::ser::{SerializeMap, Serializer};
@@ -31,7 +32,7 @@ pub fn run(args: &OracleArgs) -> Outcome {
     let file = match File::open(&args.input) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("oracle: cannot read {}: {e}", args.input.display());
+            errln!("oracle: cannot read {}: {e}", args.input.display());
             return Outcome::UsageOrConfig;
         }
     };
@@ -67,18 +68,54 @@ pub fn run(args: &OracleArgs) -> Outcome {
     match result {
         Ok(summary) => {
             if summary.skipped > 0 {
-                eprintln!(
+                errln!(
                     "oracle: skipped {} malformed line(s) of {} (the TA job drops such records)",
-                    summary.skipped, summary.lines
+                    summary.skipped,
+                    summary.lines
                 );
             }
             Outcome::Pass
         }
         Err(failure) => {
-            eprintln!("oracle: {failure}");
+            errln!("oracle: {failure}");
             Outcome::UsageOrConfig
         }
     }
+}
+
+/// Longest line taken as a message: a forwarder message is well under a kilobyte, and memory
+/// stays bounded whatever the input.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Reads one line into `raw` (cleared first), at most [`MAX_LINE_BYTES`] of it: the bytes
+/// consumed (0 at the end) and whether the line was cut (its rest consumed, not kept).
+fn read_line(input: &mut impl BufRead, raw: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+    raw.clear();
+    let limit = MAX_LINE_BYTES as u64 + 1;
+    let mut read = Read::take(&mut *input, limit).read_until(b'\n', raw)?;
+    if raw.len() <= MAX_LINE_BYTES || raw.ends_with(b"\n") {
+        return Ok((read, false));
+    }
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                read += i + 1;
+                break;
+            }
+            None => {
+                let n = buf.len();
+                input.consume(n);
+                read += n;
+            }
+        }
+    }
+    raw.clear();
+    Ok((read, true))
 }
 
 /// Lines read and lines skipped as malformed.
@@ -108,21 +145,32 @@ pub enum Failure {
 }
 
 /// Runs the oracle over `input`, writing rows to `out`; the testable core of the command.
+/// Warnings about skipped lines go to stderr.
 pub fn process(
-    mut input: impl BufRead,
+    input: impl BufRead,
     path: &Path,
     flush_open: bool,
     strict: bool,
     out: &mut impl Write,
 ) -> Result<Summary, Failure> {
+    process_with(input, path, flush_open, strict, out, &mut |w| errln!("{w}"))
+}
+
+/// [`process`], with each warning about a skipped line handed to `warn`.
+pub fn process_with(
+    mut input: impl BufRead,
+    path: &Path,
+    flush_open: bool,
+    strict: bool,
+    out: &mut impl Write,
+    warn: &mut dyn FnMut(String),
+) -> Result<Summary, Failure> {
     let mut oracle = Oracle::new();
     let mut summary = Summary::default();
     let mut raw = Vec::new();
     loop {
-        raw.clear();
-        let read = input
-            .read_until(b'\n', &mut raw)
-            .map_err(|source| Failure::Input {
+        let (read, too_long) =
+            read_line(&mut input, &mut raw).map_err(|source| Failure::Input {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -132,25 +180,30 @@ pub fn process(
         summary.lines += 1;
         let line = String::from_utf8_lossy(&raw);
         let line = line.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
+        if line.trim().is_empty() && !too_long {
             continue;
         }
-        match oracle.on_message(line) {
+        let decoded = if too_long {
+            Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
+        } else {
+            oracle.on_message(line).map_err(|e| e.to_string())
+        };
+        match decoded {
             Ok(rows) => write_rows(out, &rows)?,
             Err(e) if strict => {
                 return Err(Failure::Malformed {
                     path: path.display().to_string(),
                     line: summary.lines,
-                    message: e.to_string(),
+                    message: e,
                 })
             }
             Err(e) => {
                 summary.skipped += 1;
-                eprintln!(
+                warn(format!(
                     "oracle: warning: {}:{}: skipped: {e}",
                     path.display(),
                     summary.lines
-                );
+                ));
             }
         }
     }

@@ -17,12 +17,12 @@ use base64::Engine as _;
 
 use super::{checks, CheckStatus, Point, RunReport, ScenarioReport, Verdict};
 use crate::compare::TableDiff;
+use crate::redact::{scrub_text, scrub_url, REDACTED};
 
 /// Embedded text evidence is cut here; the file stays on disk in full.
 const MAX_TEXT_EVIDENCE: usize = 64 * 1024;
 /// Screenshots larger than this are linked, not embedded.
 const MAX_IMAGE_EVIDENCE: u64 = 8 * 1024 * 1024;
-const REDACTED: &str = "[redacted]";
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
@@ -669,87 +669,6 @@ fn scrub_secrets(text: &str, secrets: &[String]) -> String {
         }
     }
     out
-}
-
-/// Redacts credentials a text may carry without the validator knowing them: URL user info
-/// and the values of password-, token- and secret-like fields.
-pub fn scrub_text(text: &str) -> String {
-    let text = scrub_url(text);
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        out.push_str(&scrub_fields(line));
-    }
-    out
-}
-
-/// `scheme://user:password@host` → `scheme://user:[redacted]@host`, everywhere in the text.
-fn scrub_url(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (before, after) = rest.split_at(i + 3);
-        out.push_str(before);
-        let end = after
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(after.len());
-        let authority = &after[..end];
-        match authority.rfind('@') {
-            Some(at) if authority[..at].contains(':') => {
-                let user = &authority[..authority.find(':').unwrap_or(0)];
-                let _ = write!(out, "{user}:{REDACTED}{}", &authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `"password": "x"`, `password=x`, `Authorization: Bearer x` and the like, on one line.
-fn scrub_fields(line: &str) -> String {
-    const KEYS: &[&str] = &[
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "authorization",
-        "api_key",
-    ];
-    let lower = line.to_ascii_lowercase();
-    let Some(key_at) = KEYS
-        .iter()
-        .filter_map(|k| lower.find(k).map(|i| i + k.len()))
-        .min()
-    else {
-        return line.to_string();
-    };
-    // Skip the rest of the key name, quotes and the separator; redact the value after it.
-    let bytes = line.as_bytes();
-    let mut i = key_at;
-    while i < bytes.len()
-        && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'-')
-    {
-        i += 1;
-    }
-    let sep_start = i;
-    while i < bytes.len() && matches!(bytes[i], b'"' | b'\'' | b' ' | b':' | b'=' | b'\t') {
-        i += 1;
-    }
-    if i == sep_start || !line[sep_start..i].contains([':', '=']) || i >= bytes.len() {
-        return line.to_string();
-    }
-    let value_end = line[i..]
-        .find(['"', '\'', ',', '}', '&', '\n', '\r'])
-        .map_or(line.len(), |j| i + j);
-    if value_end == i {
-        return line.to_string();
-    }
-    format!(
-        "{}{REDACTED}{}",
-        &line[..i],
-        scrub_fields(&line[value_end..])
-    )
 }
 
 mod plot {

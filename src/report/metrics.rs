@@ -317,8 +317,14 @@ pub fn push_url(base: &str, report: &RunReport) -> String {
 }
 
 /// Pushes with POST: it replaces only the metric names pushed, so a failed run (which pushes
-/// no last-success gauge) leaves the previous success time in place.
-pub async fn push(base: &str, report: &RunReport, text: String) -> Result<(), MetricsError> {
+/// no last-success gauge) leaves the previous success time in place. `base` carries no
+/// credentials: they come as `auth` (see `outputs::Pushgateway`).
+pub async fn push(
+    base: &str,
+    auth: Option<&crate::config::BasicAuth>,
+    report: &RunReport,
+    text: String,
+) -> Result<(), MetricsError> {
     let url = push_url(base, report);
     let fail = |message: String| MetricsError::Push {
         url: url.clone(),
@@ -326,6 +332,7 @@ pub async fn push(base: &str, report: &RunReport, text: String) -> Result<(), Me
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(crate::config::BasicAuth::headers(auth))
         .build()
         .map_err(|e| fail(e.to_string()))?;
     let response = client

@@ -3,6 +3,11 @@
 //! Offsets are event-time milliseconds from the run's start. The order of the expanded list is
 //! the publish order: events sort by offset, except the ones a generator deliberately publishes
 //! late (out-of-order trades), which keep their place after the trades before them.
+//!
+//! Nothing is generated before it is known to fit: [`Generator::extent`] computes, with checked
+//! arithmetic, how many trades a generator makes and its latest offset, and the scenario's limits
+//! are applied to those numbers. Expansion runs only on scenarios within them, so its offsets
+//! never exceed the (checked) latest one and cannot overflow.
 
 use std::ops::Range;
 
@@ -14,7 +19,7 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 pub struct TradeSpec {
     pub symbol: Spanned<String>,
-    pub at_ms: u64,
+    pub at_ms: Spanned<u64>,
     pub price: f64,
     pub size: f64,
 }
@@ -29,7 +34,7 @@ impl TradeSpec {
 #[serde(deny_unknown_fields)]
 pub struct QuoteSpec {
     pub symbol: Spanned<String>,
-    pub at_ms: u64,
+    pub at_ms: Spanned<u64>,
     pub bid: f64,
     pub bid_size: f64,
     pub ask: f64,
@@ -38,11 +43,16 @@ pub struct QuoteSpec {
 
 impl QuoteSpec {
     pub fn validate(&self) -> Result<(), String> {
-        let finite = [self.bid, self.bid_size, self.ask, self.ask_size]
+        let prices_ok = [self.bid, self.ask]
             .iter()
-            .all(|v| v.is_finite() && *v >= 0.0);
-        if !finite {
-            return Err("quote prices and sizes must be finite and not negative".into());
+            .all(|v| v.is_finite() && (0.0..MAX_PRICE).contains(v));
+        let sizes_ok = [self.bid_size, self.ask_size]
+            .iter()
+            .all(|v| v.is_finite() && (0.0..MAX_SIZE).contains(v));
+        if !(prices_ok && sizes_ok) {
+            return Err(format!(
+                "quote prices must be in [0, {MAX_PRICE:e}) and sizes in [0, {MAX_SIZE:e})"
+            ));
         }
         if self.ask < self.bid {
             return Err(format!("ask {} is below bid {}", self.ask, self.bid));
@@ -148,6 +158,7 @@ impl Generator {
         match self {
             Generator::Ramp {
                 price,
+                step,
                 size,
                 per_second,
                 seconds,
@@ -155,7 +166,16 @@ impl Generator {
             } => {
                 check_trade(*price, *size)?;
                 check_count("per_second", *per_second as u64, 1, 1000)?;
-                check_count("seconds", *seconds, 1, 3600)
+                check_count("seconds", *seconds, 1, 3600)?;
+                // Both bounds above hold, so the count is small and exact as a float.
+                let last = price + step * (seconds * *per_second as u64 - 1) as f64;
+                if !(last.is_finite() && last > 0.0 && last < MAX_PRICE) {
+                    return Err(format!(
+                        "step {step} takes the price to {last} by the last trade: prices must \
+                         stay positive and below {MAX_PRICE:e}"
+                    ));
+                }
+                Ok(())
             }
             Generator::RandomWalk {
                 price,
@@ -225,8 +245,67 @@ impl Generator {
         }
     }
 
+    /// How many trades the generator makes and the latest offset it publishes or stamps, by
+    /// checked arithmetic on its parameters alone (nothing is generated); `None` when that
+    /// offset does not fit in 64 bits. Call it on a generator that [`validate`]s.
+    ///
+    /// [`validate`]: Generator::validate
+    pub fn extent(&self) -> Option<Extent> {
+        let (count, last_ms) = match self {
+            Generator::Ramp {
+                start_ms,
+                seconds,
+                per_second,
+                ..
+            }
+            | Generator::RandomWalk {
+                start_ms,
+                seconds,
+                per_second,
+                ..
+            } => {
+                let per_second = u64::from(*per_second);
+                (
+                    seconds.checked_mul(per_second)?,
+                    spread_at(
+                        *start_ms,
+                        seconds.checked_sub(1)?,
+                        per_second - 1,
+                        per_second,
+                    )?,
+                )
+            }
+            Generator::Burst { at_ms, count, .. } => {
+                let count = u64::from(*count);
+                (count, burst_at(*at_ms, count.checked_sub(1)?, count)?)
+            }
+            Generator::Gaps {
+                start_ms,
+                trades,
+                every_secs,
+                ..
+            } => {
+                let trades = u64::from(*trades);
+                (
+                    trades,
+                    gap_at(*start_ms, trades.checked_sub(1)?, *every_secs)?,
+                )
+            }
+            Generator::Boundaries {
+                start_ms, seconds, ..
+            } => (
+                seconds.checked_mul(2)?,
+                boundary_second(*start_ms, seconds.checked_sub(1)?)?.checked_add(999)?,
+            ),
+            // Published at `at_ms`, stamped earlier (validate: late_by_ms <= at_ms).
+            Generator::OutOfOrder { at_ms, .. } | Generator::ZeroSize { at_ms, .. } => (1, *at_ms),
+            Generator::Duplicates { at_ms, copies, .. } => (u64::from(*copies), *at_ms),
+        };
+        Some(Extent { count, last_ms })
+    }
+
     /// The trades this generator publishes, with a flag for deliberately late ones.
-    fn trades(&self) -> Vec<(TradeEvent, bool)> {
+    pub(super) fn trades(&self) -> Vec<(TradeEvent, bool)> {
         let on_time = |symbol: &str, at_ms, price, size| {
             (
                 TradeEvent {
@@ -278,10 +357,10 @@ impl Generator {
                 count,
                 price,
                 size,
-            } => (0..*count)
-                .map(|i| {
-                    let at = at_ms - at_ms % 1000 + (i as u64 * 1000) / *count as u64;
-                    on_time(symbol, at, price + 0.01 * (i % 7) as f64, *size)
+            } => (0..u64::from(*count))
+                .filter_map(|i| {
+                    let at = burst_at(*at_ms, i, u64::from(*count))?;
+                    Some(on_time(symbol, at, price + 0.01 * (i % 7) as f64, *size))
                 })
                 .collect(),
             Generator::Gaps {
@@ -291,14 +370,14 @@ impl Generator {
                 every_secs,
                 price,
                 size,
-            } => (0..*trades)
-                .map(|i| {
-                    on_time(
+            } => (0..u64::from(*trades))
+                .filter_map(|i| {
+                    Some(on_time(
                         symbol,
-                        start_ms + i as u64 * every_secs * 1000 + 250,
+                        gap_at(*start_ms, i, *every_secs)?,
                         *price,
                         *size,
-                    )
+                    ))
                 })
                 .collect(),
             Generator::OutOfOrder {
@@ -332,10 +411,8 @@ impl Generator {
                 price,
                 size,
             } => (0..*seconds)
-                .flat_map(|s| {
-                    let second = (start_ms / 1000 + s) * 1000;
-                    [second, second + 999]
-                })
+                .filter_map(|s| boundary_second(*start_ms, s))
+                .flat_map(|second| [second, second + 999])
                 .enumerate()
                 .map(|(i, at)| on_time(symbol, at, price + 0.01 * i as f64, *size))
                 .collect(),
@@ -348,7 +425,7 @@ impl Generator {
     }
 
     /// Offset at which a late trade is published (its place in the publish order).
-    fn publish_at(&self) -> Option<u64> {
+    pub(super) fn publish_at(&self) -> Option<u64> {
         match self {
             Generator::OutOfOrder { at_ms, .. } => Some(*at_ms),
             _ => None,
@@ -356,10 +433,46 @@ impl Generator {
     }
 }
 
+/// What a generator amounts to, known before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub count: u64,
+    /// The latest offset it publishes or stamps.
+    pub last_ms: u64,
+}
+
+// The offset formulas, shared by `extent` (called with the last index) and the expansion. Each
+// grows with its index, so an expansion never computes more than the checked last offset;
+// the expansion still goes through the checked forms (and skips a `None` that cannot occur).
+
+/// Trade `k` of second `s` of a ramp or random walk: spread over 50..950 ms of the second.
+fn spread_at(start_ms: u64, s: u64, k: u64, per_second: u64) -> Option<u64> {
+    start_ms
+        .checked_add(s.checked_mul(1000)?)?
+        .checked_add(50 + (k * 900) / per_second.max(1))
+}
+
+/// Trade `i` of a burst of `count`, packed into the second of `at_ms`.
+fn burst_at(at_ms: u64, i: u64, count: u64) -> Option<u64> {
+    (at_ms - at_ms % 1000).checked_add(i.checked_mul(1000)? / count.max(1))
+}
+
+/// Trade `i` of a gaps generator, 250 ms into every `every_secs`-th second.
+fn gap_at(start_ms: u64, i: u64, every_secs: u64) -> Option<u64> {
+    start_ms
+        .checked_add(i.checked_mul(every_secs)?.checked_mul(1000)?)?
+        .checked_add(250)
+}
+
+/// The start of the `s`-th whole second from `start_ms`'s.
+fn boundary_second(start_ms: u64, s: u64) -> Option<u64> {
+    (start_ms / 1000).checked_add(s)?.checked_mul(1000)
+}
+
 fn spread(start_ms: u64, seconds: u64, per_second: u32) -> impl Iterator<Item = u64> {
+    let per_second = u64::from(per_second);
     (0..seconds).flat_map(move |s| {
-        (0..per_second)
-            .map(move |k| start_ms + s * 1000 + 50 + (k as u64 * 900) / per_second as u64)
+        (0..per_second).filter_map(move |k| spread_at(start_ms, s, k, per_second))
     })
 }
 
@@ -367,12 +480,20 @@ fn round_cents(p: f64) -> f64 {
     (p * 100.0).round() / 100.0
 }
 
+/// Prices and sizes beyond any market's (the oracle's sums stay far from overflow).
+pub const MAX_PRICE: f64 = 1e9;
+pub const MAX_SIZE: f64 = 1e12;
+
 fn check_trade(price: f64, size: f64) -> Result<(), String> {
-    if !(price.is_finite() && price > 0.0) {
-        return Err(format!("price must be positive and finite, got {price}"));
+    if !(price.is_finite() && price > 0.0 && price < MAX_PRICE) {
+        return Err(format!(
+            "price must be positive and finite (below {MAX_PRICE:e}), got {price}"
+        ));
     }
-    if !(size.is_finite() && size >= 0.0) {
-        return Err(format!("size must be finite and not negative, got {size}"));
+    if !(size.is_finite() && (0.0..MAX_SIZE).contains(&size)) {
+        return Err(format!(
+            "size must be finite and not negative (below {MAX_SIZE:e}), got {size}"
+        ));
     }
     Ok(())
 }
@@ -393,14 +514,14 @@ pub fn check_explicit_order(trades: &[Spanned<TradeSpec>]) -> Result<(), (Range<
     for t in trades {
         let spec = t.get_ref();
         let symbol = spec.symbol.get_ref().as_str();
-        if let Some(prev) = last.insert(symbol, spec.at_ms) {
-            if spec.at_ms <= prev {
+        let at_ms = *spec.at_ms.get_ref();
+        if let Some(prev) = last.insert(symbol, at_ms) {
+            if at_ms <= prev {
                 return Err((
                     t.span(),
                     format!(
-                        "trades of {symbol} must have increasing at_ms ({} after {prev}); use the \
-                         out_of_order or duplicates generators for deliberate disorder",
-                        spec.at_ms
+                        "trades of {symbol} must have increasing at_ms ({at_ms} after {prev}); \
+                         use the out_of_order or duplicates generators for deliberate disorder"
                     ),
                 ));
             }
@@ -450,30 +571,41 @@ impl Event {
     }
 }
 
-/// All events in publish order: by publish offset, ties in file order (stable sort).
+/// All events in publish order: by publish offset, ties in file order (stable sort). Call it on
+/// a scenario whose extents were checked against its limits (see the module comment).
 pub fn expand(
     trades: &[Spanned<TradeSpec>],
     quotes: &[Spanned<QuoteSpec>],
     generators: &[Spanned<crate::scenario::generate::Generator>],
 ) -> Vec<Event> {
     let mut keyed: Vec<(u64, Event)> = Vec::new();
+    // Exact when the extents were checked, so the vector never grows past it.
+    let generated = generators
+        .iter()
+        .filter_map(|g| g.get_ref().extent())
+        .fold(0u64, |n, e| n.saturating_add(e.count));
+    if generated <= super::MAX_EVENTS_CEILING {
+        keyed.reserve(trades.len() + quotes.len() + generated as usize);
+    }
     for t in trades {
         let s = t.get_ref();
+        let at_ms = *s.at_ms.get_ref();
         let e = TradeEvent {
             symbol: s.symbol.get_ref().clone(),
-            at_ms: s.at_ms,
+            at_ms,
             price: s.price,
             size: s.size,
         };
-        keyed.push((s.at_ms, Event::Trade(e)));
+        keyed.push((at_ms, Event::Trade(e)));
     }
     for q in quotes {
         let s = q.get_ref();
+        let at_ms = *s.at_ms.get_ref();
         keyed.push((
-            s.at_ms,
+            at_ms,
             Event::Quote(QuoteEvent {
                 symbol: s.symbol.get_ref().clone(),
-                at_ms: s.at_ms,
+                at_ms,
                 bid: s.bid,
                 bid_size: s.bid_size,
                 ask: s.ask,

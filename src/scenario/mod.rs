@@ -1,16 +1,78 @@
 //! Scenario files (TOML): which synthetic trades and quotes to publish, what to check, and how
 //! long to wait. Parsing keeps source spans so `lint` can point at file:line:column.
+//!
+//! A scenario is bounded before anything is generated ([`Limits`]): its span (the latest event
+//! offset) and its event count are computed from the generators' parameters with checked
+//! arithmetic, so an offset near `u64::MAX` or a billion generated trades is a lint error, not
+//! an overflow panic, an allocation failure or a ten-day run.
 
 mod generate;
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use generate::{expand, Event, QuoteEvent, TradeEvent};
+pub use generate::{expand, Event, Extent, Generator, QuoteEvent, TradeEvent, MAX_PRICE, MAX_SIZE};
+
+/// Default bound on a scenario's span: one hour of event time.
+pub const DEFAULT_MAX_SPAN: Duration = Duration::from_secs(3600);
+/// Default bound on a scenario's events (trades and quotes, before the closing trades).
+pub const DEFAULT_MAX_EVENTS: u64 = 1_000_000;
+/// The highest the span bound may be raised: a week keeps every offset, deadline and wall-clock
+/// time far inside the arithmetic's range.
+pub const MAX_SPAN_CEILING: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The highest the event bound may be raised (a run holds every event and its message value,
+/// a few hundred bytes each, in memory).
+pub const MAX_EVENTS_CEILING: u64 = 10_000_000;
+/// Larger scenario files are refused unread.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What one scenario may ask for; checked by `lint` (and by `run` before anything is published).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// No event may be published or stamped later than this after offset 0.
+    pub max_span: Duration,
+    pub max_events: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_span: DEFAULT_MAX_SPAN,
+            max_events: DEFAULT_MAX_EVENTS,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits within their ceilings, or why not.
+    pub fn new(max_span: Duration, max_events: u64) -> Result<Self, String> {
+        if max_span.is_zero() || max_span > MAX_SPAN_CEILING {
+            return Err(format!(
+                "the span limit must be positive and at most {}",
+                humantime::format_duration(MAX_SPAN_CEILING)
+            ));
+        }
+        if !(1..=MAX_EVENTS_CEILING).contains(&max_events) {
+            return Err(format!(
+                "the event limit must be between 1 and {MAX_EVENTS_CEILING}"
+            ));
+        }
+        Ok(Self {
+            max_span,
+            max_events,
+        })
+    }
+
+    fn max_span_ms(&self) -> u64 {
+        u64::try_from(self.max_span.as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// A scenario problem with its place in the file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -204,21 +266,47 @@ impl Scenario {
     }
 }
 
-/// Reads and validates one scenario file.
+/// The wall-clock time of offset `at_ms` from `base`; `None` when it does not fit (never for a
+/// scenario within its limits, which the runner still does not take on trust).
+pub fn time_at(base: time::OffsetDateTime, at_ms: u64) -> Option<time::OffsetDateTime> {
+    let ms = i64::try_from(at_ms).ok()?;
+    base.checked_add(time::Duration::milliseconds(ms))
+}
+
+/// Reads and validates one scenario file under the default limits.
 pub fn load(path: &Path) -> Result<Scenario, Vec<LintError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    load_with(path, &Limits::default())
+}
+
+/// Reads and validates one scenario file.
+pub fn load_with(path: &Path, limits: &Limits) -> Result<Scenario, Vec<LintError>> {
+    let unreadable = |message: String| {
         vec![LintError {
             path: path.display().to_string(),
             line: 0,
             column: 0,
-            message: format!("cannot read: {e}"),
+            message,
         }]
-    })?;
-    parse(&text, path)
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(unreadable(format!(
+            "larger than {MAX_FILE_BYTES} bytes: refused unread"
+        )));
+    }
+    parse_with(&text, path, limits)
+}
+
+/// Parses scenario text under the default limits; `path` is used in messages only.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, Vec<LintError>> {
+    parse_with(text, path, &Limits::default())
 }
 
 /// Parses scenario text; `path` is used in messages only.
-pub fn parse(text: &str, path: &Path) -> Result<Scenario, Vec<LintError>> {
+pub fn parse_with(text: &str, path: &Path, limits: &Limits) -> Result<Scenario, Vec<LintError>> {
     let at = |span: Option<Range<usize>>, message: String| locate(text, path, span, message);
     let raw: RawScenario =
         toml::from_str(text).map_err(|e| vec![at(e.span(), e.message().to_string())])?;
@@ -252,6 +340,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Vec<LintError>> {
             errors.push(at(Some(g.span()), m));
         }
     }
+    check_tolerances(&raw, &mut errors, &at);
+    check_extent(&raw, limits, &mut errors, &at);
     if let Err(m) = generate::check_explicit_order(&raw.trades) {
         errors.push(at(Some(m.0), m.1));
     }
@@ -337,6 +427,94 @@ fn check_names(
                 "deadline_secs must be between 1 and 3600".into(),
             ));
         }
+    }
+}
+
+fn check_tolerances(
+    raw: &RawScenario,
+    errors: &mut Vec<LintError>,
+    at: &impl Fn(Option<Range<usize>>, String) -> LintError,
+) {
+    let valid = |t: &Tolerance| [t.rel, t.abs].iter().all(|v| v.is_finite() && *v >= 0.0);
+    if raw.tolerance.default.as_ref().is_some_and(|t| !valid(t)) {
+        errors.push(at(
+            Some(raw.name.span()),
+            "tolerance.default: rel and abs must be finite and not negative".into(),
+        ));
+    }
+    for (column, tol) in &raw.tolerance.columns {
+        if !valid(tol.get_ref()) {
+            errors.push(at(
+                Some(tol.span()),
+                format!("tolerance for {column}: rel and abs must be finite and not negative"),
+            ));
+        }
+    }
+}
+
+/// The span and the event count, from the parameters alone: every offset within the span
+/// limit, the total within the event limit. Runs before anything is generated.
+fn check_extent(
+    raw: &RawScenario,
+    limits: &Limits,
+    errors: &mut Vec<LintError>,
+    at: &impl Fn(Option<Range<usize>>, String) -> LintError,
+) {
+    let max_ms = limits.max_span_ms();
+    let too_late = |what: &str, ms: u64| {
+        format!(
+            "{what} {ms} ms is beyond the scenario span limit of {max_ms} ms ({}; raise it with \
+             --max-span, at most {})",
+            humantime::format_duration(limits.max_span),
+            humantime::format_duration(MAX_SPAN_CEILING)
+        )
+    };
+    for t in &raw.trades {
+        let ms = *t.get_ref().at_ms.get_ref();
+        if ms > max_ms {
+            errors.push(at(Some(t.get_ref().at_ms.span()), too_late("at_ms", ms)));
+        }
+    }
+    for q in &raw.quotes {
+        let ms = *q.get_ref().at_ms.get_ref();
+        if ms > max_ms {
+            errors.push(at(Some(q.get_ref().at_ms.span()), too_late("at_ms", ms)));
+        }
+    }
+    let mut total = (raw.trades.len() + raw.quotes.len()) as u64;
+    // Where the count first crosses the limit: the generator to look at.
+    let mut crossing = None;
+    for g in &raw.generators {
+        if g.get_ref().validate().is_err() {
+            continue;
+        }
+        let Some(extent) = g.get_ref().extent() else {
+            errors.push(at(
+                Some(g.span()),
+                "the generator's offsets overflow: start_ms/at_ms is far beyond any span".into(),
+            ));
+            continue;
+        };
+        if extent.last_ms > max_ms {
+            errors.push(at(
+                Some(g.span()),
+                too_late("the generator's last trade at", extent.last_ms),
+            ));
+        }
+        total = total.saturating_add(extent.count);
+        if total > limits.max_events && crossing.is_none() {
+            crossing = Some(g.span());
+        }
+    }
+    if total > limits.max_events {
+        errors.push(at(
+            crossing.or(Some(raw.name.span())),
+            format!(
+                "the scenario would publish {total} events, over the event limit of {} (raise \
+                 it with --max-events, at most {MAX_EVENTS_CEILING})",
+                limits.max_events
+            ),
+        ));
     }
 }
 

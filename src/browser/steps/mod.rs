@@ -204,9 +204,10 @@ impl<'a> Checklist<'a> {
         // Generous on purpose: a call Jangar never answers must look hung to the page, as it
         // would without the proxy, not turn into the proxy's own 502.
         let upstream_timeout = (jangar.request_timeout * 3).max(Duration::from_secs(30));
-        let proxy = FaultProxy::start(
+        let proxy = FaultProxy::start_with_auth(
             std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream,
+            jangar.auth.as_ref(),
             upstream_timeout,
         )
         .await?;
