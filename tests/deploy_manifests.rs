@@ -253,6 +253,17 @@ fn configmap_holds_a_valid_config_without_secrets() {
         Some("http://127.0.0.1:9515"),
         "the sidecar's port"
     );
+    // The Service listens on 80 (jangar.md §4); Jangar reads `torghut`, not the sim lane's
+    // database, so the API and browser stages must observe a live symbol read from there.
+    assert_eq!(
+        config.jangar.base_url.as_deref(),
+        Some("http://jangar.jangar.svc")
+    );
+    assert_ne!(
+        config.jangar.clickhouse_database.as_deref(),
+        Some(config.clickhouse.database.as_str())
+    );
+    assert!(config.jangar.live_symbol.is_some());
 }
 
 #[test]
