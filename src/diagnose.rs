@@ -252,6 +252,39 @@ pub fn latency(
     })
 }
 
+/// A p95 publish → visible latency of the bars the watermark closed over their own limit
+/// (`max_latency_ms` plus the time the job may hold its watermark for idle partitions): the
+/// watermark stalls longer than idleness explains, or the sink is slow.
+pub fn watermark_latency(
+    limit_ms: f64,
+    hold_allowance_ms: f64,
+    p95_ms: f64,
+    emit_to_visible: &crate::latency::Summary,
+) -> Option<Finding> {
+    let sink_ms = emit_to_visible.p95_ms.unwrap_or(0.0);
+    let late = latency(limit_ms, p95_ms, emit_to_visible)?;
+    let place = if late.hop == Hop::ClickhouseSink {
+        format!("between the TA job's emission and visibility ({sink_ms:.0} ms at p95)")
+    } else {
+        "before the TA job emitted them: the watermark is held longer than idle partitions \
+         explain (a partition still busy with older event times, or idleness not released)"
+            .to_string()
+    };
+    Some(Finding {
+        cause: format!(
+            "p95 publish → visible latency of the bars the watermark closed {p95_ms:.0} ms \
+             exceeds {limit_ms:.0} ms (max_latency_ms + {hold_allowance_ms:.0} ms the job may \
+             hold its watermark for idle partitions); most of it is {place}"
+        ),
+        runbook: if late.hop == Hop::TaJob {
+            RUNBOOK_WATERMARK
+        } else {
+            late.runbook
+        },
+        ..late
+    })
+}
+
 fn no_rows(facts: &SinkFacts) -> Finding {
     if let Some(db) = &facts.rows_in_other_database {
         return Finding {
@@ -374,6 +407,26 @@ mod tests {
             ..facts()
         });
         assert!(d[0].cause.contains("drops bars"), "{}", d[0].cause);
+    }
+
+    #[test]
+    fn watermark_closed_bars_have_their_own_limit() {
+        let quick_sink = crate::latency::summarize(&[400.0]);
+        assert_eq!(
+            watermark_latency(36_000.0, 31_000.0, 30_900.0, &quick_sink),
+            None
+        );
+        let f = watermark_latency(36_000.0, 31_000.0, 50_000.0, &quick_sink).expect("late");
+        assert_eq!((f.hop, f.runbook), (Hop::TaJob, RUNBOOK_WATERMARK));
+        assert!(
+            f.cause
+                .contains("the watermark closed 50000 ms exceeds 36000 ms"),
+            "{}",
+            f.cause
+        );
+        let slow_sink = crate::latency::summarize(&[30_000.0]);
+        let f = watermark_latency(36_000.0, 31_000.0, 50_000.0, &slow_sink).expect("late");
+        assert_eq!(f.hop, Hop::ClickhouseSink);
     }
 
     #[test]

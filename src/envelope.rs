@@ -9,6 +9,10 @@
 //!   non-nullable field fails, unknown keys are ignored, instants must parse like `Instant.parse`.
 //!   kotlinx also accepts numbers written as JSON strings (`"seq":"7"`), so this parser does too;
 //!   it rejects non-finite numbers, as kotlinx does without `allowSpecialFloatingPointValues`.
+//!   Its boolean reader is case-insensitive and takes the literal quoted or not (`"isFinal":"true"`,
+//!   `"False"`, a bare `TRUE`: pipeline.md §9.3), which JSON itself does not allow: see
+//!   [`lower_case_boolean_literals`]. `fixtures/envelopes/kotlinx.toml` lists the forms the job
+//!   accepts and rejects; the stand-in TA job reads the same file.
 //!   Payload keys the TA job does not declare (`S`, `i`, `x`, `c`, `z`, `bx`, `ax`) cannot fail a
 //!   record there, so they are read leniently here: a value of the wrong type becomes `None`.
 
@@ -41,10 +45,12 @@ pub const DELAY_CLASS_IEX: &str = "real_time_exchange_only";
 /// A point on the UTC time line with nanosecond precision, with Java `Instant` semantics:
 /// whole seconds since the epoch (floored) plus a non-negative nanosecond part.
 ///
-/// Parsing accepts what `Instant.parse` accepts in practice (`2026-07-21T14:30:00Z`, 0–9 fraction
-/// digits, `Z` or a `±HH:MM[:SS]` offset, case-insensitive `T`/`Z`); printing matches
-/// `Instant.toString()` (fraction in groups of three digits, none when zero). Years are limited to
-/// 0000–9999 (four digits); Java's leap-second and `24:00` forms are rejected.
+/// Parsing accepts what `Instant.parse` (`DateTimeFormatter.ISO_INSTANT`) accepts
+/// (`2026-07-21T14:30:00Z`, a fraction of 0–9 digits after the point, `Z` or a `±HH:MM[:SS]`
+/// offset, case-insensitive `T`/`Z`), including its two calendar oddities: `24:00:00` is the next
+/// day's midnight (pipeline.md §9.3) and the leap second `23:59:60` is read as `23:59:59`. Printing
+/// matches `Instant.toString()` (fraction in groups of three digits, none when zero). Years are
+/// limited to 0000–9999 (four digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IsoInstant {
     secs: i64,
@@ -229,6 +235,7 @@ fn parse_instant(text: &str) -> Result<IsoInstant, &'static str> {
     let mut nanos = 0u32;
     if c.peek() == Some(b'.') {
         c.at += 1;
+        // Java's fraction parser has a minimum width of 0 here: `…:00.Z` is a whole second.
         let mut count = 0;
         while let Some(b) = c.peek().filter(u8::is_ascii_digit) {
             if count == 9 {
@@ -238,21 +245,28 @@ fn parse_instant(text: &str) -> Result<IsoInstant, &'static str> {
             count += 1;
             c.at += 1;
         }
-        if count == 0 {
-            return Err("expected fraction digits after '.'");
-        }
         nanos *= 10u32.pow(9 - count);
     }
     let offset_secs = parse_offset(&mut c)?;
     if c.at != c.bytes.len() {
         return Err("unexpected text after the offset");
     }
+    // `InstantPrinterParser`: `24:00:00` (no fraction) rolls over to the next day, and the leap
+    // second `23:59:60` becomes `23:59:59`; everything else must be a valid time of day.
+    let (hour, second, next_day) = match (hour, minute, second) {
+        (24, 0, 0) if nanos == 0 => (0, 0, true),
+        (23, 59, 60) => (23, 59, false),
+        _ => (hour, second, false),
+    };
     let month = u8::try_from(month)
         .ok()
         .and_then(|m| Month::try_from(m).ok())
         .ok_or("month out of range")?;
-    let date = Date::from_calendar_date(year as i32, month, day as u8)
+    let mut date = Date::from_calendar_date(year as i32, month, day as u8)
         .map_err(|_| "no such calendar date")?;
+    if next_day {
+        date = date.next_day().ok_or("instant out of range")?;
+    }
     let time = Time::from_hms(hour as u8, minute as u8, second as u8)
         .map_err(|_| "time of day out of range")?;
     let local = PrimitiveDateTime::new(date, time).assume_utc();
@@ -398,7 +412,7 @@ pub struct Envelope<P> {
     pub payload: P,
     #[serde(default)]
     pub account_label: Option<String>,
-    #[serde(default = "default_is_final")]
+    #[serde(default = "default_is_final", deserialize_with = "kotlin_boolean")]
     pub is_final: bool,
     #[serde(default = "default_source")]
     pub source: String,
@@ -671,7 +685,8 @@ enum Kind {
 /// decides (`trades`/`trade` → trade, `quotes`/`quote` → quote) and, for any other channel, the
 /// payload's shape (`p` → trade, `bp` → quote). Channels `bars`/`updatedBars` are refused.
 pub fn parse_message(value: &str) -> Result<Message, EnvelopeError> {
-    let json: serde_json::Value = serde_json::from_str(value).map_err(EnvelopeError::Json)?;
+    let value = lower_case_boolean_literals(value);
+    let json: serde_json::Value = serde_json::from_str(&value).map_err(EnvelopeError::Json)?;
     match kind_of(&json)? {
         Kind::Trade => serde_json::from_value(json)
             .map(Message::Trade)
@@ -719,6 +734,77 @@ fn json_type(v: &serde_json::Value) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // kotlinx-compatible scalar readers
 // ---------------------------------------------------------------------------------------------
+
+/// The message text with every bare `true`/`false` literal in lower case.
+///
+/// kotlinx's lexer reads a boolean case-insensitively, quoted or not (`TRUE`, `"False"`), and
+/// skips an unknown key's value whatever it is; strict JSON (serde_json) knows only lower-case
+/// bare literals. Lower-casing the bare ones, outside strings, is the smallest change that lets
+/// serde_json read what kotlinx reads here: a literal that is not a whole `true`/`false` word
+/// (`TRUEX`, `tru`) stays as it is and fails both, and a lower-cased literal in a string or number
+/// field still fails there, as it does in kotlinx. Quoted literals are left to [`kotlin_boolean`].
+pub fn lower_case_boolean_literals(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+        } else if b == b'"' {
+            in_string = true;
+            i += 1;
+        } else if b.is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let word = &text[start..i];
+            let boolean = word.eq_ignore_ascii_case("true") || word.eq_ignore_ascii_case("false");
+            if boolean && word.bytes().any(|c| c.is_ascii_uppercase()) {
+                out.get_or_insert_with(|| text.to_string())[start..i].make_ascii_lowercase();
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out.map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
+}
+
+/// kotlinx `Boolean`: `true`/`false` in any letter case, as a JSON boolean or a string holding
+/// exactly that word (no spaces); `null` and anything else are rejected.
+fn kotlin_boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct BooleanVisitor;
+
+    impl de::Visitor<'_> for BooleanVisitor {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean (true or false in any case, quoted or not)")
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            if v.eq_ignore_ascii_case("true") {
+                Ok(true)
+            } else if v.eq_ignore_ascii_case("false") {
+                Ok(false)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+    }
+
+    d.deserialize_any(BooleanVisitor)
+}
 
 /// A JSON number, or a string holding one: kotlinx reads both for numeric fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -896,20 +982,98 @@ mod tests {
         assert_eq!(base.unix_millis(), 1_784_644_200_000);
         let neg: IsoInstant = "1969-12-31T23:59:59.999Z".parse().expect("valid");
         assert_eq!((neg.unix_seconds(), neg.unix_millis()), (-1, -1));
+        // Java's rollover forms: 24:00 is the next day's midnight, a leap second the one before.
+        let midnight: IsoInstant = "2026-07-22T00:00:00Z".parse().expect("valid");
+        assert_eq!("2026-07-21T24:00:00Z".parse::<IsoInstant>(), Ok(midnight));
+        assert_eq!(
+            "2026-07-21T24:00:00.000z".parse::<IsoInstant>(),
+            Ok(midnight)
+        );
+        // Judged on the local time of day, before the offset applies.
+        assert_eq!(
+            "2026-07-21T23:59:60.25+02:00".parse::<IsoInstant>(),
+            "2026-07-21T21:59:59.25Z".parse::<IsoInstant>()
+        );
+        assert_eq!("2026-07-21T14:30:00.Z".parse::<IsoInstant>(), Ok(base));
         for bad in [
             "2026-07-21T14:30Z",
             "2026-07-21 14:30:00Z",
             "2026-07-21T14:30:00",
             "2026-02-30T14:30:00Z",
-            "2026-07-21T14:30:00.Z",
+            "2026-02-30T24:00:00Z",
             "2026-07-21T14:30:00.1234567891Z",
-            "2026-07-21T24:00:00Z",
+            "2026-07-21T24:00:00.001Z",
+            "2026-07-21T24:01:00Z",
+            "2026-07-21T23:58:60Z",
+            "2026-07-22T01:59:60+02:00",
+            "2026-07-21T23:59:61Z",
             "1784644200000",
             "2026-07-21T14:30:00Zjunk",
         ] {
             let err = bad.parse::<IsoInstant>().expect_err(bad);
             assert!(err.to_string().contains(bad), "{err}");
         }
+    }
+
+    /// `fixtures/envelopes/kotlinx.toml`, shared with the stand-in TA job's parser.
+    #[derive(Deserialize)]
+    struct Cases {
+        base: String,
+        case: Vec<Case>,
+    }
+
+    #[derive(Deserialize)]
+    struct Case {
+        name: String,
+        replace: (String, String),
+        accept: bool,
+        is_final: Option<bool>,
+        event_ms: Option<i64>,
+        t_ns: Option<i128>,
+    }
+
+    #[test]
+    fn accepts_and_rejects_the_envelopes_the_job_does() {
+        let cases: Cases =
+            toml::from_str(include_str!("../fixtures/envelopes/kotlinx.toml")).expect("fixture");
+        assert!(cases.case.iter().filter(|c| !c.accept).count() >= 20);
+        for case in &cases.case {
+            let (from, to) = &case.replace;
+            assert!(
+                cases.base.contains(from.as_str()),
+                "{}: no {from}",
+                case.name
+            );
+            let message = cases.base.replacen(from.as_str(), to, 1);
+            let parsed = trade(&message);
+            if !case.accept {
+                assert!(parsed.is_err(), "{} was accepted", case.name);
+                continue;
+            }
+            let env = parsed.unwrap_or_else(|e| panic!("{} was rejected: {e}", case.name));
+            if let Some(is_final) = case.is_final {
+                assert_eq!(env.is_final, is_final, "{}", case.name);
+            }
+            if let Some(ms) = case.event_ms {
+                assert_eq!(env.event_ts.unix_millis(), ms, "{}", case.name);
+            }
+            if let Some(ns) = case.t_ns {
+                assert_eq!(env.payload.t.instant().unix_nanos(), ns, "{}", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn boolean_literals_are_lower_cased_only_outside_strings() {
+        let text = r#"{"a":TRUE,"b":"FALSE \" TRUE","c":[False],"d":TRUEX,"e":true}"#;
+        assert_eq!(
+            lower_case_boolean_literals(text),
+            r#"{"a":true,"b":"FALSE \" TRUE","c":[false],"d":TRUEX,"e":true}"#
+        );
+        assert!(matches!(
+            lower_case_boolean_literals(EXAMPLE),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{Expected, Oracle};
 use crate::pool::{self, HistoryKind, Lease, PoolName, PoolReport};
 use crate::publish::{Channel, Delivery, Publisher};
-use crate::report::{LatencyReport, ScenarioReport, Verdict};
+use crate::report::{LatencyReport, ScenarioReport, Verdict, WatermarkLatency};
 use crate::scenario::{Close, Event, Pacing, Scenario, Stage, Table};
 use crate::stage::{StageContext, StageReport};
 use crate::symbols::{self, RunId};
@@ -70,6 +70,9 @@ struct ExpectedBar {
     key: RowKey,
     /// The acknowledgement of the message whose arrival makes the TA job emit this bar.
     trigger_ack: OffsetDateTime,
+    /// That message is another symbol's trade: the bar closes when the job's watermark passes
+    /// it, which may wait for idle partitions, not on the arrival of a trade of its own symbol.
+    closed_by_watermark: bool,
 }
 
 pub struct Runner<'a> {
@@ -440,7 +443,7 @@ impl Runner<'_> {
             .facts(deliveries, (symbols, after), bars, &obs_bars, &tables)
             .await?;
         let mut findings = diagnose::sink(&facts);
-        let latency = latency_report(bars, &observed);
+        let latency = latency_report(bars, &observed, scenario.max_latency_ms);
         if let (Some(limit), Some(p95)) =
             (scenario.max_latency_ms, latency.publish_to_visible.p95_ms)
         {
@@ -448,6 +451,18 @@ impl Runner<'_> {
                 limit as f64,
                 p95,
                 &latency.ta_emit_to_visible,
+            ));
+        }
+        let by_watermark = &latency.watermark_closed;
+        if let (Some(limit), Some(p95)) = (
+            by_watermark.limit_ms,
+            by_watermark.publish_to_visible.p95_ms,
+        ) {
+            findings.extend(diagnose::watermark_latency(
+                limit,
+                by_watermark.hold_allowance_ms,
+                p95,
+                &by_watermark.ta_emit_to_visible,
             ));
         }
         let all_clean = !tables.is_empty() && tables.values().all(TableDiff::is_clean);
@@ -706,46 +721,84 @@ struct Observed {
 }
 
 fn expected_bars(sent: &[Sent], expected: &Expectations) -> Vec<ExpectedBar> {
-    let trigger: HashMap<&RowKey, OffsetDateTime> = sent
+    let trigger: HashMap<&RowKey, &Delivery> = sent
         .iter()
-        .flat_map(|s| s.emitted.iter().map(move |k| (k, s.delivery.acked_at)))
+        .flat_map(|s| s.emitted.iter().map(move |k| (k, &s.delivery)))
         .collect();
     expected
         .bars
         .iter()
         .map(|b| {
             let key = b.key();
-            let trigger_ack = trigger
-                .get(&key)
-                .copied()
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            ExpectedBar { key, trigger_ack }
+            let by = trigger.get(&key);
+            ExpectedBar {
+                trigger_ack: by.map_or(OffsetDateTime::UNIX_EPOCH, |d| d.acked_at),
+                closed_by_watermark: by.is_some_and(|d| d.symbol != key.symbol),
+                key,
+            }
         })
         .collect()
 }
 
-fn latency_report(bars: &[ExpectedBar], observed: &Observed) -> LatencyReport {
-    let ms = |d: time::Duration| d.as_seconds_f64() * 1000.0;
-    let mut publish_to_visible = Vec::new();
-    let mut publish_to_emit = Vec::new();
-    let mut emit_to_visible = Vec::new();
-    let mut polling_error: f64 = 0.0;
-    for bar in bars {
-        let Some((seen_at, interval)) = observed.first_seen.get(&bar.key) else {
-            continue;
-        };
-        publish_to_visible.push(ms(*seen_at - bar.trigger_ack));
-        polling_error = polling_error.max(interval.as_secs_f64() * 1000.0);
-        if let Some(row) = observed.bars.iter().find(|b| b.key() == bar.key) {
-            publish_to_emit.push(ms(row.ingest_ts - bar.trigger_ack));
-            emit_to_visible.push(ms(*seen_at - row.ingest_ts));
-        }
-    }
+/// Per-hop latency of the bars closed by trades, and apart, of those closed by the watermark,
+/// whose limit adds the time the job may hold its watermark for idle partitions.
+fn latency_report(
+    bars: &[ExpectedBar],
+    observed: &Observed,
+    max_latency_ms: Option<u64>,
+) -> LatencyReport {
+    let (by_watermark, by_trade): (Vec<&ExpectedBar>, Vec<&ExpectedBar>) =
+        bars.iter().partition(|b| b.closed_by_watermark);
+    let trade = HopSamples::of(&by_trade, observed);
+    let watermark = HopSamples::of(&by_watermark, observed);
+    let hold_allowance_ms = (crate::oracle::watermark::IDLE_TIMEOUT_MS
+        + crate::oracle::watermark::WATERMARK_INTERVAL_MS) as f64;
     LatencyReport {
-        publish_to_visible: latency::summarize(&publish_to_visible),
-        publish_to_ta_emit: latency::summarize(&publish_to_emit),
-        ta_emit_to_visible: latency::summarize(&emit_to_visible),
-        polling_error_ms: polling_error,
+        publish_to_visible: latency::summarize(&trade.publish_to_visible),
+        publish_to_ta_emit: latency::summarize(&trade.publish_to_emit),
+        ta_emit_to_visible: latency::summarize(&trade.emit_to_visible),
+        polling_error_ms: trade.polling_error_ms.max(watermark.polling_error_ms),
+        watermark_closed: WatermarkLatency {
+            publish_to_visible: latency::summarize(&watermark.publish_to_visible),
+            publish_to_ta_emit: latency::summarize(&watermark.publish_to_emit),
+            ta_emit_to_visible: latency::summarize(&watermark.emit_to_visible),
+            hold_allowance_ms,
+            limit_ms: max_latency_ms.map(|l| l as f64 + hold_allowance_ms),
+        },
+    }
+}
+
+/// Per-bar latency samples of the bars that were seen, in milliseconds.
+#[derive(Default)]
+struct HopSamples {
+    publish_to_visible: Vec<f64>,
+    publish_to_emit: Vec<f64>,
+    emit_to_visible: Vec<f64>,
+    polling_error_ms: f64,
+}
+
+impl HopSamples {
+    fn of(bars: &[&ExpectedBar], observed: &Observed) -> Self {
+        let ms = |d: time::Duration| d.as_seconds_f64() * 1000.0;
+        let mut samples = HopSamples::default();
+        for bar in bars {
+            let Some((seen_at, interval)) = observed.first_seen.get(&bar.key) else {
+                continue;
+            };
+            samples
+                .publish_to_visible
+                .push(ms(*seen_at - bar.trigger_ack));
+            samples.polling_error_ms = samples
+                .polling_error_ms
+                .max(interval.as_secs_f64() * 1000.0);
+            if let Some(row) = observed.bars.iter().find(|b| b.key() == bar.key) {
+                samples
+                    .publish_to_emit
+                    .push(ms(row.ingest_ts - bar.trigger_ack));
+                samples.emit_to_visible.push(ms(*seen_at - row.ingest_ts));
+            }
+        }
+        samples
     }
 }
 
@@ -958,5 +1011,96 @@ fn message(event: &Event, symbol: &str, at: OffsetDateTime, seq: i64) -> String 
         Event::Quote(q) => crate::envelope::quote_message(
             symbol, at, q.bid, q.bid_size, q.ask, q.ask_size, seq, ingest,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::Trade;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-07-21 14:30:00 UTC);
+
+    fn ms(n: i64) -> time::Duration {
+        time::Duration::milliseconds(n)
+    }
+
+    /// X trades in two seconds (its first bar closes on its own next trade), then a clock trade
+    /// moves the watermark past X's second bar. Returns the sends and the expectations.
+    fn closes() -> (Vec<Sent>, Expectations) {
+        let mut oracle = crate::oracle::Oracle::new();
+        let mut expected = Expectations::default();
+        let trades = [("X", 100), ("X", 1_100), ("CLOCK", 4_500)];
+        let sent = trades
+            .iter()
+            .enumerate()
+            .map(|(index, (symbol, at))| {
+                let rows = oracle.on_trade(symbol, Trade::at(T0 + ms(*at), 10.0, 1.0));
+                Sent {
+                    delivery: Delivery {
+                        index,
+                        channel: Channel::Trades,
+                        symbol: symbol.to_string(),
+                        partition: 0,
+                        offset: index as i64,
+                        acked_at: T0 + ms(*at + 20),
+                    },
+                    emitted: expected.add(rows),
+                }
+            })
+            .collect();
+        (sent, expected)
+    }
+
+    #[test]
+    fn bars_closed_by_the_watermark_are_timed_and_limited_apart() {
+        let (sent, expected) = closes();
+        let bars = expected_bars(&sent, &expected);
+        let kinds: Vec<(u64, bool)> = bars
+            .iter()
+            .map(|b| (b.key.seq, b.closed_by_watermark))
+            .collect();
+        assert_eq!(kinds, [(1, false), (2, true)]);
+
+        // Bar 1 visible 300 ms after the trade that closed it, bar 2 29 s after the clock trade
+        // (the job waited for an idle partition).
+        let mut observed = Observed::default();
+        for (bar, visible_after, emitted_after) in
+            [(&bars[0], 300, 100), (&bars[1], 29_000, 28_500)]
+        {
+            let seen = bar.trigger_ack + ms(visible_after);
+            observed
+                .first_seen
+                .insert(bar.key.clone(), (seen, Duration::from_millis(50)));
+            let mut row = expected
+                .bars
+                .iter()
+                .find(|b| b.key() == bar.key)
+                .expect("expected bar")
+                .clone();
+            row.ingest_ts = bar.trigger_ack + ms(emitted_after);
+            observed.bars.push(row);
+        }
+        let l = latency_report(&bars, &observed, Some(5_000));
+        assert_eq!(
+            (l.publish_to_visible.count, l.publish_to_visible.p95_ms),
+            (1, Some(300.0))
+        );
+        assert_eq!(l.ta_emit_to_visible.p95_ms, Some(200.0));
+        let w = &l.watermark_closed;
+        assert_eq!(
+            (w.publish_to_visible.count, w.publish_to_visible.p95_ms),
+            (1, Some(29_000.0))
+        );
+        assert_eq!(w.publish_to_ta_emit.p95_ms, Some(28_500.0));
+        assert_eq!(w.hold_allowance_ms, 31_000.0);
+        assert_eq!(w.limit_ms, Some(36_000.0));
+        assert_eq!(
+            latency_report(&bars, &observed, None)
+                .watermark_closed
+                .limit_ms,
+            None
+        );
     }
 }

@@ -312,6 +312,76 @@ async fn a_pool_canary_keeps_the_job_state_bounded() {
     assert_eq!(seqs(&ta, &symbol).await, (1..=18).collect::<Vec<_>>());
 }
 
+/// The partition librdkafka's default partitioner (`consistent_random`: CRC-32 of the key)
+/// gives `symbol` on a 3-partition topic.
+fn partition_of(symbol: &str) -> u32 {
+    crc32fast::hash(symbol.as_bytes()) % 3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_the_watermark_closes_after_the_idle_timeout_do_not_fail_the_latency_limit() {
+    // Production's 30 s idleness: the last bar waits until the partition that carried the
+    // pool symbol's trades goes idle, long after the clock trade (pipeline.md §9.7).
+    let ta = PrivateTa::with_idle_timeout(&[], 30_000).await;
+    ta.wait_until_reading().await;
+    // A pool whose symbol and clock land on different partitions, so the clock's partition
+    // cannot release the watermark by itself.
+    let base = pool_name();
+    let pool = ('T'..='Z')
+        .map(|c| format!("{c}{}", &base[1..]))
+        .find(|p| {
+            partition_of(&format!("ZZT2E-{p}.0-P")) != partition_of(&format!("ZZT2E-{p}.CLOCK"))
+        })
+        .expect("a pool name with its symbol and clock apart");
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-pool")));
+    std::fs::write(
+        &path,
+        r#"name = "pool-latency"
+symbols = ["P"]
+pacing = "compressed"
+max_latency_ms = 5000
+[[generators]]
+kind = "ramp"
+symbol = "P"
+seconds = 4
+per_second = 2
+price = 80.0
+step = 0.01
+size = 10.0
+"#,
+    )
+    .unwrap();
+
+    let (out, report) = run(&ta, &path, &pool).await;
+    passed(&out, &report);
+    let s = &report["scenarios"][0];
+    assert_eq!(s["findings"], serde_json::json!([]), "{}", shown(&out));
+    let partitions: std::collections::BTreeSet<u64> = s["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["partition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(partitions.len(), 2, "symbol and clock on two partitions");
+    let latency = &s["latency"];
+    let watermark = &latency["watermark_closed"];
+    let (by_trade, by_watermark) = (
+        &latency["publish_to_visible"],
+        &watermark["publish_to_visible"],
+    );
+    assert_eq!(
+        (by_trade["count"].as_u64(), by_watermark["count"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert!(by_trade["p95_ms"].as_f64().unwrap() <= 5_000.0, "{latency}");
+    // The last bar waited for the idle timeout: judged against the trade-close limit it would
+    // have failed the run; its own limit adds the 31 s the job may hold its watermark.
+    let waited = by_watermark["p95_ms"].as_f64().unwrap();
+    assert!(waited > 5_000.0, "the watermark was not held: {latency}");
+    assert_eq!(watermark["limit_ms"].as_f64(), Some(36_000.0));
+    println!("pool run latency: trade-closed {by_trade}, watermark-closed {by_watermark}");
+}
+
 #[test]
 fn a_pool_refuses_aliases_shared_by_two_scenarios_and_bad_names() {
     let dir = std::env::temp_dir().join(common::unique("t2e-pool-suite"));

@@ -379,6 +379,29 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_stream_is_read_as_the_job_reads_it() {
+        // pipeline.md §9.3: a bare upper-case boolean and a 24:00 instant are accepted by the
+        // job, so the replay must count their trades; a quoted "yes" is dropped by both.
+        let lenient = TRADE
+            .replace("\"isFinal\":true", "\"isFinal\":TRUE")
+            .replace("2026-07-21T14:30:00.100Z\"}", "2026-07-21T23:59:60.100z\"}");
+        let dropped = TRADE.replace("\"isFinal\":true", "\"isFinal\":\"yes\"");
+        let (result, out) = run_text(&format!("{lenient}\n{dropped}\n"), true, false);
+        assert_eq!(
+            result.expect("ok"),
+            Summary {
+                lines: 2,
+                skipped: 1
+            }
+        );
+        let first = out.lines().next().expect("a row");
+        assert!(
+            first.contains(r#""event_ts":"2026-07-22T00:00:00.000Z","seq":1"#),
+            "{first}"
+        );
+    }
+
+    #[test]
     fn an_unreadable_input_is_exit_2() {
         let args = OracleArgs {
             input: "/nonexistent/messages.jsonl".into(),

@@ -257,3 +257,84 @@ fn malformed_messages_are_errors_and_change_nothing() {
     assert_eq!(o.last_seq("X"), 0);
     assert_eq!(o.flush_open().len(), 2);
 }
+
+/// A quote message with an exact event time and sizes.
+fn quote_at(o: &mut Oracle, at: OffsetDateTime, bid: (f64, f64), ask: (f64, f64)) {
+    let line = quote_message("X", at, bid.0, bid.1, ask.0, ask.1, 1, at);
+    assert!(o.on_message(&line).expect("a valid quote").is_empty());
+}
+
+/// The signal of one bar, `[14:30:00, 14:30:01)`, after the given quotes.
+fn signal_after(quotes: impl FnOnce(&mut Oracle)) -> Signal {
+    let mut o = Oracle::new();
+    quotes(&mut o);
+    trade(&mut o, "X", 100, 10.0, 1.0);
+    signals(&o.flush_open())[0].clone()
+}
+
+#[test]
+fn quote_freshness_compares_the_truncated_age_and_keeps_sub_millisecond_times() {
+    // pipeline.md §9.1: `Duration.between(quote, barEnd).toMillis()`, truncated, against
+    // 15000 ms; look-ahead is judged on the full event time.
+    let end = ms(1_000);
+    let book = ((9.5, 1.0), (10.5, 2.0));
+    let at = |ns: i64| end + Duration::nanoseconds(ns);
+    let fresh = |q: OffsetDateTime| {
+        signal_after(|o| quote_at(o, q, book.0, book.1))
+            .imbalance_spread
+            .is_some()
+    };
+    assert!(
+        fresh(at(-15_000_500_000)),
+        "15000.5 ms old truncates to 15000"
+    );
+    assert!(
+        fresh(at(-15_000_999_999)),
+        "15000.999999 ms old truncates too"
+    );
+    assert!(!fresh(at(-15_001_000_000)), "15001 ms old is stale");
+    assert!(fresh(at(0)), "a quote at the bar end is applied");
+    assert!(
+        !fresh(at(500_000)),
+        "0.5 ms after the bar end is look-ahead"
+    );
+    assert!(!fresh(at(1)), "1 ns after the bar end is look-ahead");
+}
+
+#[test]
+fn quote_sizes_convert_like_kotlin_to_long_then_uint64() {
+    // pipeline.md §9.2: `Double.toLong()` (truncate, saturate) written to a UInt64 column.
+    let sizes = |bid: f64, ask: f64| {
+        let s = signal_after(|o| quote_at(o, ms(500), (9.5, bid), (10.5, ask)));
+        (s.imbalance_bid_sz, s.imbalance_ask_sz)
+    };
+    assert_eq!(
+        sizes(1e20, -5.0),
+        (
+            Some(9_223_372_036_854_775_807),
+            Some(18_446_744_073_709_551_611)
+        )
+    );
+    assert_eq!(sizes(-0.5, 3.99), (Some(0), Some(3)));
+    assert_eq!(
+        sizes(-1e20, 9_007_199_254_740_993.0),
+        (Some(1 << 63), Some(9_007_199_254_740_992))
+    );
+}
+
+#[test]
+fn the_last_quote_to_arrive_is_the_one_applied_whatever_its_time() {
+    // pipeline.md §9.8: arrival order, not event time, decides which quote a bar sees.
+    let (newer, older) = (ms(900), ms(-10_000));
+    let s = signal_after(|o| {
+        quote_at(o, newer, (9.0, 1.0), (11.0, 1.0));
+        quote_at(o, older, (9.5, 1.0), (10.5, 1.0));
+    });
+    assert_eq!(s.imbalance_bid_px, Some(9.5));
+    // An older quote that is stale replaces a fresh one: the bar gets none.
+    let s = signal_after(|o| {
+        quote_at(o, newer, (9.0, 1.0), (11.0, 1.0));
+        quote_at(o, ms(-20_000), (9.5, 1.0), (10.5, 1.0));
+    });
+    assert_eq!(s.imbalance_bid_px, None);
+}

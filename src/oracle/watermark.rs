@@ -27,6 +27,15 @@ use std::collections::BinaryHeap;
 /// `TA_MAX_OUT_OF_ORDER_MS` in production and simulation (§2.3).
 pub const MAX_OUT_OF_ORDER_MS: i64 = 2000;
 
+/// `TA_WATERMARK_IDLE_TIMEOUT_MS` in production and simulation (§2.3): a partition without
+/// records for this long stops holding the watermark back. Until then a bar that only the
+/// watermark can close waits: about 31 s after the clock trade on the real job (§9.7).
+pub const IDLE_TIMEOUT_MS: i64 = 30_000;
+
+/// Flink's periodic watermark interval (`setAutoWatermarkInterval`, §2.3): the watermark, and
+/// with it the bucket timers, moves at most once a second.
+pub const WATERMARK_INTERVAL_MS: i64 = 1_000;
+
 /// The watermark of one source with bounded out-of-orderness: `max eventTs − 2000 − 1` ms, so a
 /// bucket ending at `E` closes once some trade has `eventTs ≥ E + 2001 ms`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -67,6 +67,16 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
                 s.latency.ta_emit_to_visible
             )?;
         }
+        let w = &s.latency.watermark_closed;
+        if w.publish_to_visible.count > 0 {
+            writeln!(
+                out,
+                "  bars closed by the watermark: publish→visible {}{}",
+                w.publish_to_visible,
+                w.limit_ms
+                    .map_or(String::new(), |l| format!(" (limit {l:.0} ms)"))
+            )?;
+        }
         for stage in &s.stages {
             let passed = stage.checks.iter().filter(|c| c.ok).count();
             writeln!(

@@ -436,7 +436,8 @@ fn plots(out: &mut String, s: &ScenarioReport, divergence: Option<&Divergence>) 
 
 fn latency(out: &mut String, s: &ScenarioReport) {
     let l = &s.latency;
-    if l.publish_to_visible.count == 0 {
+    let w = &l.watermark_closed;
+    if l.publish_to_visible.count == 0 && w.publish_to_visible.count == 0 {
         return;
     }
     out.push_str("<h3>Latency per hop</h3>");
@@ -456,7 +457,19 @@ fn latency(out: &mut String, s: &ScenarioReport) {
         ("broker ack → TA emit", &l.publish_to_ta_emit),
         ("TA emit → visible (FINAL)", &l.ta_emit_to_visible),
         ("broker ack → visible", &l.publish_to_visible),
+        (
+            "watermark-closed: broker ack → TA emit",
+            &w.publish_to_ta_emit,
+        ),
+        ("watermark-closed: TA emit → visible", &w.ta_emit_to_visible),
+        (
+            "watermark-closed: broker ack → visible",
+            &w.publish_to_visible,
+        ),
     ] {
+        if sm.count == 0 && name.starts_with("watermark") {
+            continue;
+        }
         let _ = write!(
             out,
             "<tr><td>{name}</td><td class=\"num\">{}</td>{}</tr>",
@@ -476,6 +489,17 @@ fn latency(out: &mut String, s: &ScenarioReport) {
          TA emit times come from the job's clock.</small></p>",
         l.polling_error_ms
     );
+    if w.publish_to_visible.count > 0 {
+        let _ = write!(
+            out,
+            "<p><small>Bars closed by a trade are judged against <code>max_latency_ms</code>. \
+             Bars closed by the job's watermark are timed from the trade that carries the \
+             watermark past them and may wait {:.0} ms more for idle partitions{}.</small></p>",
+            w.hold_allowance_ms,
+            w.limit_ms
+                .map_or(String::new(), |l| format!(" (limit {l:.0} ms)"))
+        );
+    }
 }
 
 fn stages(out: &mut String, report: &RunReport, s: &ScenarioReport) {
@@ -937,6 +961,15 @@ mod plot {
                 p95(&l.publish_to_visible),
             ),
         ];
+        let w = &l.watermark_closed;
+        if w.publish_to_visible.count > 0 {
+            rows.push((
+                "watermark-closed → visible".into(),
+                0.0,
+                p50(&w.publish_to_visible),
+                p95(&w.publish_to_visible),
+            ));
+        }
         let mut start = visible;
         for (name, ms) in stages {
             let end = start + *ms as f64;
@@ -1027,6 +1060,15 @@ mod tests {
         );
         assert!(html.contains("Kafka → TA job"));
         assert!(html.contains("<svg"), "the latency waterfall is drawn");
+        assert!(
+            html.contains("watermark-closed → visible"),
+            "a waterfall row of its own"
+        );
+        assert!(
+            html.contains("watermark-closed: broker ack → visible</td><td class=\"num\">1</td>"),
+            "watermark-closed bars are tabled apart"
+        );
+        assert!(html.contains("(limit 36000 ms)"));
         assert!(html.contains("SELECT * FROM torghut_sim_default.ta_signals FINAL"));
         // The warning is shown apart from the diagnosis, after it.
         let diagnosis = html.find("<h3>Diagnosis</h3>").unwrap();

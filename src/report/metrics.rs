@@ -10,7 +10,8 @@
 //! - `torghut_e2e_check_success{suite,check,kind}`: 1 pass, 0 fail, per check (as in JUnit)
 //! - `torghut_e2e_findings{scenario,hop}`: failing diagnoses per hop
 //! - `torghut_e2e_warnings{scenario,hop}`: warnings per hop (never part of a failed verdict)
-//! - `torghut_e2e_hop_latency_seconds{scenario,hop}`: histogram of per-bar latencies
+//! - `torghut_e2e_hop_latency_seconds{scenario,hop}`: histogram of per-bar latencies; bars the
+//!   job's watermark closed have hops of their own (`watermark_publish_to_visible`, …)
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -200,13 +201,19 @@ fn latencies(m: &mut Text, report: &RunReport) {
         name,
         "histogram",
         "Per-bar latency of a hop: publish_to_visible (broker ack to visible in ClickHouse), \
-         publish_to_ta_emit, ta_emit_to_visible.",
+         publish_to_ta_emit, ta_emit_to_visible for bars closed by a trade; the same with a \
+         watermark_ prefix for bars closed by the job's watermark (these may wait for idle \
+         partitions).",
     );
     for s in &report.scenarios {
-        let hops: [(&str, &Summary); 3] = [
-            ("publish_to_visible", &s.latency.publish_to_visible),
-            ("publish_to_ta_emit", &s.latency.publish_to_ta_emit),
-            ("ta_emit_to_visible", &s.latency.ta_emit_to_visible),
+        let (l, w) = (&s.latency, &s.latency.watermark_closed);
+        let hops: [(&str, &Summary); 6] = [
+            ("publish_to_visible", &l.publish_to_visible),
+            ("publish_to_ta_emit", &l.publish_to_ta_emit),
+            ("ta_emit_to_visible", &l.ta_emit_to_visible),
+            ("watermark_publish_to_visible", &w.publish_to_visible),
+            ("watermark_publish_to_ta_emit", &w.publish_to_ta_emit),
+            ("watermark_ta_emit_to_visible", &w.ta_emit_to_visible),
         ];
         for (hop, summary) in hops {
             if !summary.samples_ms.is_empty() {
@@ -373,6 +380,13 @@ mod tests {
         ));
         assert!(text.contains(
             "torghut_e2e_hop_latency_seconds_bucket{scenario=\"probe\",hop=\"publish_to_visible\",le=\"0.5\"} 2"
+        ));
+        // Watermark-closed bars keep their 30 s out of the trade-closed histogram.
+        assert!(text.contains(
+            "torghut_e2e_hop_latency_seconds_bucket{scenario=\"probe\",hop=\"watermark_publish_to_visible\",le=\"30\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "torghut_e2e_hop_latency_seconds_bucket{scenario=\"probe\",hop=\"publish_to_visible\",le=\"10\"} 3"
         ));
         assert!(text.contains("torghut_e2e_findings{scenario=\"probe\",hop=\"ta_job\"} 1"));
         assert!(text.contains("torghut_e2e_warnings{scenario=\"probe\",hop=\"jangar_api\"} 1"));

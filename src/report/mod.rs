@@ -40,16 +40,40 @@ pub enum Verdict {
     Error,
 }
 
+/// Per-bar latency, in two populations judged apart. A bar closed by a later trade of its own
+/// symbol is emitted as soon as the job reads that trade: these are the first three summaries,
+/// judged against `max_latency_ms`. A bar closed by the job's watermark (`close = "watermark"`,
+/// every pool run's last bars, a bar another symbol's trades overtook) is emitted only once every
+/// partition the watermark waits for has moved on or gone idle, up to the job's idle timeout
+/// later: those are in `watermark_closed`, with their own bound.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LatencyReport {
-    /// Broker ack of the message that closes a bar → the bar visible in ClickHouse.
+    /// Bars closed by a trade: broker ack of that trade → the bar visible in ClickHouse.
     pub publish_to_visible: Summary,
-    /// Broker ack → the TA job's emission (`ingest_ts`; clocks of two hosts).
+    /// Bars closed by a trade: broker ack → the TA job's emission (`ingest_ts`; two hosts' clocks).
     pub publish_to_ta_emit: Summary,
-    /// TA emission (`ingest_ts`) → visible to a FINAL query.
+    /// Bars closed by a trade: TA emission (`ingest_ts`) → visible to a FINAL query.
     pub ta_emit_to_visible: Summary,
     /// Largest poll interval before a first sighting: visibility times are late by at most this.
     pub polling_error_ms: f64,
+    /// Bars closed by the watermark.
+    pub watermark_closed: WatermarkLatency,
+}
+
+/// Latency of the bars the job's watermark closed, measured from the broker ack of the trade
+/// whose event time carries the watermark past them (the run's clock trade, or another
+/// symbol's trade).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WatermarkLatency {
+    pub publish_to_visible: Summary,
+    pub publish_to_ta_emit: Summary,
+    pub ta_emit_to_visible: Summary,
+    /// How long after that trade the job may rightly hold its watermark: the idle timeout of the
+    /// partitions it waits for plus one periodic watermark (30 s + 1 s in production).
+    pub hold_allowance_ms: f64,
+    /// What p95 publish → visible is judged against: `max_latency_ms` plus the allowance; none
+    /// when the scenario sets no `max_latency_ms`.
+    pub limit_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -199,6 +223,13 @@ pub(crate) mod tests {
                 publish_to_ta_emit: crate::latency::summarize(&[100.0, 400.0, 800.0]),
                 ta_emit_to_visible: crate::latency::summarize(&[20.0, 80.0, 100.0]),
                 polling_error_ms: 50.0,
+                watermark_closed: WatermarkLatency {
+                    publish_to_visible: crate::latency::summarize(&[29_500.0]),
+                    publish_to_ta_emit: crate::latency::summarize(&[29_000.0]),
+                    ta_emit_to_visible: crate::latency::summarize(&[500.0]),
+                    hold_allowance_ms: 31_000.0,
+                    limit_ms: Some(36_000.0),
+                },
             },
             waited_ms: 900,
             duration_ms: 2_000,

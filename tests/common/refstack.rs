@@ -19,6 +19,7 @@ pub fn root() -> PathBuf {
 pub struct PrivateTa {
     child: Child,
     faults: Vec<String>,
+    idle_timeout_ms: u64,
     pub topic: String,
     pub database: String,
     pub group: String,
@@ -32,8 +33,14 @@ impl Drop for PrivateTa {
 }
 
 impl PrivateTa {
-    /// Creates the scratch topics and database and starts the stand-in with `faults`.
+    /// Creates the scratch topics and database and starts the stand-in with `faults`. Its
+    /// partitions go idle after 2 s, so watermark-closed bars appear quickly.
     pub async fn start(faults: &[&str]) -> Self {
+        Self::with_idle_timeout(faults, 2_000).await
+    }
+
+    /// [`PrivateTa::start`] with another idle timeout, e.g. production's 30 s.
+    pub async fn with_idle_timeout(faults: &[&str], idle_timeout_ms: u64) -> Self {
         let topic = common::unique("t2e.trades");
         let quotes = format!("{topic}.quotes");
         let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
@@ -53,10 +60,11 @@ impl PrivateTa {
         let database = common::scratch_database("t2e_private").await;
         let group = common::unique("t2e-ta");
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
-        let child = spawn(&topic, &database, &group, &faults);
+        let child = spawn(&topic, &database, &group, &faults, idle_timeout_ms);
         PrivateTa {
             child,
             faults,
+            idle_timeout_ms,
             topic,
             database,
             group,
@@ -69,7 +77,55 @@ impl PrivateTa {
     pub fn restart_without_state(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
-        self.child = spawn(&self.topic, &self.database, &self.group, &self.faults);
+        self.child = spawn(
+            &self.topic,
+            &self.database,
+            &self.group,
+            &self.faults,
+            self.idle_timeout_ms,
+        );
+    }
+
+    /// Waits until the job reads its trades topic: it is sent a record it cannot decode
+    /// (dropped and counted, invisible to the watermark) and its offset must be committed. A
+    /// run published before the job's readers are assigned would be read in one go, every
+    /// partition then going idle at the same moment, which a running job never shows.
+    pub async fn wait_until_reading(&self) {
+        let target = torghut_e2e::config::KafkaTarget {
+            trades_topic: self.topic.clone(),
+            ..common::kafka_plain()
+        };
+        let publisher = torghut_e2e::publish::Publisher::new(&target, common::TIMEOUT).unwrap();
+        let probe = publisher
+            .send(
+                0,
+                torghut_e2e::publish::Channel::Trades,
+                "probe",
+                "probe".into(),
+            )
+            .acked()
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let committed = kafka::committed_offsets(
+                &target,
+                &self.group,
+                &self.topic,
+                &[probe.partition],
+                common::TIMEOUT,
+            )
+            .await
+            .unwrap_or_default();
+            if committed.get(&probe.partition) > Some(&probe.offset) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private TA job has not read its topic within 60 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// The stand-in's exit status, once it has exited.
@@ -112,7 +168,13 @@ impl PrivateTa {
     }
 }
 
-fn spawn(topic: &str, database: &str, group: &str, faults: &[String]) -> Child {
+fn spawn(
+    topic: &str,
+    database: &str,
+    group: &str,
+    faults: &[String],
+    idle_timeout_ms: u64,
+) -> Child {
     let bin = root().join("target/debug/refstack");
     assert!(
         bin.exists(),
@@ -135,7 +197,9 @@ fn spawn(topic: &str, database: &str, group: &str, faults: &[String]) -> Child {
             &format!("{topic}.quotes"),
         ])
         .args(["--group-id", group, "--auto-offset-reset", "earliest"])
-        .args(["--idle-timeout-ms", "2000", "--commit-interval-ms", "500"])
+        .arg("--idle-timeout-ms")
+        .arg(idle_timeout_ms.to_string())
+        .args(["--commit-interval-ms", "500"])
         .args(["--database", database, "--no-admin"])
         .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
         .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
