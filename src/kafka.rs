@@ -97,9 +97,12 @@ pub fn client_config(target: &KafkaTarget) -> ClientConfig {
     cfg
 }
 
-/// A producer configured like the forwarder's: acks=all, idempotent, lz4, linger 30 ms.
+/// A producer configured like the forwarder's: acks=all, idempotent, lz4, linger 30 ms, and the
+/// Java client's partitioner (murmur2 of the key), so a symbol lands on the partition the
+/// forwarder would put it on (librdkafka's own default hashes with CRC-32).
 pub fn producer(target: &KafkaTarget) -> Result<FutureProducer<ErrorCapture>, KafkaError> {
     client_config(target)
+        .set("partitioner", "murmur2_random")
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")

@@ -312,10 +312,10 @@ async fn a_pool_canary_keeps_the_job_state_bounded() {
     assert_eq!(seqs(&ta, &symbol).await, (1..=18).collect::<Vec<_>>());
 }
 
-/// The partition librdkafka's default partitioner (`consistent_random`: CRC-32 of the key)
-/// gives `symbol` on a 3-partition topic.
+/// The partition the Java client's default partitioner gives `symbol` on a 3-partition topic
+/// (the validator publishes with the same one).
 fn partition_of(symbol: &str) -> u32 {
-    crc32fast::hash(symbol.as_bytes()) % 3
+    (murmur2::murmur2(symbol.as_bytes(), murmur2::KAFKA_SEED) & 0x7fff_ffff) % 3
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,14 @@ use torghut_e2e::config::{KafkaTarget, Secret};
 use torghut_e2e::kafka::{self, KafkaProbeError};
 
 async fn create_topic(name: &str) {
+    create_topic_with(name, 1).await
+}
+
+async fn create_topic_with(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let results = admin
         .create_topics(
             [&topic],
@@ -158,4 +162,30 @@ async fn stopped_broker_is_unreachable_within_the_bound() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The forwarder's Java producer puts a key on `toPositive(murmur2(key)) % partitions`; the
+/// validator's producer must agree, or a synthetic symbol shares a partition (and so a
+/// watermark) with other symbols than it would in production. The expected partitions were
+/// computed once with kafka-clients 4.3.0 (`Utils.toPositive(Utils.murmur2(key)) % 3`).
+#[tokio::test]
+async fn symbols_land_on_the_partition_the_java_forwarder_picks() {
+    let topic = common::unique("t2e.partitioner");
+    create_topic_with(&topic, 3).await;
+    let java = [
+        ("NVDA", 2),
+        ("AMD", 1),
+        ("ZZT2E-ABCDEFGH-A", 2),
+        ("ZZT2E-CANARY.0-SMOKE", 2),
+        ("ZZT2E-CANARY.CLOCK", 2),
+    ];
+    for (key, partition) in java {
+        let (got, _) = produce(&common::kafka_plain(), &topic, key, "{}").await;
+        assert_eq!(got, partition, "{key}");
+        let hashed = (murmur2::murmur2(key.as_bytes(), murmur2::KAFKA_SEED) & 0x7fff_ffff) % 3;
+        assert_eq!(
+            hashed as i32, partition,
+            "the tests' murmur2 agrees with Java for {key}"
+        );
+    }
 }
