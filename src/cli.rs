@@ -1,7 +1,7 @@
 //! Verbs of the command line and the exit-code contract.
 //!
 //! Exit codes: 0 pass, 1 a check failed, 2 usage or config error, 3 target unreachable or
-//! preflight failed. clap's own usage errors also exit with 2.
+//! preflight failed, 130/143 stopped by SIGINT/SIGTERM. clap's own usage errors also exit with 2.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,9 @@ pub enum Outcome {
     CheckFailed = 1,
     UsageOrConfig = 2,
     Unreachable = 3,
+    /// Stopped by SIGINT or SIGTERM before it finished: 128 + the signal, as a shell reports it.
+    Interrupted = 130,
+    Terminated = 143,
 }
 
 impl From<Outcome> for ExitCode {
@@ -222,7 +225,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Preflight(args) => preflight(&args),
         Command::Run(args) => match runtime() {
-            Ok(rt) => rt.block_on(crate::run::run(&args)),
+            Ok(rt) => {
+                let outcome = rt.block_on(crate::run::run(&args));
+                // A run stopped by a signal may leave blocking work behind (a Kafka call).
+                rt.shutdown_timeout(std::time::Duration::from_secs(2));
+                outcome
+            }
             Err(e) => {
                 eprintln!("torghut-e2e: cannot start the async runtime: {e}");
                 Outcome::Unreachable

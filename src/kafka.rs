@@ -257,3 +257,101 @@ pub async fn committed_offsets(
         })
     })
 }
+
+/// Looks for messages by value on `topic`, from the first offset written at or after `since`
+/// (less a second of clock slack) up to the end of each partition as it is now, within `bound`:
+/// the partition and offset of each value found, by the caller's index. Finds the messages a
+/// broker wrote although it never acknowledged them (Kafka's delivery is at least once).
+pub async fn find_messages(
+    target: &KafkaTarget,
+    topic: &str,
+    since: std::time::SystemTime,
+    wanted: Vec<(usize, String)>,
+    bound: Duration,
+) -> Result<std::collections::BTreeMap<usize, (i32, i64)>, KafkaProbeError> {
+    let (target, topic) = (target.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || find_blocking(&target, &topic, since, wanted, bound))
+        .await
+        .unwrap_or_else(|e| {
+            Err(KafkaProbeError::Unreachable {
+                bootstrap: String::new(),
+                detail: format!("read-back task failed: {e}"),
+            })
+        })
+}
+
+fn find_blocking(
+    target: &KafkaTarget,
+    topic: &str,
+    since: std::time::SystemTime,
+    wanted: Vec<(usize, String)>,
+    bound: Duration,
+) -> Result<std::collections::BTreeMap<usize, (i32, i64)>, KafkaProbeError> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let deadline = std::time::Instant::now() + bound;
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let capture = ErrorCapture::default();
+    let consumer: BaseConsumer<ErrorCapture> = client_config(target)
+        .set("group.id", "torghut-e2e-read-back")
+        .set("enable.auto.commit", "false")
+        .create_with_context(capture.clone())?;
+    let explained = |e| explain(target, &capture, e);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), left())
+        .map_err(explained)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let since_ms = since
+        .checked_sub(Duration::from_secs(1))
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut at = TopicPartitionList::new();
+    for p in &partitions {
+        at.add_partition_offset(topic, *p, Offset::Offset(since_ms))?;
+    }
+    let starts = consumer.offsets_for_times(at, left()).map_err(explained)?;
+    let mut ends = std::collections::BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for e in starts.elements() {
+        let Offset::Offset(start) = e.offset() else {
+            continue; // nothing written since
+        };
+        let (_, high) = consumer
+            .fetch_watermarks(topic, e.partition(), left())
+            .map_err(explained)?;
+        if start < high {
+            assignment.add_partition_offset(topic, e.partition(), Offset::Offset(start))?;
+            ends.insert(e.partition(), high);
+        }
+    }
+    let mut wanted: std::collections::HashMap<String, usize> =
+        wanted.into_iter().map(|(i, v)| (v, i)).collect();
+    let mut found = std::collections::BTreeMap::new();
+    if ends.is_empty() {
+        return Ok(found);
+    }
+    consumer.assign(&assignment)?;
+    while !ends.is_empty() && !wanted.is_empty() && !left().is_zero() {
+        let Some(Ok(m)) = consumer.poll(left().min(Duration::from_millis(200))) else {
+            continue;
+        };
+        if let Some(index) = m
+            .payload()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| wanted.remove(p))
+        {
+            found.insert(index, (m.partition(), m.offset()));
+        }
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+    }
+    Ok(found)
+}
