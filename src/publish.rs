@@ -211,11 +211,6 @@ impl Publisher {
             .map(|t| t.elapsed())
     }
 
-    /// Waits for everything enqueued to be sent or to fail, within the timeout.
-    pub fn flush(&self) {
-        let _ = self.producer.flush(self.timeout);
-    }
-
     /// Drops everything the producer still holds: queued messages are never sent, and no
     /// retry of one in flight follows (the broker may still have written it).
     fn purge(&self) {

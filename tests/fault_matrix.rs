@@ -9,7 +9,8 @@
 //! connection open, as a SIGSTOPped server does), a Kafka broker of its own (`scripts/stack up`
 //! in a scratch directory) and a chromedriver of its own, both SIGSTOPped. The stack's shared
 //! processes are never signalled. All cells run at once; the table of times to verdict is
-//! printed (`--nocapture`). `FAULT_CELLS=kafka,webdriver/stopped` runs a subset.
+//! printed (`--nocapture`). `FAULT_CELLS=kafka,webdriver/stopped` runs a subset, `FAULT_KEEP=1`
+//! keeps each cell's scratch directory (report, scenario, artifacts).
 
 mod common;
 
@@ -800,6 +801,7 @@ impl Drop for PrivateKafka {
 }
 
 struct PrivateChromedriver {
+    child: std::process::Child,
     pid: i32,
     url: String,
     log: PathBuf,
@@ -830,6 +832,7 @@ impl PrivateChromedriver {
         }
         PrivateChromedriver {
             pid: child.id() as i32,
+            child,
             url,
             log,
         }
@@ -858,6 +861,7 @@ impl Drop for PrivateChromedriver {
             libc::kill(self.pid, libc::SIGCONT);
             libc::killpg(self.pid, libc::SIGKILL);
         }
+        let _ = self.child.wait();
     }
 }
 
@@ -985,6 +989,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
+        // FAULT_KEEP=1 keeps each cell's report, logs and artifacts for a look.
+        if std::env::var_os("FAULT_KEEP").is_none() {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
     }
 }
