@@ -259,9 +259,10 @@ pub async fn committed_offsets(
 }
 
 /// Looks for messages by value on `topic`, from the first offset written at or after `since`
-/// (less a second of clock slack) up to the end of each partition as it is now, within `bound`:
-/// the partition and offset of each value found, by the caller's index. Finds the messages a
-/// broker wrote although it never acknowledged them (Kafka's delivery is at least once).
+/// (less a second of clock slack), until every one is found or `bound` passes: the partition
+/// and offset of each value found, by the caller's index. Finds the messages a broker wrote
+/// although it never acknowledged them (Kafka's delivery is at least once), also those a broker
+/// that was stalled writes only now.
 pub async fn find_messages(
     target: &KafkaTarget,
     topic: &str,
@@ -295,47 +296,46 @@ fn find_blocking(
         .set("group.id", "torghut-e2e-read-back")
         .set("enable.auto.commit", "false")
         .create_with_context(capture.clone())?;
-    let explained = |e| explain(target, &capture, e);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), left())
-        .map_err(explained)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     let since_ms = since
         .checked_sub(Duration::from_secs(1))
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64);
-    let mut at = TopicPartitionList::new();
-    for p in &partitions {
-        at.add_partition_offset(topic, *p, Offset::Offset(since_ms))?;
-    }
-    let starts = consumer.offsets_for_times(at, left()).map_err(explained)?;
-    let mut ends = std::collections::BTreeMap::new();
+    // Where to start in each partition. A broker that has just come back may fail the first
+    // requests: try again, in short attempts, until the bound.
+    let starts = loop {
+        let attempt = left().min(Duration::from_secs(1));
+        let found = consumer
+            .fetch_metadata(Some(topic), attempt)
+            .and_then(|metadata| {
+                let mut at = TopicPartitionList::new();
+                for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+                    for p in t.partitions() {
+                        at.add_partition_offset(topic, p.id(), Offset::Offset(since_ms))?;
+                    }
+                }
+                consumer.offsets_for_times(at, attempt)
+            });
+        match found {
+            Ok(starts) if starts.count() > 0 => break starts,
+            Ok(_) if left().is_zero() => return Ok(Default::default()),
+            Err(e) if left().is_zero() => return Err(explain(target, &capture, e)),
+            _ => std::thread::sleep(Duration::from_millis(100).min(left())),
+        }
+    };
     let mut assignment = TopicPartitionList::new();
     for e in starts.elements() {
-        let Offset::Offset(start) = e.offset() else {
-            continue; // nothing written since
+        // Nothing written since `since` yet: from the end, for what is still to be written.
+        let start = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::End,
         };
-        let (_, high) = consumer
-            .fetch_watermarks(topic, e.partition(), left())
-            .map_err(explained)?;
-        if start < high {
-            assignment.add_partition_offset(topic, e.partition(), Offset::Offset(start))?;
-            ends.insert(e.partition(), high);
-        }
+        assignment.add_partition_offset(topic, e.partition(), start)?;
     }
+    consumer.assign(&assignment)?;
     let mut wanted: std::collections::HashMap<String, usize> =
         wanted.into_iter().map(|(i, v)| (v, i)).collect();
     let mut found = std::collections::BTreeMap::new();
-    if ends.is_empty() {
-        return Ok(found);
-    }
-    consumer.assign(&assignment)?;
-    while !ends.is_empty() && !wanted.is_empty() && !left().is_zero() {
+    while !wanted.is_empty() && !left().is_zero() {
         let Some(Ok(m)) = consumer.poll(left().min(Duration::from_millis(200))) else {
             continue;
         };
@@ -345,12 +345,6 @@ fn find_blocking(
             .and_then(|p| wanted.remove(p))
         {
             found.insert(index, (m.partition(), m.offset()));
-        }
-        if ends
-            .get(&m.partition())
-            .is_some_and(|end| m.offset() + 1 >= *end)
-        {
-            ends.remove(&m.partition());
         }
     }
     Ok(found)

@@ -365,6 +365,11 @@ impl<'p> Window<'p> {
             }
         }
         self.acks.abort_all();
+        tracing::warn!(
+            unacknowledged = self.in_flight.len(),
+            not_sent = purged.len(),
+            "the broker stopped acknowledging: the producer's queue is purged; reading the topic back"
+        );
         let mut found = BTreeMap::new();
         for channel in [Channel::Trades, Channel::Quotes] {
             let wanted: Vec<(usize, &InFlight)> = self
@@ -394,11 +399,13 @@ impl<'p> Window<'p> {
                 index: *index,
                 channel: m.channel,
                 symbol: m.symbol.clone(),
-                error: self
-                    .failed
-                    .get(index)
-                    .cloned()
-                    .unwrap_or_else(|| "the run gave up waiting for it".into()),
+                error: match self.failed.get(index) {
+                    Some(e) => e.clone(),
+                    None if purged.contains(index) => {
+                        "purged from the producer's queue before it was sent".into()
+                    }
+                    None => "the run gave up waiting for it".into(),
+                },
                 fate: if purged.contains(index) {
                     Fate::NotSent
                 } else if let Some(&(partition, offset)) = found.get(index) {

@@ -185,13 +185,17 @@ async fn cell(target: Target, mode: Mode) -> Outcome {
 
 /// A private broker SIGSTOPped once it holds three of the run's messages, in a real-time
 /// scenario of 40 s: before the fix the validator awaited acknowledgements only after the whole
-/// loop and reported nothing it had published.
+/// loop and reported nothing it had published. The broker is continued when the validator says
+/// it reads the topic back: the requests the stalled broker had received are then written
+/// without an acknowledgement, and the read-back must find them (`landed`).
 async fn kafka_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome {
-    let broker = PrivateKafka::start(scratch.path()).await;
+    let broker = Arc::new(PrivateKafka::start(scratch.path()).await);
     run.env("TORGHUT_E2E_KAFKA_BOOTSTRAP", &broker.bootstrap());
     run.env("TORGHUT_E2E_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT");
     let started = Instant::now();
     let mut child = run.spawn(&run.scenario(&["clickhouse"], 40, 10));
+    let continued = Arc::new(AtomicUsize::new(0));
+    let log = continue_on_read_back(&mut child, broker.clone(), continued.clone());
     let bootstrap = broker.bootstrap();
     let cancel = Cancel::default();
     let watching = cancel.clone();
@@ -203,8 +207,9 @@ async fn kafka_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome
     cancel.set();
     let stopped = Instant::now();
     broker.signal(libc::SIGSTOP);
-    let finished = run.finish(child, started).await;
+    let mut finished = run.finish(child, started).await;
     broker.signal(libc::SIGCONT);
+    finished.stderr = log.await.unwrap_or_default();
     let ack_timeout = CONNECT_TIMEOUT * 3;
     // An acknowledgement timeout, the purge, the bounded read-back (3 s).
     let bound = ack_timeout + Duration::from_millis(3_500) + SLACK;
@@ -226,6 +231,13 @@ async fn kafka_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome
         if !matches!(u["fate"].as_str(), Some("unknown" | "not_sent" | "landed")) {
             o.problem(format!("unconfirmed message without a fate: {u}"));
         }
+    }
+    if continued.load(Ordering::SeqCst) == 0 {
+        o.problem("the validator never said it reads the topic back".into());
+    } else if !unconfirmed.iter().any(|u| u["fate"] == "landed") {
+        o.problem(format!(
+            "none of the stalled broker's writes was found: {unconfirmed:?}"
+        ));
     }
     let sent = s["messages_published"].as_u64().unwrap_or(0);
     let acked = s["messages_acknowledged"].as_u64().unwrap_or(0);
@@ -633,10 +645,20 @@ impl Outcome {
 // ---------------------------------------------------------------------------------------------
 // Faults.
 
-/// A loopback port nothing listens on.
+/// A loopback port nothing listens on (tcpmux: a free port picked here could be taken by
+/// another cell's private server meanwhile).
 fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    "127.0.0.1:1".parse().unwrap()
+}
+
+/// `n` distinct ports free now.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 fn local(url: &str) -> SocketAddr {
@@ -754,7 +776,7 @@ impl PrivateKafka {
     /// lane's topics created.
     async fn start(scratch: &Path) -> PrivateKafka {
         let dir = scratch.join("kafka-stack");
-        let ports: Vec<u16> = (0..3).map(|_| closed_port().port()).collect();
+        let ports = free_ports(3);
         let out = Command::new("scripts/stack")
             .arg("up")
             .current_dir(common_root())
@@ -809,7 +831,7 @@ struct PrivateChromedriver {
 
 impl PrivateChromedriver {
     async fn start(scratch: &Path) -> PrivateChromedriver {
-        let port = closed_port().port();
+        let port = free_ports(1)[0];
         let log = scratch.join("chromedriver.log");
         let child = std::process::Command::new(
             torghut_e2e::webdriver::chromedriver_program().expect("chromedriver"),
@@ -867,6 +889,30 @@ impl Drop for PrivateChromedriver {
 
 // ---------------------------------------------------------------------------------------------
 // Events the cells wait for.
+
+/// Reads the run's log as it comes; continues the stopped broker when the validator starts
+/// reading the topic back (counted in `continued`). Resolves to the whole log.
+fn continue_on_read_back(
+    child: &mut Child,
+    broker: Arc<PrivateKafka>,
+    continued: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<String> {
+    use tokio::io::AsyncBufReadExt;
+    let stderr = child.stderr.take().expect("piped stderr");
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut log = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("reading the topic back") {
+                broker.signal(libc::SIGCONT);
+                continued.fetch_add(1, Ordering::SeqCst);
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    })
+}
 
 /// Tells a blocking wait to give up (its cell has its answer another way).
 #[derive(Clone, Default)]

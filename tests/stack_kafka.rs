@@ -179,7 +179,8 @@ async fn messages_are_found_on_the_topic_by_value() {
         3,
         format!("{{\"probe\":3,\"topic\":\"{topic}\",\"never\":true}}"),
     ));
-    let found = kafka::find_messages(&target, &topic, since, wanted, Duration::from_secs(10))
+    // The absent one keeps the search going to its bound.
+    let found = kafka::find_messages(&target, &topic, since, wanted, Duration::from_secs(3))
         .await
         .expect("read back");
     let expected: std::collections::BTreeMap<usize, (i32, i64)> =
