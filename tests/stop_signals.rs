@@ -87,16 +87,18 @@ fn alive(p: &Proc) -> bool {
     stat(p.pid).is_some_and(|(_, start, state)| start == p.start && state != 'Z')
 }
 
-/// Waits (bounded) until the validator has a browser running under its chromedriver; the
+/// Waits (bounded) until the validator has a browser with its helpers running under its
+/// chromedriver (zygotes, GPU and network services, a renderer: five processes at least); the
 /// processes it started by then.
 fn wait_for_browser(child: &mut Child) -> BTreeSet<Proc> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let procs = descendants(child.id());
-        if procs
+        let browsers = procs
             .iter()
-            .any(|p| p.name.starts_with("chrom") && p.name != "chromedriver")
-        {
+            .filter(|p| p.name.starts_with("chrom") && p.name != "chromedriver")
+            .count();
+        if browsers >= 5 {
             return procs;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -107,16 +109,18 @@ fn wait_for_browser(child: &mut Child) -> BTreeSet<Proc> {
     }
 }
 
-fn sigterm(child: &Child) {
+fn sigterm(child: &Child) -> Instant {
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0);
+    Instant::now()
 }
 
-/// The exit code (None: killed by a signal), within `within`.
-fn exit(child: &mut Child, within: Duration) -> Option<i32> {
-    let deadline = Instant::now() + within;
+/// The exit code (None: killed by a signal), within `within` of `sent` (the SIGTERM).
+fn exit(child: &mut Child, sent: Instant, within: Duration) -> Option<i32> {
+    let deadline = sent + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            eprintln!("exited {:?} after SIGTERM ({status})", sent.elapsed());
             return status.code();
         }
         assert!(
@@ -129,10 +133,16 @@ fn exit(child: &mut Child, within: Duration) -> Option<i32> {
 
 /// Every process the validator started is gone shortly after it (no sleep: polled, bounded).
 fn assert_all_gone(started: &BTreeSet<Proc>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let from = Instant::now();
+    let deadline = from + Duration::from_secs(10);
     loop {
         let left: Vec<&Proc> = started.iter().filter(|p| alive(p)).collect();
         if left.is_empty() {
+            eprintln!(
+                "all {} processes it started gone {:?} after its exit",
+                started.len(),
+                from.elapsed()
+            );
             return;
         }
         if Instant::now() >= deadline {
@@ -170,8 +180,8 @@ fn sigterm_to_run_kills_its_chromedriver_and_browsers_and_keeps_the_report() {
     let report = dir.0.join("report.json");
     let mut child = start("run", &dir.0, &["--report-json", report.to_str().unwrap()]);
     let started = wait_for_browser(&mut child);
-    sigterm(&child);
-    let code = exit(&mut child, Duration::from_secs(20));
+    let sent = sigterm(&child);
+    let code = exit(&mut child, sent, Duration::from_secs(20));
     assert_all_gone(&started);
     assert_eq!(code, Some(143), "128 + SIGTERM");
     let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -202,8 +212,8 @@ fn sigterm_to_canary_kills_its_chromedriver_and_browsers_and_keeps_the_history()
         &["--stop-grace", "1s", "--history", history.to_str().unwrap()],
     );
     let started = wait_for_browser(&mut child);
-    sigterm(&child);
-    let code = exit(&mut child, Duration::from_secs(20));
+    let sent = sigterm(&child);
+    let code = exit(&mut child, sent, Duration::from_secs(20));
     assert_all_gone(&started);
     assert_eq!(code, Some(0), "no cycle completed");
     // The history as a file: JSON lines.
