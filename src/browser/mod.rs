@@ -57,8 +57,11 @@ pub enum BrowserError {
 
 impl From<fantoccini::error::CmdError> for BrowserError {
     fn from(e: fantoccini::error::CmdError) -> Self {
-        if session::is_timed_out(&e) {
-            return BrowserError::Hung(e.to_string());
+        // The timed-out command's own words, without fantoccini's "connection lost".
+        if let fantoccini::error::CmdError::Lost(io) = &e {
+            if session::is_timed_out(&e) {
+                return BrowserError::Hung(io.to_string());
+            }
         }
         BrowserError::Command(Box::new(e))
     }
