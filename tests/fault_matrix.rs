@@ -83,8 +83,9 @@ struct Outcome {
     bound: Duration,
     peak_rss_kb: u64,
     problems: Vec<String>,
-    /// The run's last log lines, for the problem messages.
+    /// The run's last log lines and its findings' causes, for the problem messages.
     stderr: String,
+    causes: Vec<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -187,8 +188,12 @@ async fn cell(target: Target, mode: Mode) -> Outcome {
 /// scenario of 40 s: before the fix the validator awaited acknowledgements only after the whole
 /// loop and reported nothing it had published. The broker is continued when the validator says
 /// it reads the topic back: the requests the stalled broker had received are then written
-/// without an acknowledgement, and the read-back must find them (`landed`).
+/// without an acknowledgement, and the read-back must find them (`landed`). The pause must stay
+/// under the broker's session timeout (9 s), or its own controller fences it on waking and it
+/// writes nothing: this run's acknowledgement timeout is 6 s.
 async fn kafka_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome {
+    let connect_timeout = Duration::from_secs(2);
+    run.connect_timeout(connect_timeout);
     let broker = Arc::new(PrivateKafka::start(scratch.path()).await);
     run.env("TORGHUT_E2E_KAFKA_BOOTSTRAP", &broker.bootstrap());
     run.env("TORGHUT_E2E_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT");
@@ -210,7 +215,7 @@ async fn kafka_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome
     let mut finished = run.finish(child, started).await;
     broker.signal(libc::SIGCONT);
     finished.stderr = log.await.unwrap_or_default();
-    let ack_timeout = CONNECT_TIMEOUT * 3;
+    let ack_timeout = connect_timeout * 3;
     // An acknowledgement timeout, the purge, the bounded read-back (3 s).
     let bound = ack_timeout + Duration::from_millis(3_500) + SLACK;
     let mut o = finished.outcome(name, bound);
@@ -296,8 +301,8 @@ async fn clickhouse_stopped(name: String, mut run: Run, guard: &mut Guard) -> Ou
     o
 }
 
-/// A private chromedriver SIGSTOPped as soon as it has opened the browser session: before the
-/// fix `run` waited for it for ever.
+/// A private chromedriver SIGSTOPped as soon as the browser session is open and in use: before
+/// the fix `run` waited for it for ever.
 async fn webdriver_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome {
     let driver = PrivateChromedriver::start(scratch.path()).await;
     run.env("TORGHUT_E2E_WEBDRIVER_URL", &driver.url);
@@ -311,10 +316,18 @@ async fn webdriver_stopped(name: String, mut run: Run, scratch: &Scratch) -> Out
     let stopped = Instant::now();
     let finished = run.finish(child, started).await;
     driver.signal(libc::SIGCONT);
-    // One WebDriver command's bound (script timeout 10 s + an answer), then the rest at once.
-    let bound = Duration::from_secs(10) + CONNECT_TIMEOUT + SLACK;
-    let mut o = finished.outcome(name, bound);
+    // One WebDriver command's bound, then the rest at once. Which command hangs depends on
+    // where the stop lands: a script (10 s) or a navigation (the page-load timeout, 30 s here),
+    // plus an answer. The report names the bound it applied; it must be one of those.
+    let longest = Duration::from_secs(30) + CONNECT_TIMEOUT;
+    let mut o = finished.outcome(name, longest + SLACK);
     o.verdict_after = finished.exited.saturating_duration_since(stopped);
+    match o.causes.iter().find_map(|c| applied_bound(c)) {
+        Some(applied) if applied <= longest => o.bound = applied + SLACK,
+        other => o.problem(format!(
+            "no WebDriver bound (≤ {longest:?}) named: {other:?}"
+        )),
+    }
     if !appeared {
         o.problem("the run never opened a browser on the private chromedriver".into());
         return o;
@@ -394,15 +407,7 @@ impl Run {
     fn new(scratch: &Scratch, cell: &str) -> Run {
         let dir = scratch.path().to_path_buf();
         let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "connect_timeout_ms = {}\n[jangar]\nrequest_timeout_ms = {}\nretries = 0\n",
-                CONNECT_TIMEOUT.as_millis(),
-                REQUEST_TIMEOUT.as_millis()
-            ),
-        )
-        .unwrap();
+        write_config(&config, CONNECT_TIMEOUT);
         let mut env = common::validator_env();
         env.push(("TORGHUT_E2E_CONFIG".into(), config.display().to_string()));
         env.push((
@@ -418,6 +423,11 @@ impl Run {
             run_id,
             env,
         }
+    }
+
+    /// Another `connect_timeout_ms` (and so acknowledgement timeout) for this run.
+    fn connect_timeout(&self, timeout: Duration) {
+        write_config(&self.dir.join("config.toml"), timeout);
     }
 
     fn env(&mut self, key: &str, value: &str) {
@@ -522,6 +532,7 @@ impl Run {
 impl Finished {
     fn outcome(&self, cell: String, bound: Duration) -> Outcome {
         let mut hops = Vec::new();
+        let mut causes = Vec::new();
         for s in self.report["scenarios"].as_array().into_iter().flatten() {
             let stage_findings = s["stages"]
                 .as_array()
@@ -539,6 +550,7 @@ impl Finished {
                         hops.push(h.to_string());
                     }
                 }
+                causes.push(f["cause"].as_str().unwrap_or_default().to_string());
             }
         }
         for p in self.report["preflight"].as_array().into_iter().flatten() {
@@ -557,6 +569,7 @@ impl Finished {
             peak_rss_kb: self.peak_rss_kb,
             problems: Vec::new(),
             stderr: tail(&self.stderr),
+            causes,
         };
         if self.exit.is_none() {
             o.problem(format!("no verdict within {HARD_CAP:?}: killed"));
@@ -582,9 +595,10 @@ impl Outcome {
         }
         if self.verdict_after > self.bound {
             self.problem(format!(
-                "verdict after {:.1}s, over its bound of {:.0}s",
+                "verdict after {:.1}s, over its bound of {:.0}s; findings: {}",
                 self.verdict_after.as_secs_f64(),
-                self.bound.as_secs_f64()
+                self.bound.as_secs_f64(),
+                self.causes.join(" | ")
             ));
         }
     }
@@ -640,6 +654,18 @@ impl Outcome {
             ));
         }
     }
+}
+
+fn write_config(path: &Path, connect_timeout: Duration) {
+    std::fs::write(
+        path,
+        format!(
+            "connect_timeout_ms = {}\n[jangar]\nrequest_timeout_ms = {}\nretries = 0\n",
+            connect_timeout.as_millis(),
+            REQUEST_TIMEOUT.as_millis()
+        ),
+    )
+    .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -860,11 +886,12 @@ impl PrivateChromedriver {
         }
     }
 
-    /// Waits until it has answered a new-session command (its log says so).
+    /// Waits until the client has its session: a command after the new-session one arrived
+    /// (the log line of the new-session answer comes just before the answer is sent).
     async fn session_opened(&self) {
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains("RESPONSE InitSession") {
+            if log.matches("] COMMAND ").count() >= 2 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -998,6 +1025,13 @@ fn key_on_shared_topic(prefix: &str, from: Vec<(i32, i64)>, cancel: &Cancel) -> 
         }
     }
     false
+}
+
+/// The bound a "did not answer X within 13s" cause names.
+fn applied_bound(cause: &str) -> Option<Duration> {
+    let (_, after) = cause.split_once(" within ")?;
+    let secs: f64 = after.split('s').next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
 }
 
 fn vm_hwm_kb(pid: u32) -> u64 {
