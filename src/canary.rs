@@ -5,7 +5,9 @@
 //! at once), plus a random delay up to `--jitter`. SIGTERM or SIGINT while a cycle runs lets it
 //! finish within `--stop-grace`, then aborts it (a second signal aborts at once); while waiting
 //! between cycles it stops at once. Aborting drops the run: its producer, queries and browser
-//! session end with it, and its synthetic symbols (unique to the run id) are left unused.
+//! session end with it (the chromedriver it started and its browsers are killed), and its
+//! synthetic symbols (unique to the run id) are left unused. What the aborted cycle had
+//! published (symbols, messages) stays in its history line and its report.
 //!
 //! Every cycle appends a line to a JSON-lines history (`<artifacts_dir>/canary-history.jsonl`
 //! unless `--history`), trimmed to the last `--history-keep` cycles, and writes its report to
@@ -21,12 +23,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::cli::{CanaryArgs, Outcome};
+use crate::ledger::Ledger;
 use crate::outputs::Outputs;
 use crate::report::{self, CheckStatus, RunReport, Verdict};
 use crate::run::{self, Loaded};
+use crate::signals::StopSignals;
 use crate::symbols::RunId;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,28 +58,14 @@ pub struct HistoryEntry {
     pub failed: Vec<String>,
     /// The cycle's JSON report.
     pub report: Option<String>,
-}
-
-/// SIGTERM (Kubernetes, systemd) and SIGINT (a terminal), as one stream of stop requests.
-struct StopSignals {
-    term: Signal,
-    int: Signal,
-}
-
-impl StopSignals {
-    fn install() -> Result<Self, CanaryError> {
-        Ok(StopSignals {
-            term: signal(SignalKind::terminate()).map_err(CanaryError::Signals)?,
-            int: signal(SignalKind::interrupt()).map_err(CanaryError::Signals)?,
-        })
-    }
-
-    async fn requested(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-    }
+    /// Every symbol the cycle published to (also when it was aborted).
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// Messages the cycle sent, and how many of them the broker acknowledged.
+    #[serde(default)]
+    pub messages_published: usize,
+    #[serde(default)]
+    pub messages_acknowledged: usize,
 }
 
 /// How a cycle ended.
@@ -84,7 +73,8 @@ enum Cycle {
     Done(Outcome, Box<RunReport>),
     /// A stop was requested and the cycle finished within the grace period.
     DoneThenStop(Outcome, Box<RunReport>),
-    Aborted,
+    /// Stopped: the report holds the scenarios that finished and what the cut one published.
+    Aborted(Box<RunReport>),
 }
 
 pub async fn run(args: &CanaryArgs) -> Outcome {
@@ -169,16 +159,14 @@ impl State {
         stop: &mut StopSignals,
     ) -> (HistoryEntry, bool) {
         let run_id = RunId::generate();
-        let started = Instant::now();
-        let started_at = time::OffsetDateTime::now_utc();
         tracing::info!(cycle, run_id = %run_id, "canary cycle started");
         let (finished, stopping) = match one_cycle(loaded, &run_id, args.stop_grace, stop).await {
-            Cycle::Done(outcome, report) => (Some((outcome, report)), false),
-            Cycle::DoneThenStop(outcome, report) => (Some((outcome, report)), true),
-            Cycle::Aborted => (None, true),
+            Cycle::Done(outcome, report) => (Ok((outcome, report)), false),
+            Cycle::DoneThenStop(outcome, report) => (Ok((outcome, report)), true),
+            Cycle::Aborted(report) => (Err(report), true),
         };
         let entry = match finished {
-            Some((outcome, report)) => {
+            Ok((outcome, report)) => {
                 self.last_outcome = outcome;
                 finish(
                     loaded,
@@ -189,17 +177,17 @@ impl State {
                 )
                 .await
             }
-            None => {
+            Err(report) => {
                 tracing::warn!(cycle, run_id = %run_id, "canary cycle aborted by a stop signal");
+                let path = report_path(loaded, &report);
+                let saved = save_report(&path, &report)
+                    .map_err(|e| tracing::error!("cannot write {}: {e}", path.display()))
+                    .is_ok();
                 HistoryEntry {
-                    cycle,
-                    run_id: run_id.to_string(),
-                    started_at,
-                    duration_ms: started.elapsed().as_millis() as u64,
                     verdict: "aborted".into(),
                     exit_code: None,
                     failed: Vec::new(),
-                    report: None,
+                    ..entry(cycle, &report, saved.then(|| path.display().to_string()))
                 }
             }
         };
@@ -234,18 +222,25 @@ async fn one_cycle(
     grace: Duration,
     stop: &mut StopSignals,
 ) -> Cycle {
-    let exec = run::execute(loaded, run_id);
+    let ledger = Ledger::default();
+    let started = (Instant::now(), time::OffsetDateTime::now_utc());
+    let exec = run::execute(loaded, run_id, &ledger);
     tokio::pin!(exec);
-    tokio::select! {
+    let signal = tokio::select! {
         (outcome, report) = &mut exec => return Cycle::Done(outcome, Box::new(report)),
-        _ = stop.requested() => {}
-    }
+        signal = stop.requested() => signal,
+    };
     tracing::info!(grace = %humantime::format_duration(grace), "stop requested: finishing the current cycle");
     tokio::select! {
-        (outcome, report) = &mut exec => Cycle::DoneThenStop(outcome, Box::new(report)),
-        _ = tokio::time::sleep(grace) => Cycle::Aborted,
-        _ = stop.requested() => Cycle::Aborted,
+        (outcome, report) = &mut exec => {
+            return Cycle::DoneThenStop(outcome, Box::new(report))
+        }
+        _ = tokio::time::sleep(grace) => {}
+        _ = stop.requested() => {}
     }
+    Cycle::Aborted(Box::new(run::stopped_report(
+        loaded, run_id, &ledger, started, signal,
+    )))
 }
 
 /// Writes the cycle's outputs and its report under the artifacts directory.
@@ -256,11 +251,7 @@ async fn finish(
     outputs: &Outputs,
     last_success: &mut Option<f64>,
 ) -> HistoryEntry {
-    let path = loaded
-        .config
-        .artifacts_dir
-        .join(&report.run_id)
-        .join("report.json");
+    let path = report_path(loaded, report);
     let saved = save_report(&path, report)
         .map_err(|e| tracing::error!("cannot write {}: {e}", path.display()))
         .is_ok();
@@ -270,6 +261,14 @@ async fn finish(
         .await
         .last_success;
     entry(cycle, report, saved.then(|| path.display().to_string()))
+}
+
+fn report_path(loaded: &Loaded, report: &RunReport) -> PathBuf {
+    loaded
+        .config
+        .artifacts_dir
+        .join(&report.run_id)
+        .join("report.json")
 }
 
 fn save_report(path: &Path, report: &RunReport) -> std::io::Result<()> {
@@ -304,7 +303,27 @@ fn entry(cycle: u64, report: &RunReport, path: Option<String>) -> HistoryEntry {
         exit_code: Some(report.exit_code),
         failed,
         report: path,
+        symbols: published_symbols(report),
+        messages_published: report.scenarios.iter().map(|s| s.messages_published).sum(),
+        messages_acknowledged: report
+            .scenarios
+            .iter()
+            .map(|s| s.messages_acknowledged)
+            .sum(),
     }
+}
+
+/// The symbols of every scenario that sent anything, sorted.
+fn published_symbols(report: &RunReport) -> Vec<String> {
+    let mut symbols: Vec<String> = report
+        .scenarios
+        .iter()
+        .filter(|s| s.messages_published > 0)
+        .flat_map(|s| s.symbols.values().cloned())
+        .collect();
+    symbols.sort();
+    symbols.dedup();
+    symbols
 }
 
 /// Appends one line and keeps the last `keep` lines (rewritten atomically when trimmed).
@@ -374,6 +393,9 @@ mod tests {
             exit_code: Some(0),
             failed: vec![],
             report: None,
+            symbols: vec![],
+            messages_published: 0,
+            messages_acknowledged: 0,
         }
     }
 

@@ -1,9 +1,10 @@
 //! Verbs of the command line and the exit-code contract.
 //!
 //! Exit codes: 0 pass, 1 a check failed, 2 usage or config error, 3 target unreachable or
-//! preflight failed. clap's own usage errors also exit with 2. When a run's checks failed (1)
-//! or a target was unreachable (3), that code stands even if an output file could not be
-//! written (the error is printed); a passing run whose outputs could not all be written exits 2.
+//! preflight failed, 130/143 stopped by SIGINT/SIGTERM. clap's own usage errors also exit with 2.
+//! When a run's checks failed (1) or a target was unreachable (3), that code stands even if an
+//! output file could not be written (the error is printed); a passing run whose outputs could
+//! not all be written exits 2.
 //!
 //! A closed stdout or stderr (`| head -1`) never ends a verb early: console lines go through
 //! `outln!`/`errln!`, which drop what cannot be written (see `stdio`).
@@ -20,6 +21,9 @@ pub enum Outcome {
     CheckFailed = 1,
     UsageOrConfig = 2,
     Unreachable = 3,
+    /// Stopped by SIGINT or SIGTERM before it finished: 128 + the signal, as a shell reports it.
+    Interrupted = 130,
+    Terminated = 143,
 }
 
 impl From<Outcome> for ExitCode {
@@ -252,7 +256,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Preflight(args) => preflight(&args),
         Command::Run(args) => match runtime() {
-            Ok(rt) => rt.block_on(crate::run::run(&args)),
+            Ok(rt) => {
+                let outcome = rt.block_on(crate::run::run(&args));
+                // A run stopped by a signal may leave blocking work behind (a Kafka call).
+                rt.shutdown_timeout(std::time::Duration::from_secs(2));
+                outcome
+            }
             Err(e) => {
                 errln!("torghut-e2e: cannot start the async runtime: {e}");
                 Outcome::Unreachable

@@ -87,6 +87,8 @@ pub fn any_failure<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> bool 
 
 pub const RUNBOOK_KAFKA_PRODUCE: &str =
     "torghut-runbooks.md \"Kafka produce failures\"; operations.md §3 #11, #13";
+pub const RUNBOOK_CLICKHOUSE_DOWN: &str = "operations.md §3 #1, #2, #14 (replicas read-only, \
+     Keeper, disk full): the ClickHouse service's endpoints, pods and system.replicas";
 pub const RUNBOOK_SCRAM: &str = "torghut-runbooks.md \"KafkaUser (SCRAM) rotation\"";
 pub const RUNBOOK_TA_STALLED: &str = "torghut-runbooks.md \"Lag spike (WS → TA)\" and \
      \"Flink upgrade / rollback\"; operations.md §3 #15, #16";

@@ -260,3 +260,95 @@ pub async fn committed_offsets(
         })
     })
 }
+
+/// Looks for messages by value on `topic`, from the first offset written at or after `since`
+/// (less a second of clock slack), until every one is found or `bound` passes: the partition
+/// and offset of each value found, by the caller's index. Finds the messages a broker wrote
+/// although it never acknowledged them (Kafka's delivery is at least once), also those a broker
+/// that was stalled writes only now.
+pub async fn find_messages(
+    target: &KafkaTarget,
+    topic: &str,
+    since: std::time::SystemTime,
+    wanted: Vec<(usize, String)>,
+    bound: Duration,
+) -> Result<std::collections::BTreeMap<usize, (i32, i64)>, KafkaProbeError> {
+    let (target, topic) = (target.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || find_blocking(&target, &topic, since, wanted, bound))
+        .await
+        .unwrap_or_else(|e| {
+            Err(KafkaProbeError::Unreachable {
+                bootstrap: String::new(),
+                detail: format!("read-back task failed: {e}"),
+            })
+        })
+}
+
+fn find_blocking(
+    target: &KafkaTarget,
+    topic: &str,
+    since: std::time::SystemTime,
+    wanted: Vec<(usize, String)>,
+    bound: Duration,
+) -> Result<std::collections::BTreeMap<usize, (i32, i64)>, KafkaProbeError> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let deadline = std::time::Instant::now() + bound;
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let capture = ErrorCapture::default();
+    let consumer: BaseConsumer<ErrorCapture> = client_config(target)
+        .set("group.id", "torghut-e2e-read-back")
+        .set("enable.auto.commit", "false")
+        .create_with_context(capture.clone())?;
+    let since_ms = since
+        .checked_sub(Duration::from_secs(1))
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    // Where to start in each partition. A broker that has just come back may fail the first
+    // requests: try again, in short attempts, until the bound.
+    let starts = loop {
+        let attempt = left().min(Duration::from_secs(1));
+        let found = consumer
+            .fetch_metadata(Some(topic), attempt)
+            .and_then(|metadata| {
+                let mut at = TopicPartitionList::new();
+                for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+                    for p in t.partitions() {
+                        at.add_partition_offset(topic, p.id(), Offset::Offset(since_ms))?;
+                    }
+                }
+                consumer.offsets_for_times(at, attempt)
+            });
+        match found {
+            Ok(starts) if starts.count() > 0 => break starts,
+            Ok(_) if left().is_zero() => return Ok(Default::default()),
+            Err(e) if left().is_zero() => return Err(explain(target, &capture, e)),
+            _ => std::thread::sleep(Duration::from_millis(100).min(left())),
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for e in starts.elements() {
+        // Nothing written since `since` yet: from the end, for what is still to be written.
+        let start = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::End,
+        };
+        assignment.add_partition_offset(topic, e.partition(), start)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut wanted: std::collections::HashMap<String, usize> =
+        wanted.into_iter().map(|(i, v)| (v, i)).collect();
+    let mut found = std::collections::BTreeMap::new();
+    while !wanted.is_empty() && !left().is_zero() {
+        let Some(Ok(m)) = consumer.poll(left().min(Duration::from_millis(200))) else {
+            continue;
+        };
+        if let Some(index) = m
+            .payload()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| wanted.remove(p))
+        {
+            found.insert(index, (m.partition(), m.offset()));
+        }
+    }
+    Ok(found)
+}

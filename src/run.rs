@@ -5,13 +5,15 @@ use std::time::Instant;
 use crate::cli::{LintArgs, Outcome, RunArgs, Shard, SuiteArgs};
 use crate::clickhouse::ClickHouse;
 use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::outputs::Outputs;
 use crate::pool::PoolName;
 use crate::preflight::{self, Components};
 use crate::publish::Publisher;
-use crate::report::{self, PreflightLine, RunReport, ScenarioReport, Target, Verdict};
+use crate::report::{self, PreflightLine, RunReport, Target, Verdict};
 use crate::runner::Runner;
 use crate::scenario::{self, Scenario, Stage};
+use crate::signals::{Stop, StopSignals};
 use crate::symbols::RunId;
 
 pub fn lint(args: &LintArgs) -> Outcome {
@@ -165,7 +167,15 @@ pub async fn run(args: &RunArgs) -> Outcome {
         Ok(o) => o,
         Err(o) => return o,
     };
-    let (outcome, report) = execute(&loaded, &run_id).await;
+    let ledger = Ledger::default();
+    let started = (Instant::now(), time::OffsetDateTime::now_utc());
+    let (outcome, report) = match until_stopped(execute(&loaded, &run_id, &ledger)).await {
+        Ok(done) => done,
+        Err(stop) => {
+            let report = stopped_report(&loaded, &run_id, &ledger, started, stop);
+            (stopped_outcome(stop), report)
+        }
+    };
     let previous = outputs
         .metrics
         .as_deref()
@@ -200,9 +210,68 @@ pub fn with_outputs(outcome: Outcome, written: &Written) -> Outcome {
     }
 }
 
-/// One run of the suite under `run_id`: preflight, then every scenario. The report carries the
-/// outcome as its exit code.
-pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
+/// Runs `work` unless a stop signal comes first; dropping it then ends what it started
+/// (chromedriver and its browsers, the producer, queries).
+async fn until_stopped<T>(work: impl std::future::Future<Output = T>) -> Result<T, Stop> {
+    let mut stop = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot install the signal handlers: a stop kills at once");
+            return Ok(work.await);
+        }
+    };
+    tokio::select! {
+        done = work => Ok(done),
+        signal = stop.requested() => Err(signal),
+    }
+}
+
+pub fn stopped_outcome(stop: Stop) -> Outcome {
+    match stop {
+        Stop::Term => Outcome::Terminated,
+        Stop::Int => Outcome::Interrupted,
+    }
+}
+
+/// The report of a run that a signal stopped: the scenarios that finished, and the one it cut
+/// short with what that had published.
+pub fn stopped_report(
+    loaded: &Loaded,
+    run_id: &RunId,
+    ledger: &Ledger,
+    (started, started_at): (Instant, time::OffsetDateTime),
+    stop: Stop,
+) -> RunReport {
+    let cause = format!("stopped by {} before it finished", stop.name());
+    let totals = ledger.totals();
+    if totals.published_anything() {
+        eprintln!("torghut-e2e: {cause}, after publishing: {totals}");
+    } else {
+        eprintln!("torghut-e2e: {cause}; nothing was published");
+    }
+    RunReport {
+        schema: report::SCHEMA,
+        run_id: run_id.to_string(),
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        verdict: Verdict::Error,
+        exit_code: stopped_outcome(stop) as u8,
+        target: target(&loaded.config),
+        artifacts_dir: loaded
+            .config
+            .artifacts_dir
+            .join(run_id.as_str())
+            .display()
+            .to_string(),
+        shard: loaded.shard.map(|s| s.to_string()),
+        preflight: Vec::new(),
+        scenarios: ledger.reports(&cause),
+    }
+}
+
+/// One run of the suite under `run_id`: preflight, then every scenario, each recording what it
+/// publishes in `ledger` as it goes. The report carries the outcome as its exit code.
+pub async fn execute(loaded: &Loaded, run_id: &RunId, ledger: &Ledger) -> (Outcome, RunReport) {
     let started = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
     let Loaded {
@@ -235,7 +304,7 @@ pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
         scenarios: Vec::new(),
     };
     let outcome = if checks.iter().all(|c| c.ok) {
-        run_scenarios(loaded, run_id, &mut report).await
+        run_scenarios(loaded, run_id, ledger, &mut report).await
     } else {
         for c in checks.iter().filter(|c| !c.ok) {
             errln!("preflight failed: {c}");
@@ -249,7 +318,12 @@ pub async fn execute(loaded: &Loaded, run_id: &RunId) -> (Outcome, RunReport) {
     (outcome, report)
 }
 
-async fn run_scenarios(loaded: &Loaded, run_id: &RunId, report: &mut RunReport) -> Outcome {
+async fn run_scenarios(
+    loaded: &Loaded,
+    run_id: &RunId,
+    ledger: &Ledger,
+    report: &mut RunReport,
+) -> Outcome {
     let Loaded {
         config, scenarios, ..
     } = loaded;
@@ -268,6 +342,7 @@ async fn run_scenarios(loaded: &Loaded, run_id: &RunId, report: &mut RunReport) 
         publisher: &publisher,
         clickhouse: &clickhouse,
         pool: loaded.pool.as_ref(),
+        ledger,
     };
     let mut unreachable = false;
     for (i, s) in scenarios.iter().enumerate() {
@@ -284,17 +359,15 @@ async fn run_scenarios(loaded: &Loaded, run_id: &RunId, report: &mut RunReport) 
             s.deadline.as_secs()
         ));
         let r = match runner.run(s).await {
-            Ok(r) => r,
-            Err(e) => {
-                unreachable |= e.is_unreachable();
-                ScenarioReport {
-                    name: s.name.clone(),
-                    path: s.path.display().to_string(),
-                    description: s.description.clone(),
-                    verdict: Verdict::Error,
-                    error: Some(e.to_string()),
-                    ..ScenarioReport::default()
-                }
+            // An error verdict on a finished scenario: a stage's tool (the WebDriver) stopped
+            // answering.
+            Ok(r) => {
+                unreachable |= r.verdict == Verdict::Error;
+                r
+            }
+            Err(stopped) => {
+                unreachable |= stopped.error.is_unreachable();
+                stopped.report
             }
         };
         spinner.finish_and_clear();
@@ -309,6 +382,14 @@ async fn run_scenarios(loaded: &Loaded, run_id: &RunId, report: &mut RunReport) 
     };
     if unreachable {
         report.verdict = Verdict::Error;
+        // Exit 3 alone would suggest nothing was written, as when preflight fails.
+        let totals = ledger.totals();
+        if totals.published_anything() {
+            eprintln!(
+                "torghut-e2e: a target stopped answering during the run, after publishing: \
+                 {totals} (the report lists every delivery and unconfirmed message)"
+            );
+        }
         Outcome::Unreachable
     } else if all_pass {
         Outcome::Pass

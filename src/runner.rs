@@ -12,10 +12,11 @@ use crate::clickhouse::{ClickHouse, ClickHouseError};
 use crate::compare::{self, TableDiff};
 use crate::diagnose::{self, Finding, Hop, SinkFacts};
 use crate::latency;
+use crate::ledger::{Ledger, Record};
 use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{Expected, Oracle};
 use crate::pool::{self, HistoryKind, Lease, PoolName, PoolReport};
-use crate::publish::{Channel, Delivery, Publisher};
+use crate::publish::{Channel, Delivery, Publisher, Window};
 use crate::report::{LatencyReport, ScenarioReport, Verdict, WatermarkLatency};
 use crate::scenario::{Close, Event, Pacing, Scenario, Stage, Table};
 use crate::stage::{StageContext, StageReport};
@@ -28,6 +29,10 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 const POOL_MIN_DEADLINE: Duration = Duration::from_secs(60);
 /// The job emits watermarks every second, plus processing slack: see [`Runner::settle`].
 const WATERMARK_SETTLE: Duration = Duration::from_millis(2_500);
+/// Messages sent and not yet acknowledged, at most: publishing waits for acknowledgements
+/// beyond this, so memory stays bounded and a broker that stops answering is noticed within
+/// one acknowledgement timeout however fast the scenario publishes.
+const MAX_IN_FLIGHT: usize = 512;
 
 /// Why a scenario could not run at all (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,32 @@ impl RunError {
                 if e.is_unreachable()
         ) || matches!(self, RunError::Publish(_))
     }
+
+    /// The hop a target that stopped answering mid-scenario points at.
+    pub fn finding(&self) -> Option<Finding> {
+        match self {
+            RunError::Publish(e) => Some(Finding::failure(
+                Hop::KafkaPublish,
+                format!("the broker stopped acknowledging the run's messages: {e}"),
+                diagnose::RUNBOOK_KAFKA_PRODUCE,
+            )),
+            RunError::ClickHouse(e) | RunError::Pool(pool::PoolError::ClickHouse(e)) => {
+                Some(Finding::failure(
+                    Hop::ClickhouseSink,
+                    format!("ClickHouse stopped answering the validator: {e}"),
+                    diagnose::RUNBOOK_CLICKHOUSE_DOWN,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A scenario that could not finish: why, and its report with what it had published.
+#[derive(Debug)]
+pub struct Stopped {
+    pub error: RunError,
+    pub report: ScenarioReport,
 }
 
 /// One published message and the rows the oracle says it makes production emit.
@@ -82,6 +113,8 @@ pub struct Runner<'a> {
     pub clickhouse: &'a ClickHouse,
     /// Reuse this pool's symbols, seeded from their history, instead of fresh ones per run.
     pub pool: Option<&'a PoolName>,
+    /// Where the run records what it publishes as it goes.
+    pub ledger: &'a Ledger,
 }
 
 /// Which symbols a scenario publishes to, how it closes, and what it knows of their past.
@@ -106,9 +139,34 @@ struct Published {
 }
 
 impl Runner<'_> {
-    pub async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, RunError> {
+    /// The scenario's report; when it could not finish, the error with a report that still
+    /// holds what it published (symbols, deliveries, unconfirmed messages).
+    pub async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, Box<Stopped>> {
+        let record = self.ledger.begin(scenario);
+        let started = Instant::now();
+        match self.attempt(scenario, &record).await {
+            Ok(report) => {
+                record.finish(&report);
+                Ok(report)
+            }
+            Err(error) => {
+                let mut report = record.get().cut_short(&error.to_string());
+                report.findings.extend(error.finding());
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                record.finish(&report);
+                Err(Box::new(Stopped { error, report }))
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        scenario: &Scenario,
+        record: &Record,
+    ) -> Result<ScenarioReport, RunError> {
         let started = Instant::now();
         let plan = self.plan(scenario).await?;
+        record.symbols(&plan.symbols);
         self.settle(scenario).await;
         let history_wait = Instant::now();
         let base = start_time(scenario, plan.lease.as_ref()).await;
@@ -120,7 +178,7 @@ impl Runner<'_> {
         let publishing = AtomicBool::new(true);
         let (published, ()) = tokio::join!(
             async {
-                let r = self.publish(scenario, &plan, base).await;
+                let r = self.publish(scenario, &plan, base, record).await;
                 publishing.store(false, Ordering::Relaxed);
                 r
             },
@@ -196,9 +254,14 @@ impl Runner<'_> {
         if report.stages.iter().any(|s| s.verdict != Verdict::Pass) {
             report.verdict = Verdict::Fail;
         }
+        // A stage whose tool stopped answering (the WebDriver) could not check anything.
+        if report.stages.iter().any(|s| s.verdict == Verdict::Error) {
+            report.verdict = Verdict::Error;
+        }
         report.symbols = plan.symbols;
         report.pool = pool_report;
         report.messages_published = sent.len();
+        report.messages_acknowledged = deliveries.len();
         report.deliveries = deliveries;
         report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -268,15 +331,17 @@ impl Runner<'_> {
     }
 
     /// Publishes every event (plus the closing trades) and runs the oracle on the very same
-    /// message values, in the same order.
+    /// message values, in the same order. Acknowledgements are collected as publishing goes
+    /// (see [`Window`]): the first one that fails stops the scenario.
     async fn publish(
         &self,
         scenario: &Scenario,
         plan: &Plan,
         base: OffsetDateTime,
+        record: &Record,
     ) -> Result<Published, RunError> {
         let mut oracle = seeded_oracle(plan.lease.as_ref());
-        let mut pending = Vec::new();
+        let mut window = Window::new(self.publisher, record.clone(), MAX_IN_FLIGHT);
         let mut emitted_by = Vec::new();
         let mut expected = Expectations::default();
         let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
@@ -299,33 +364,53 @@ impl Runner<'_> {
         messages.extend(closers);
         let mut values = Vec::with_capacity(messages.len());
         for (index, (channel, symbol, at, event)) in messages.into_iter().enumerate() {
-            if scenario.pacing == Pacing::Realtime {
-                wait_until_past(at).await;
+            let until = if scenario.pacing == Pacing::Realtime {
+                Some(instant_of(at))
             } else if index == first_closer && plan.close == Close::Watermark {
                 // Sent at once, the clock's partition would go idle together with the ones
                 // holding the last bars, and an all-idle watermark never advances (the job's
                 // idleness rule): the clock must outlive them by a moment.
-                tokio::time::sleep(CLOCK_GAP).await;
+                Some(tokio::time::Instant::now() + CLOCK_GAP)
+            } else {
+                None
+            };
+            if let Err(e) = window.wait(until).await {
+                window.abandon().await;
+                return Err(e.into());
+            }
+            if scenario.pacing == Pacing::Realtime {
+                wait_until_past(at).await;
             }
             let seq = seq_per_symbol.entry(symbol.clone()).or_insert(0);
             *seq += 1;
             let value = message(&event, &symbol, at, *seq);
-            let rows = oracle.on_message(&value).map_err(|e| RunError::Oracle {
-                index,
-                message: e.to_string(),
-            })?;
+            let rows = match oracle.on_message(&value) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    if window.drain().await.is_err() {
+                        window.abandon().await;
+                    }
+                    return Err(RunError::Oracle {
+                        index,
+                        message: e.to_string(),
+                    });
+                }
+            };
             emitted_by.push(expected.add(rows));
             values.push(value.clone());
-            pending.push(self.publisher.send(index, channel, &symbol, value));
+            window.send(index, channel, &symbol, value);
         }
-        self.publisher.flush();
-        let mut sent = Vec::with_capacity(pending.len());
-        for (p, emitted) in pending.into_iter().zip(emitted_by) {
-            sent.push(Sent {
-                delivery: p.acked().await?,
-                emitted,
-            });
+        if let Err(e) = window.drain().await {
+            window.abandon().await;
+            return Err(e.into());
         }
+        // Every message is acknowledged: the deliveries line up with the messages.
+        let sent = window
+            .deliveries()
+            .into_iter()
+            .zip(emitted_by)
+            .map(|(delivery, emitted)| Sent { delivery, emitted })
+            .collect();
         Ok(Published {
             sent,
             closers: closer_keys,
@@ -914,6 +999,12 @@ impl Prediction {
         let bars = expected_bars(sent, &self.expected);
         (self.expected, bars)
     }
+}
+
+/// The monotonic instant at which the wall clock reaches `at` (now, when it has).
+fn instant_of(at: OffsetDateTime) -> tokio::time::Instant {
+    let ahead = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+    tokio::time::Instant::now() + ahead.unsigned_abs()
 }
 
 /// Sleeps until the wall clock has passed `at` (so event times are never in the future).

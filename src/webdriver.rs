@@ -152,10 +152,28 @@ pub fn chromedriver_program() -> Option<std::path::PathBuf> {
 
 /// A chromedriver the validator started because no WebDriver URL was configured. It runs with
 /// `TZ=UTC` and an en-US locale, so the browsers it starts do too, and dies with this value.
+///
+/// It leads a process group of its own, which the Chromium processes it launches join: dropping
+/// this value kills the whole group, so neither chromedriver nor a browser outlives the run,
+/// also when a stop signal aborts it (`signals`). (A SIGKILL of the validator cannot be
+/// handled: its chromedriver and browsers then stay until killed by group.)
 pub struct LocalChromedriver {
-    /// Held, not read: `kill_on_drop` ends the process with this value.
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     url: String,
+}
+
+impl Drop for LocalChromedriver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: killpg only sends a signal; the group is the one this child leads
+            // (process_group(0) at spawn), and the child is not reaped yet, so its id cannot
+            // have been reused.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+        // `kill_on_drop` then reaps the chromedriver; the browsers are reaped by init.
+    }
 }
 
 impl LocalChromedriver {
@@ -179,6 +197,8 @@ impl LocalChromedriver {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // Its own process group, for the browsers too: see the Drop impl.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(e.to_string()))?;
@@ -189,7 +209,7 @@ impl LocalChromedriver {
                 return Err(fail(format!("exited with {status} before it was ready")));
             }
             match probe(&url, Duration::from_millis(500)).await {
-                Ok(_) => return Ok(Self { _child: child, url }),
+                Ok(_) => return Ok(Self { child, url }),
                 Err(e) if std::time::Instant::now() >= deadline => {
                     return Err(fail(format!("not ready after {timeout:?}: {e}")))
                 }
@@ -200,6 +220,11 @@ impl LocalChromedriver {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The chromedriver's process id (its process group's too).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 }
 

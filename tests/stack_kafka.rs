@@ -189,3 +189,60 @@ async fn symbols_land_on_the_partition_the_java_forwarder_picks() {
         );
     }
 }
+
+/// Messages a broker wrote without acknowledging them (at least once) are found by value after
+/// the fact, at their partition and offset; a message that never reached it is not.
+#[tokio::test]
+async fn messages_are_found_on_the_topic_by_value() {
+    let topic = common::unique("t2e.readback");
+    create_topic(&topic).await;
+    let target = common::kafka_plain();
+    let since = std::time::SystemTime::now();
+    let mut wanted = Vec::new();
+    let mut landed = Vec::new();
+    for i in 0..3 {
+        let value = format!("{{\"probe\":{i},\"topic\":\"{topic}\"}}");
+        landed.push(produce(&target, &topic, "K", &value).await);
+        wanted.push((i, value));
+    }
+    wanted.push((
+        3,
+        format!("{{\"probe\":3,\"topic\":\"{topic}\",\"never\":true}}"),
+    ));
+    // The absent one keeps the search going to its bound.
+    let found = kafka::find_messages(&target, &topic, since, wanted, Duration::from_secs(3))
+        .await
+        .expect("read back");
+    let expected: std::collections::BTreeMap<usize, (i32, i64)> =
+        landed.into_iter().enumerate().collect();
+    assert_eq!(
+        found, expected,
+        "each produced message at its offset; the other absent"
+    );
+}
+
+/// A broker that does not answer: the read-back gives up within its bound.
+#[tokio::test]
+async fn reading_back_from_a_silent_broker_gives_up_in_time() {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = KafkaTarget {
+        bootstrap: hole.local_addr().unwrap().to_string(),
+        ..common::kafka_plain()
+    };
+    let started = Instant::now();
+    let found = kafka::find_messages(
+        &target,
+        "torghut.sim.trades.v1",
+        std::time::SystemTime::now(),
+        vec![(0, "x".into())],
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(found.is_err(), "{found:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(hole);
+}

@@ -39,6 +39,9 @@ pub enum BrowserError {
     WebDriver(#[from] crate::webdriver::WebDriverError),
     #[error("cannot open a browser session on {url}: {message}")]
     Session { url: String, message: String },
+    /// The WebDriver stopped answering (a command past its bound).
+    #[error("{0}")]
+    Hung(String),
     #[error("WebDriver command failed: {0}")]
     Command(Box<fantoccini::error::CmdError>),
     #[error("the page script failed: {0}")]
@@ -54,6 +57,12 @@ pub enum BrowserError {
 
 impl From<fantoccini::error::CmdError> for BrowserError {
     fn from(e: fantoccini::error::CmdError) -> Self {
+        // The timed-out command's own words, without fantoccini's "connection lost".
+        if let fantoccini::error::CmdError::Lost(io) = &e {
+            if session::is_timed_out(&e) {
+                return BrowserError::Hung(io.to_string());
+            }
+        }
         BrowserError::Command(Box::new(e))
     }
 }
@@ -66,23 +75,48 @@ pub async fn run_stage(ctx: &StageContext<'_>, api: Option<&StageReport>) -> Sta
     }
 }
 
-/// The stage against a given page model (a page that changed is a different model).
+/// The stage against a given page model (a page that changed is a different model), within
+/// [`stage_bound`]: every WebDriver command has a bound of its own, and this one covers the
+/// stage as a whole, whatever else could wait.
 pub async fn run_with_model(
     ctx: &StageContext<'_>,
     api: Option<&StageReport>,
     model: PageModel,
 ) -> StageReport {
     let started = Instant::now();
-    match steps::Checklist::start(ctx, api, model).await {
-        Ok(checklist) => checklist.run(started).await,
-        Err(e) => not_started(&e, started.elapsed()),
+    let bound = stage_bound(ctx.config);
+    let stage = async {
+        match steps::Checklist::start(ctx, api, model).await {
+            Ok(checklist) => checklist.run(started).await,
+            Err(e) => not_started(&e, started.elapsed()),
+        }
+    };
+    match tokio::time::timeout(bound, stage).await {
+        Ok(report) => report,
+        // Dropping the stage closed its proxy and killed the chromedriver it started.
+        Err(_) => not_started(
+            &BrowserError::Hung(format!(
+                "the browser stage did not finish within {bound:?} (WebDriver or page hung)"
+            )),
+            started.elapsed(),
+        ),
     }
 }
 
-/// The stage's report when no step could run (no Jangar URL, no browser, no proxy).
+/// The longest the browser stage may take: a browser start, then six steps that may each wait
+/// for a page load as long as the proxy waits for Jangar, plus the WebDriver's answers.
+pub fn stage_bound(config: &crate::config::Config) -> Duration {
+    let page_load = steps::upstream_timeout(config.jangar.request_timeout);
+    Duration::from_secs(60) + 2 * config.connect_timeout + 6 * page_load
+}
+
+/// The stage's report when no step could run (no Jangar URL, no browser, no proxy). A WebDriver
+/// that stopped answering could not check anything: the stage is an error (exit 3), not a
+/// failed check of the page.
 fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
     let cause = format!("the visuals checklist could not start: {error}");
-    StageReport {
+    let hung = matches!(error, BrowserError::Hung(_));
+    let mut report = StageReport {
         stage: "browser".into(),
         checks: vec![StageCheck {
             name: "session".into(),
@@ -99,7 +133,11 @@ fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
         }],
         ..StageReport::default()
     }
-    .conclude()
+    .conclude();
+    if hung {
+        report.verdict = crate::report::Verdict::Error;
+    }
+    report
 }
 
 /// Bound for the page to react to a click (a dropdown opening, a count changing).

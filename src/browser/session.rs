@@ -27,12 +27,30 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How often a condition on the page is re-read.
 const POLL: Duration = Duration::from_millis(40);
 
+/// How long the WebDriver may run one page script (its `script` timeout, see [`Session::bound`]).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long starting a browser may take, besides the WebDriver's answer (Chromium's first start
+/// on a loaded machine takes seconds).
+const BROWSER_START: Duration = Duration::from_secs(30);
+
 pub struct Session {
     client: Client,
     model: Value,
     /// Kept alive for the session; killed when dropped.
     driver: Option<LocalChromedriver>,
     pub webdriver_url: String,
+    limits: Limits,
+}
+
+/// How long each WebDriver command may take: what the WebDriver itself may spend on it (its
+/// page-load and script timeouts) plus `answer`, the time it may take to answer. A command past
+/// its bound marks the WebDriver as hung: every later command fails at once, so a WebDriver
+/// that stops answering ends the checklist within one bound, not one per remaining command.
+struct Limits {
+    answer: Duration,
+    page_load: std::sync::Mutex<Duration>,
+    hung: std::sync::Mutex<Option<String>>,
 }
 
 /// What the snapshot script reads (see `snapshot.js`).
@@ -156,22 +174,29 @@ impl WebDriverCompatibleCommand for SessionCommand {
 }
 
 impl Session {
-    /// Connects to `webdriver_url`, or starts chromedriver when there is none.
+    /// Connects to `webdriver_url`, or starts chromedriver when there is none. `answer` bounds
+    /// each WebDriver answer beyond the WebDriver's own waits (see [`Limits`]).
     pub async fn open(
         webdriver_url: Option<&str>,
         model: &PageModel,
-        timeout: Duration,
+        answer: Duration,
     ) -> Result<Self, BrowserError> {
         let (driver, url) = match webdriver_url {
             Some(url) => (None, url.to_string()),
             None => {
-                let d = LocalChromedriver::start(timeout).await?;
+                let d = LocalChromedriver::start(answer.max(Duration::from_secs(10))).await?;
                 let url = d.url().to_string();
                 (Some(d), url)
             }
         };
-        let client = crate::webdriver::connect_sized(&url, WINDOW)
+        let start = BROWSER_START + answer;
+        let client = tokio::time::timeout(start, crate::webdriver::connect_sized(&url, WINDOW))
             .await
+            .map_err(|_| {
+                BrowserError::Hung(format!(
+                    "WebDriver at {url} did not open a browser session within {start:?}"
+                ))
+            })?
             .map_err(|e| BrowserError::Session {
                 url: url.clone(),
                 message: e.to_string(),
@@ -182,6 +207,11 @@ impl Session {
             model,
             driver,
             webdriver_url: url,
+            limits: Limits {
+                answer,
+                page_load: std::sync::Mutex::new(Duration::from_secs(300)),
+                hung: std::sync::Mutex::new(None),
+            },
         };
         session.pin_locale().await;
         Ok(session)
@@ -191,12 +221,61 @@ impl Session {
     /// holding the run for ChromeDriver's default five minutes.
     pub async fn bound(&self, page_load: Duration) -> Result<(), BrowserError> {
         let timeouts = fantoccini::wd::TimeoutConfiguration::new(
-            Some(Duration::from_secs(10)),
+            Some(SCRIPT_TIMEOUT),
             Some(page_load),
             Some(Duration::ZERO),
         );
-        self.client.update_timeouts(timeouts).await?;
+        self.command("set timeouts", self.client.update_timeouts(timeouts))
+            .await?;
+        *self
+            .limits
+            .page_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = page_load;
         Ok(())
+    }
+
+    /// Why the WebDriver is taken as hung (a command got no answer within its bound), if it is.
+    pub fn hung(&self) -> Option<String> {
+        self.limits
+            .hung
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One WebDriver command that may run a page script: see [`Self::within`].
+    async fn command<T>(
+        &self,
+        what: &str,
+        command: impl std::future::Future<Output = Result<T, CmdError>>,
+    ) -> Result<T, CmdError> {
+        self.within(what, SCRIPT_TIMEOUT + self.limits.answer, command)
+            .await
+    }
+
+    /// Runs one WebDriver command within `bound`; past it, the WebDriver is taken as hung and
+    /// this and every later command fail at once with a timed-out error naming the command.
+    async fn within<T>(
+        &self,
+        what: &str,
+        bound: Duration,
+        command: impl std::future::Future<Output = Result<T, CmdError>>,
+    ) -> Result<T, CmdError> {
+        if let Some(why) = self.hung() {
+            return Err(timed_out(why));
+        }
+        match tokio::time::timeout(bound, command).await {
+            Ok(result) => result,
+            Err(_) => {
+                let why = format!(
+                    "WebDriver at {} did not answer {what} within {bound:?}",
+                    self.webdriver_url
+                );
+                *self.limits.hung.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                Err(timed_out(why))
+            }
+        }
     }
 
     pub fn started_chromedriver(&self) -> bool {
@@ -218,27 +297,44 @@ impl Session {
                 method: http::Method::POST,
                 body: Some(json!({ "cmd": cmd, "params": params })),
             };
-            if let Err(e) = self.client.issue_cmd(command).await {
+            if let Err(e) = self.command(cmd, self.client.issue_cmd(command)).await {
                 tracing::debug!(%cmd, error = %e, "CDP override not applied");
             }
         }
     }
 
+    /// Ends the session (a hung WebDriver is not asked) and the chromedriver it started.
     pub async fn close(self) {
-        if let Err(e) = self.client.close().await {
+        let close = self.client.clone().close();
+        if let Err(e) = self
+            .within("delete session", self.limits.answer, close)
+            .await
+        {
             tracing::debug!(error = %e, "closing the browser session");
         }
         drop(self.driver);
     }
 
     pub async fn goto(&self, url: &str) -> Result<(), CmdError> {
-        self.client.goto(url).await
+        let page_load = *self
+            .limits
+            .page_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.within(
+            "navigate",
+            page_load + self.limits.answer,
+            self.client.goto(url),
+        )
+        .await
     }
 
     pub async fn snapshot(&self) -> Result<PageState, BrowserError> {
         let value = self
-            .client
-            .execute(SNAPSHOT_JS, vec![self.model.clone()])
+            .command(
+                "execute script (snapshot)",
+                self.client.execute(SNAPSHOT_JS, vec![self.model.clone()]),
+            )
             .await?;
         serde_json::from_value(value).map_err(|e| BrowserError::Script(e.to_string()))
     }
@@ -264,9 +360,11 @@ impl Session {
 
     /// Runs `find.js`: `want` is `{kind, value[, trigger]}`.
     async fn find_js(&self, want: Value) -> Result<Value, CmdError> {
-        self.client
-            .execute(FIND_JS, vec![self.model.clone(), want])
-            .await
+        self.command(
+            "execute script (find)",
+            self.client.execute(FIND_JS, vec![self.model.clone(), want]),
+        )
+        .await
     }
 
     async fn find(&self, want: &Value) -> Result<Option<Element>, CmdError> {
@@ -281,7 +379,7 @@ impl Session {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(element) = self.find(&want).await? {
-                element.click().await?;
+                self.command("element click", element.click()).await?;
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -338,7 +436,8 @@ impl Session {
     }
 
     pub async fn screenshot(&self) -> Result<Vec<u8>, CmdError> {
-        self.client.screenshot().await
+        self.command("take screenshot", self.client.screenshot())
+            .await
     }
 
     /// Console lines since the last call (ChromeDriver's `browser` log, which it empties on read).
@@ -348,7 +447,19 @@ impl Session {
             method: http::Method::POST,
             body: Some(json!({ "type": "browser" })),
         };
-        let value = self.client.issue_cmd(command).await?;
+        let value = self
+            .command("get log", self.client.issue_cmd(command))
+            .await?;
         Ok(serde_json::from_value(value).unwrap_or_default())
     }
+}
+
+/// The error of a command the WebDriver did not answer in time.
+fn timed_out(why: String) -> CmdError {
+    CmdError::Lost(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
+}
+
+/// Whether `error` is a command the WebDriver did not answer in time (see [`Session::hung`]).
+pub fn is_timed_out(error: &CmdError) -> bool {
+    matches!(error, CmdError::Lost(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }

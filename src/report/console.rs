@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::{RunReport, Verdict};
+use crate::publish::Fate;
 
 /// The person-readable summary: one block per scenario, failures with hop, cause and runbook.
 pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -29,8 +30,19 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
         if s.messages_published > 0 {
             writeln!(
                 out,
-                "  published {} messages; waited {} ms",
-                s.messages_published, s.waited_ms
+                "  published {} messages ({} acknowledged); waited {} ms",
+                s.messages_published, s.messages_acknowledged, s.waited_ms
+            )?;
+        }
+        if !s.unconfirmed.is_empty() {
+            let count = |f: fn(&Fate) -> bool| s.unconfirmed.iter().filter(|u| f(&u.fate)).count();
+            writeln!(
+                out,
+                "  {} never acknowledged: {} not sent, {} found on the topic, {} unknown",
+                s.unconfirmed.len(),
+                count(|f| *f == Fate::NotSent),
+                count(|f| matches!(f, Fate::Landed { .. })),
+                count(|f| *f == Fate::Unknown),
             )?;
         }
         for (table, d) in &s.tables {

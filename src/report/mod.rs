@@ -21,7 +21,7 @@ use crate::compare::TableDiff;
 use crate::diagnose::Finding;
 use crate::latency::Summary;
 use crate::preflight::Check;
-use crate::publish::Delivery;
+use crate::publish::{Delivery, Unconfirmed};
 use crate::wait::Attempt;
 
 pub use checks::{checks, hop_name, CheckKind, CheckStatus, NamedCheck, Suite};
@@ -87,8 +87,15 @@ pub struct ScenarioReport {
     /// Set when the symbols came from a reserved pool: their history and how it was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<crate::pool::PoolReport>,
+    /// Messages handed to the producer (acknowledged or not).
     pub messages_published: usize,
+    /// Messages the broker acknowledged: `deliveries`.
+    pub messages_acknowledged: usize,
     pub deliveries: Vec<Delivery>,
+    /// Messages sent but never acknowledged (the scenario stopped on them), with what became
+    /// of each: `not_sent`, `landed` (found on the topic afterwards) or `unknown`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<Unconfirmed>,
     pub tables: BTreeMap<String, TableDiff>,
     pub findings: Vec<Finding>,
     /// The API and browser stages, when the scenario asks for them.
@@ -190,6 +197,7 @@ pub(crate) mod tests {
             verdict: Verdict::Fail,
             symbols: [("F".to_string(), "ZZT2E-RUN1-F".to_string())].into(),
             messages_published: 13,
+            messages_acknowledged: 13,
             tables: [
                 ("ta_microbars".to_string(), bars),
                 ("ta_signals".to_string(), signals),

@@ -201,9 +201,7 @@ impl<'a> Checklist<'a> {
             path: ctx.artifacts.clone(),
             source,
         })?;
-        // Generous on purpose: a call Jangar never answers must look hung to the page, as it
-        // would without the proxy, not turn into the proxy's own 502.
-        let upstream_timeout = (jangar.request_timeout * 3).max(Duration::from_secs(30));
+        let upstream_timeout = upstream_timeout(jangar.request_timeout);
         let proxy = FaultProxy::start_with_auth(
             std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream,
@@ -219,7 +217,7 @@ impl<'a> Checklist<'a> {
         let session = Session::open(
             ctx.config.webdriver.url.as_deref(),
             &model,
-            ctx.config.connect_timeout.max(Duration::from_secs(10)),
+            ctx.config.connect_timeout,
         )
         .await?;
         if let Err(e) = session.bound(upstream_timeout).await {
@@ -279,8 +277,14 @@ impl<'a> Checklist<'a> {
             record(&mut report, step, outcome, elapsed, evidence);
         }
         self.proxy.clear();
+        let hung = self.session.hung();
         self.finish(&mut report, steps_ms, started).await;
-        report.conclude()
+        let mut report = report.conclude();
+        // The WebDriver stopped answering: the checklist could not check the page.
+        if hung.is_some() {
+            report.verdict = crate::report::Verdict::Error;
+        }
+        report
     }
 
     /// Why `step` cannot run, given what the earlier steps established.
@@ -562,6 +566,13 @@ fn record(
         elapsed_ms: elapsed.as_millis() as u64,
         evidence,
     });
+}
+
+/// How long the fault proxy waits for Jangar, and so how long a page load may take. Generous on
+/// purpose: a call Jangar never answers must look hung to the page, as it would without the
+/// proxy, not turn into the proxy's own 502.
+pub(super) fn upstream_timeout(request_timeout: Duration) -> Duration {
+    (request_timeout * 3).max(Duration::from_secs(30))
 }
 
 fn runbook(hop: Hop) -> &'static str {
