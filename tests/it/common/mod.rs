@@ -1,0 +1,257 @@
+//! Where the local stack is, for integration tests: the same variables and defaults as
+//! `scripts/stack` (which starts it once per test run), so tests never start their own.
+#![allow(dead_code)]
+
+pub mod refstack;
+pub mod seeded;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+use torghut_e2e::config::{ClickHouseTarget, KafkaTarget, SaslMechanism, Secret, SecurityProtocol};
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Says once per test binary which stack the endpoints belong to (printed with the output of
+/// the first test that asks: shown on failure or with --nocapture).
+fn announce() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let backend = std::env::var("STACK_BACKEND").unwrap_or_else(|_| {
+            "unknown (no STACK_BACKEND: endpoints from STACK_* or their defaults)".into()
+        });
+        eprintln!(
+            "integration tests: stack backend {backend}; Kafka 127.0.0.1:{}/{} (SCRAM), \
+             ClickHouse 127.0.0.1:{}, chromedriver 127.0.0.1:{}",
+            var("STACK_KAFKA_PORT", "9092"),
+            var("STACK_KAFKA_SASL_PORT", "9093"),
+            var("STACK_CH_PORT", "8123"),
+            var("STACK_CHROMEDRIVER_PORT", "9515"),
+        );
+    });
+}
+
+pub fn kafka_plain() -> KafkaTarget {
+    announce();
+    KafkaTarget {
+        bootstrap: format!("127.0.0.1:{}", var("STACK_KAFKA_PORT", "9092")),
+        security_protocol: SecurityProtocol::Plaintext,
+        sasl_mechanism: SaslMechanism::ScramSha512,
+        username: String::new(),
+        password: Secret::default(),
+        ca_file: None,
+        trades_topic: "torghut.sim.trades.v1".into(),
+        quotes_topic: "torghut.sim.quotes.v1".into(),
+        ta_group_id: "torghut-ta-sim-default".into(),
+    }
+}
+
+pub fn kafka_sasl() -> KafkaTarget {
+    KafkaTarget {
+        bootstrap: format!("127.0.0.1:{}", var("STACK_KAFKA_SASL_PORT", "9093")),
+        security_protocol: SecurityProtocol::SaslPlaintext,
+        sasl_mechanism: SaslMechanism::ScramSha512,
+        username: var("STACK_KAFKA_USER", "torghut-ws"),
+        password: Secret::new(var("STACK_KAFKA_PASSWORD", "torghut-e2e-local")),
+        ..kafka_plain()
+    }
+}
+
+pub fn clickhouse(database: &str) -> ClickHouseTarget {
+    announce();
+    ClickHouseTarget {
+        url: format!("http://127.0.0.1:{}", var("STACK_CH_PORT", "8123")),
+        database: database.into(),
+        user: var("STACK_CH_USER", "torghut"),
+        password: Secret::new(var("STACK_CH_PASSWORD", "torghut-e2e-local")),
+    }
+}
+
+pub fn webdriver_url() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        var("STACK_CHROMEDRIVER_PORT", "9515")
+    )
+}
+
+/// Environment for running the binary against the local stack's simulation lane.
+pub fn validator_env() -> Vec<(String, String)> {
+    let k = kafka_sasl();
+    let c = clickhouse("torghut_sim_default");
+    vec![
+        ("TORGHUT_E2E_KAFKA_BOOTSTRAP".into(), k.bootstrap),
+        ("TORGHUT_E2E_KAFKA_USERNAME".into(), k.username),
+        (
+            "TORGHUT_E2E_KAFKA_PASSWORD".into(),
+            k.password.expose().into(),
+        ),
+        ("TORGHUT_E2E_CLICKHOUSE_URL".into(), c.url),
+        ("TORGHUT_E2E_CLICKHOUSE_USER".into(), c.user),
+        (
+            "TORGHUT_E2E_CLICKHOUSE_PASSWORD".into(),
+            c.password.expose().into(),
+        ),
+        ("TORGHUT_E2E_WEBDRIVER_URL".into(), webdriver_url()),
+        ("TORGHUT_E2E_JANGAR_URL".into(), jangar_url()),
+    ]
+}
+
+/// The stack's stand-in Jangar, reading the simulation lane's database.
+pub fn jangar_url() -> String {
+    format!("http://127.0.0.1:{}", var("STACK_JANGAR_PORT", "3000"))
+}
+
+/// A name no other test or run uses: process id, a counter and the clock.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis()
+        % 1_000_000_000;
+    format!("{prefix}_{}_{n}_{t}", std::process::id())
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many headless browsers the tests of this binary drive at once. The stack tests run side
+/// by side, most of them waiting on the pipeline; a browser is the exception, a core's worth of
+/// work while a page loads, and its steps have time bounds.
+const BROWSERS: usize = 2;
+
+static BROWSERS_IN_USE: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static BROWSER_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A turn to drive a browser, held until dropped: waits while [`BROWSERS`] others are in use.
+pub struct BrowserSlot(());
+
+pub fn browser_slot() -> BrowserSlot {
+    let mut in_use = BROWSERS_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+    while *in_use >= BROWSERS {
+        in_use = BROWSER_FREED
+            .wait(in_use)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    *in_use += 1;
+    BrowserSlot(())
+}
+
+impl Drop for BrowserSlot {
+    fn drop(&mut self) {
+        let mut in_use = BROWSERS_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
+        *in_use -= 1;
+        BROWSER_FREED.notify_one();
+    }
+}
+
+/// A database holding both TA tables cloned from the production schema, dropped when the test
+/// that made it passes (a failing test leaves it for inspection). Derefs to its name.
+pub struct ScratchDb {
+    pub name: String,
+}
+
+impl ScratchDb {
+    pub async fn create(prefix: &str) -> Self {
+        let name = unique(prefix);
+        let admin = torghut_e2e::clickhouse::ClickHouse::new(&clickhouse("torghut"), TIMEOUT);
+        for sql in [
+            format!("CREATE DATABASE {name}"),
+            format!("CREATE TABLE {name}.ta_microbars AS torghut.ta_microbars"),
+            format!("CREATE TABLE {name}.ta_signals AS torghut.ta_signals"),
+        ] {
+            admin
+                .bounded(admin.client().query(&sql).execute())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        ScratchDb { name }
+    }
+}
+
+impl std::ops::Deref for ScratchDb {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for ScratchDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            drop_scratch(Vec::new(), vec![std::mem::take(&mut self.name)]);
+        }
+    }
+}
+
+/// A new scratch database (see [`ScratchDb`]).
+pub async fn scratch_database(prefix: &str) -> ScratchDb {
+    ScratchDb::create(prefix).await
+}
+
+/// Creates `topics` with the production partition count (3) on the local broker.
+pub async fn create_topics(topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> =
+        torghut_e2e::kafka::client_config(&kafka_plain())
+            .create()
+            .expect("Kafka admin client");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        r.unwrap_or_else(|(topic, e)| panic!("create topic {topic}: {e}"));
+    }
+}
+
+/// Deletes `topics` and drops `databases` that a test created, best effort and bounded. It
+/// runs from destructors, which cannot await and may run on a runtime's thread: so on a thread
+/// of its own, with a runtime of its own.
+pub fn drop_scratch(topics: Vec<String>, databases: Vec<String>) {
+    let work = async move {
+        if !topics.is_empty() {
+            if let Ok(admin) = torghut_e2e::kafka::client_config(&kafka_plain())
+                .create::<AdminClient<DefaultClientContext>>()
+            {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                admin.delete_topics(&names, &AdminOptions::new()).await.ok();
+            }
+        }
+        let admin = torghut_e2e::clickhouse::ClickHouse::new(&clickhouse("default"), TIMEOUT);
+        for db in databases.iter().filter(|d| !d.is_empty()) {
+            let sql = format!("DROP DATABASE IF EXISTS {db}");
+            admin
+                .bounded(admin.client().query(&sql).execute())
+                .await
+                .ok();
+        }
+    };
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(async { tokio::time::timeout(TIMEOUT, work).await.ok() });
+        }
+    })
+    .join()
+    .ok();
+}

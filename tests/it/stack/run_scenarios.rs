@@ -1,0 +1,530 @@
+//! `torghut-e2e run` end to end against the reference stack: every shipped scenario passes on the
+//! stack's stand-in TA job, and each fault switch of a private stand-in makes the run fail with
+//! the right hop and cause.
+
+use crate::common;
+use crate::common::refstack;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use refstack::{root, PrivateTa};
+use serde_json::Value;
+use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::kafka;
+
+/// Runs the validator; returns its output and the parsed JSON report.
+fn validator(args: &[&str], extra_env: &[(String, String)]) -> (Output, Value) {
+    let report = std::env::temp_dir().join(format!("{}.json", common::unique("t2e-report")));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torghut-e2e"));
+    cmd.arg("run").args(args).arg("--report-json").arg(&report);
+    cmd.env_remove("TORGHUT_E2E_CONFIG").current_dir(root());
+    for (k, v) in common::validator_env()
+        .into_iter()
+        .chain(extra_env.iter().cloned())
+    {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run torghut-e2e");
+    let json = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    std::fs::remove_file(&report).ok();
+    (out, json)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs shipped `files` on the shared simulation lane (real-time pacing: other runs cannot
+/// disturb them) or on `lane`; asserts a pass resting on rows for each; returns the report.
+async fn shipped_pass(lane: Option<&PrivateTa>, files: &[PathBuf]) -> Value {
+    let mut args: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut env = Vec::new();
+    if let Some(ta) = lane {
+        ta.wait_until_reading().await;
+        args.extend(["--config".into(), ta.config_file().display().to_string()]);
+        env.push((
+            "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
+            ta.database.clone(),
+        ));
+    }
+    let (out, report) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        validator(&args, &env)
+    })
+    .await
+    .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert_eq!(report["schema"], "torghut-e2e/report/v1");
+    assert_eq!(report["verdict"], "pass", "{shown}");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), files.len(), "{shown}");
+    for s in scenarios {
+        for (table, diff) in s["tables"].as_object().unwrap() {
+            let matched = diff["matched"].as_u64().unwrap();
+            assert!(
+                matched > 0,
+                "{} {table}: a pass must rest on rows",
+                s["name"]
+            );
+            assert_eq!(
+                Some(matched),
+                diff["expected"].as_u64(),
+                "{} {table}",
+                s["name"]
+            );
+        }
+        assert!(
+            s["latency"]["publish_to_visible"]["count"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    report
+}
+
+fn shipped(name: &str) -> PathBuf {
+    root().join("scenarios").join(name)
+}
+
+/// Each shipped scenario and the test that runs it end to end, unchanged but for `smoke`'s
+/// length: a new file in `scenarios/` needs a line here (and a test).
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "api.toml",
+        "api_stage::api_scenario_passes_and_the_shapes_match_the_snapshots",
+    ),
+    (
+        "browser.toml",
+        "browser_stage::browser_scenario_passes_all_six_steps_end_to_end",
+    ),
+    (
+        "edge_cases.toml",
+        "compressed_shipped_scenarios_pass_on_a_lane_of_their_own",
+    ),
+    (
+        "multi_symbol.toml",
+        "compressed_shipped_scenarios_pass_on_a_lane_of_their_own",
+    ),
+    (
+        "quotes.toml",
+        "real_time_shipped_scenarios_pass_on_the_shared_lane",
+    ),
+    (
+        "smoke.toml",
+        "real_time_shipped_scenarios_pass_on_the_shared_lane",
+    ),
+    (
+        "warmup.toml",
+        "compressed_shipped_scenarios_pass_on_a_lane_of_their_own",
+    ),
+    (
+        "watermark.toml",
+        "real_time_shipped_scenarios_pass_on_the_shared_lane",
+    ),
+];
+
+#[test]
+fn every_shipped_scenario_is_run_end_to_end() {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".toml"))
+        .collect();
+    files.sort();
+    let listed: Vec<&str> = SHIPPED.iter().map(|(f, _)| *f).collect();
+    assert_eq!(files, listed, "scenarios/ and the tests that run them");
+}
+
+/// `smoke` is a real-time minute; twelve seconds of it prove the same path (the publisher's
+/// pacing, every column of every bar) at a fifth of the wait.
+fn short_smoke() -> PathBuf {
+    let text = std::fs::read_to_string(shipped("smoke.toml")).unwrap();
+    let mut smoke: toml::Table = text.parse().unwrap();
+    let generator = smoke["generators"].as_array_mut().unwrap()[0]
+        .as_table_mut()
+        .unwrap();
+    assert_eq!(
+        generator["seconds"].as_integer(),
+        Some(60),
+        "smoke.toml changed"
+    );
+    generator.insert("seconds".into(), 12.into());
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-smoke")));
+    std::fs::write(&path, toml::to_string(&smoke).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_time_shipped_scenarios_pass_on_the_shared_lane() {
+    let files = [
+        short_smoke(),
+        shipped("quotes.toml"),
+        shipped("watermark.toml"),
+    ];
+    let report = shipped_pass(None, &files).await;
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["smoke", "quotes-imbalance", "watermark-close"]);
+    // The watermark closed the last bar: its latency is judged apart.
+    let watermark = &report["scenarios"][2]["latency"]["watermark_closed"];
+    assert!(
+        watermark["publish_to_visible"]["count"].as_u64().unwrap() > 0,
+        "{watermark}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_shipped_scenarios_pass_on_a_lane_of_their_own() {
+    let ta = PrivateTa::start(&[]).await;
+    let files = [
+        shipped("warmup.toml"),
+        shipped("edge_cases.toml"),
+        shipped("multi_symbol.toml"),
+    ];
+    let report = shipped_pass(Some(&ta), &files).await;
+    let scenarios = report["scenarios"].as_array().unwrap();
+    // Positive evidence that the warm-up scenario reached every indicator, and that the
+    // multi-symbol one used every partition.
+    let warm = scenarios
+        .iter()
+        .find(|s| s["name"] == "indicator-warmup")
+        .unwrap();
+    let symbol = warm["symbols"]["WARM"].as_str().unwrap().to_string();
+    let ch = ClickHouse::new(&common::clickhouse(&ta.database), common::TIMEOUT);
+    let nulls: u64 = ch
+        .bounded(
+            ch.client()
+                .query(
+                    "SELECT countIf(rsi14 IS NULL OR boll_mid IS NULL OR vwap_w5m IS NULL \
+                     OR vol_realized_w60s IS NULL OR ema26 IS NULL) FROM ta_signals FINAL \
+                     WHERE symbol = ? AND event_ts = (SELECT max(event_ts) FROM ta_signals WHERE symbol = ?)",
+                )
+                .bind(&symbol)
+                .bind(&symbol)
+                .fetch_one::<u64>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nulls, 0, "the last warm-up signal has every indicator");
+    let multi = scenarios
+        .iter()
+        .find(|s| s["name"] == "multi-symbol")
+        .unwrap();
+    let mut partitions: Vec<i64> = multi["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["partition"].as_i64().unwrap())
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    assert!(
+        partitions.len() >= 2,
+        "8 symbols spread over partitions: {partitions:?}"
+    );
+}
+
+/// Runs a scenario through a private instance's topics, consumer group and database, once the
+/// instance reads them (a run published before its readers are assigned is read in one go,
+/// late by the job's start-up).
+async fn validate(ta: &PrivateTa, close: &str) -> (Output, Value) {
+    ta.wait_until_reading().await;
+    validate_now(ta, close).await
+}
+
+/// [`validate`] without waiting: for an instance that never reads (stalled, crashed).
+async fn validate_now(ta: &PrivateTa, close: &str) -> (Output, Value) {
+    let config_arg = ta.config_file().display().to_string();
+    let env = vec![(
+        "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
+        ta.database.clone(),
+    )];
+    let path = scenario_file(close);
+    tokio::task::spawn_blocking(move || {
+        validator(&[path.to_str().unwrap(), "--config", &config_arg], &env)
+    })
+    .await
+    .unwrap()
+}
+
+/// A short scenario for fault runs: six seconds of trades, compressed, short deadline.
+fn scenario_file(close: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-fault")));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "fault-probe"
+symbols = ["F"]
+pacing = "{pacing}"
+close = "{close}"
+deadline_secs = 8
+max_latency_ms = 2500
+[[generators]]
+kind = "ramp"
+symbol = "F"
+seconds = 6
+per_second = 2
+price = 50.0
+step = 0.05
+size = 3.0
+"#,
+            pacing = if close == "watermark" {
+                "realtime"
+            } else {
+                "compressed"
+            }
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Asserts a failed run (exit 1) whose findings name `hop` and contain `cause`.
+fn assert_fails(result: &(Output, Value), hop: &str, cause: &str) {
+    let (out, report) = result;
+    let shown = text(out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let findings = report["scenarios"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["hop"] == hop && f["cause"].as_str().unwrap_or("").contains(cause)),
+        "expected a finding at {hop} containing {cause:?}:\n{shown}"
+    );
+    assert!(shown.contains("runbook:"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_private_instance_passes() {
+    let ta = PrivateTa::start(&[]).await;
+    let (out, report) = validate(&ta, "trade").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        report["scenarios"][0]["tables"]["ta_microbars"]["matched"],
+        6
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_is_named_as_the_ta_job_not_consuming() {
+    let ta = PrivateTa::start(&["--stall"]).await;
+    let r = validate_now(&ta, "trade").await;
+    assert_fails(&r, "ta_job", "not consuming");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_bars_are_named() {
+    let ta = PrivateTa::start(&["--drop-every-nth-bar", "2"]).await;
+    assert_fails(&validate(&ta, "trade").await, "ta_job", "drops bars");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_maths_names_the_columns() {
+    let ta = PrivateTa::start(&["--wrong-math", "ema_sma_seed"]).await;
+    let r = validate(&ta, "trade").await;
+    assert_fails(&r, "ta_job", "ema12");
+    assert!(text(&r.0).contains("first divergent row"), "{}", text(&r.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_stddev_shows_in_bollinger_or_volatility() {
+    let ta = PrivateTa::start(&["--wrong-math", "sample_stddev"]).await;
+    assert_fails(&validate(&ta, "trade").await, "ta_job", "vol_realized_w60s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_writes_are_named() {
+    let ta = PrivateTa::start(&["--duplicate-writes"]).await;
+    assert_fails(
+        &validate(&ta, "trade").await,
+        "clickhouse_sink",
+        "without FINAL",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_in_another_database_are_found() {
+    let other = common::scratch_database("t2e_other").await;
+    let ta = PrivateTa::start(&["--write-database", &other.name]).await;
+    assert_fails(
+        &validate(&ta, "trade").await,
+        "clickhouse_sink",
+        &format!("in {other}"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readonly_clickhouse_is_named_from_the_consumer_offsets() {
+    let ta = PrivateTa::start(&["--readonly"]).await;
+    assert_fails(
+        &validate(&ta, "trade").await,
+        "clickhouse_sink",
+        "writes fail",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_writes_fail_the_latency_threshold() {
+    let ta = PrivateTa::start(&["--write-delay-ms", "4000"]).await;
+    assert_fails(
+        &validate(&ta, "trade").await,
+        "clickhouse_sink",
+        "exceeds 2500 ms",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_watermark_leaves_the_last_bar_missing() {
+    let ta = PrivateTa::start(&["--stuck-watermark"]).await;
+    assert_fails(
+        &validate(&ta, "watermark").await,
+        "ta_job",
+        "watermark is not advancing",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_job_after_a_poison_message_is_not_consuming() {
+    let mut ta = PrivateTa::start(&["--crash-on-poison"]).await;
+    let producer = kafka::producer(&common::kafka_plain()).unwrap();
+    let poison = torghut_e2e::envelope::trade_message(
+        "POISON",
+        time::OffsetDateTime::now_utc(),
+        1.0,
+        1.0,
+        1,
+        time::OffsetDateTime::now_utc(),
+    );
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&ta.topic)
+                .key("POISON")
+                .payload(&poison),
+            common::TIMEOUT,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(s) = ta.try_wait() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the stand-in exits on the poison message");
+    assert!(!status.success());
+    assert_fails(&validate_now(&ta, "trade").await, "ta_job", "not consuming");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_scenario_is_a_usage_error_and_publishes_nothing() {
+    // Topics of its own, so that what other tests publish cannot hide a message of this run.
+    let topic = common::unique("t2e.malformed");
+    let quotes = format!("{topic}.quotes");
+    common::create_topics(&[&topic, &quotes]).await;
+    let config = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-bad")));
+    std::fs::write(
+        &config,
+        format!("[kafka]\ntrades_topic = {topic:?}\nquotes_topic = {quotes:?}\n"),
+    )
+    .unwrap();
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-bad")));
+    std::fs::write(
+        &path,
+        "name = \"x\"\nsymbols = [\"A\"]\n[[trades]]\nsymbol = \"B\"\n",
+    )
+    .unwrap();
+    let args = [
+        path.display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let (out, _) =
+        tokio::task::spawn_blocking(move || validator(&args.each_ref().map(String::as_str), &[]))
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let located = format!("{}:", path.display());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&located),
+        "{}",
+        text(&out)
+    );
+    for t in [&topic, &quotes] {
+        assert_eq!(high_watermarks(t), [0, 0, 0], "{t}: nothing published");
+    }
+    common::drop_scratch(vec![topic, quotes], Vec::new());
+}
+
+/// The high watermark of each partition of `topic`: how many messages it ever got.
+fn high_watermarks(topic: &str) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka::client_config(&common::kafka_plain())
+        .create()
+        .unwrap();
+    (0..3)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, common::TIMEOUT)
+                .unwrap_or_else(|e| panic!("{topic}/{p}: {e}"))
+                .1
+        })
+        .collect()
+}
+
+#[test]
+fn stopped_broker_exits_3_within_the_deadline() {
+    let env = vec![(
+        "TORGHUT_E2E_KAFKA_BOOTSTRAP".to_string(),
+        "127.0.0.1:1".to_string(),
+    )];
+    let started = std::time::Instant::now();
+    let (out, report) = validator(&["scenarios/smoke.toml"], &env);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(report["verdict"], "error");
+    assert!(
+        report["scenarios"].as_array().unwrap().is_empty(),
+        "nothing ran"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn wrong_password_exits_3() {
+    let env = vec![(
+        "TORGHUT_E2E_KAFKA_PASSWORD".to_string(),
+        "wrong".to_string(),
+    )];
+    let (out, _) = validator(&["scenarios/smoke.toml"], &env);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("authentication failed"),
+        "{}",
+        text(&out)
+    );
+}
