@@ -183,7 +183,7 @@ fn canary_cronjob_runs_one_isolated_cycle_and_never_overlaps() {
     // Every-5-minutes runs on fresh symbols would grow the TA job's state forever.
     let pool = at("--pool").expect("a canary reuses a reserved pool");
     assert!(
-        pool.parse::<torghut_e2e::pool::PoolName>().is_ok(),
+        pool.parse::<torghut_e2e::domain::pool::PoolName>().is_ok(),
         "{pool}"
     );
 }

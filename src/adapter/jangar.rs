@@ -155,7 +155,7 @@ impl JangarClient {
         retries: u32,
     ) -> Result<Self, ApiError> {
         let base = Url::parse(base_url)
-            .map_err(|e| ApiError::Url(format!("{}: {e}", crate::redact::url(base_url))))?;
+            .map_err(|e| ApiError::Url(format!("{}: {e}", crate::domain::redact::url(base_url))))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

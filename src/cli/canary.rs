@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cli::outputs::Outputs;
+use crate::cli::run::{self, Loaded};
+use crate::cli::signals::StopSignals;
 use crate::cli::{CanaryArgs, Outcome};
-use crate::ledger::Ledger;
-use crate::outputs::Outputs;
-use crate::report::{self, CheckStatus, RunReport, Verdict};
-use crate::run::{self, Loaded};
-use crate::signals::StopSignals;
-use crate::symbols::RunId;
+use crate::domain::report::{RunReport, Verdict};
+use crate::domain::symbols::RunId;
+use crate::report::{self, CheckStatus};
+use crate::suite::ledger::Ledger;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanaryError {
@@ -198,7 +199,7 @@ impl State {
 
 /// Sleeps until the next cycle; false when a stop was requested meanwhile.
 async fn pause_or_stop(pause: Duration, next: u64, stop: &mut StopSignals) -> bool {
-    let waiting = crate::progress::spinner(format!(
+    let waiting = crate::cli::progress::spinner(format!(
         "canary: cycle {next} in {}",
         humantime::format_duration(Duration::from_secs(pause.as_secs()))
     ));
@@ -422,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_failed_report_lists_its_failed_checks() {
-        let e = entry(7, &crate::report::tests::sample(), None);
+        let e = entry(7, &crate::report::sample::sample(), None);
         assert_eq!(e.verdict, "fail");
         assert!(e
             .failed

@@ -9,6 +9,14 @@
 //! A closed stdout or stderr (`| head -1`) never ends a verb early: console lines go through
 //! `outln!`/`errln!`, which drop what cannot be written (see `stdio`).
 
+pub mod canary;
+pub mod oracle;
+pub mod outputs;
+pub mod progress;
+pub mod run;
+pub mod signals;
+pub mod stdio;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -127,7 +135,7 @@ pub struct SuiteArgs {
     /// their history in ClickHouse, instead of fresh symbols per run: keeps the TA job's state
     /// bounded for long-running canaries. One process per pool at a time.
     #[arg(long, value_name = "POOL", env = "TORGHUT_E2E_POOL")]
-    pub pool: Option<crate::pool::PoolName>,
+    pub pool: Option<crate::domain::pool::PoolName>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -140,15 +148,15 @@ pub struct LimitArgs {
           value_parser = humantime::parse_duration)]
     pub max_span: std::time::Duration,
     /// Most events (trades and quotes) a scenario may publish (at most 10000000).
-    #[arg(long, value_name = "N", default_value_t = crate::scenario::DEFAULT_MAX_EVENTS,
+    #[arg(long, value_name = "N", default_value_t = crate::domain::scenario::DEFAULT_MAX_EVENTS,
           env = "TORGHUT_E2E_MAX_EVENTS")]
     pub max_events: u64,
 }
 
 impl LimitArgs {
     /// The limits, or a usage error naming the flag.
-    pub fn limits(&self) -> Result<crate::scenario::Limits, String> {
-        crate::scenario::Limits::new(self.max_span, self.max_events)
+    pub fn limits(&self) -> Result<crate::domain::scenario::Limits, String> {
+        crate::domain::scenario::Limits::new(self.max_span, self.max_events)
             .map_err(|e| format!("--max-span/--max-events: {e}"))
     }
 }
@@ -247,7 +255,7 @@ pub fn init_logging(verbose: u8) {
     // Logs go to stderr so stdout stays machine-readable (oracle rows, reports).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::progress::LogWriter)
+        .with_writer(crate::cli::progress::LogWriter)
         .with_target(false)
         .init();
 }
@@ -257,7 +265,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Preflight(args) => preflight(&args),
         Command::Run(args) => match runtime() {
             Ok(rt) => {
-                let outcome = rt.block_on(crate::run::run(&args));
+                let outcome = rt.block_on(crate::cli::run::run(&args));
                 // A run stopped by a signal may leave blocking work behind (a Kafka call).
                 rt.shutdown_timeout(std::time::Duration::from_secs(2));
                 outcome
@@ -269,7 +277,7 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Canary(args) => match runtime() {
             Ok(rt) => {
-                let outcome = rt.block_on(crate::canary::run(&args));
+                let outcome = rt.block_on(crate::cli::canary::run(&args));
                 // An aborted cycle may leave blocking work behind (a Kafka metadata call): the
                 // stop bound must not wait for it.
                 rt.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -280,8 +288,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 Outcome::Unreachable
             }
         },
-        Command::Lint(args) => crate::run::lint(&args),
-        Command::Oracle(args) => crate::oracle::cli::run(&args),
+        Command::Lint(args) => crate::cli::run::lint(&args),
+        Command::Oracle(args) => crate::cli::oracle::run(&args),
     };
     outcome.into()
 }
@@ -311,13 +319,13 @@ fn preflight(args: &PreflightArgs) -> Outcome {
             return Outcome::Unreachable;
         }
     };
-    let which = crate::preflight::Components {
+    let which = crate::suite::preflight::Components {
         kafka: true,
         clickhouse: true,
         webdriver: !args.no_webdriver,
         jangar: true,
     };
-    let checks = rt.block_on(crate::preflight::run(&config, which));
+    let checks = rt.block_on(crate::suite::preflight::run(&config, which));
     for check in &checks {
         outln!("{check}");
     }

@@ -24,9 +24,9 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Expected, Oracle};
 use crate::cli::{OracleArgs, Outcome};
-use crate::model::{iso_millis, Microbar, Signal};
+use crate::domain::model::{iso_millis, Microbar, Signal};
+use crate::domain::oracle::{Expected, Oracle};
 
 pub fn run(args: &OracleArgs) -> Outcome {
     let file = match File::open(&args.input) {
@@ -305,7 +305,7 @@ fn signal_entries<M: SerializeMap>(map: &mut M, g: &Signal) -> Result<(), M::Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MICROBAR_COLUMNS, SIGNAL_COLUMNS};
+    use crate::domain::model::{MICROBAR_COLUMNS, SIGNAL_COLUMNS};
 
     const TRADE: &str = r#"{"ingestTs":"2026-07-21T14:30:00.2Z","eventTs":"2026-07-21T14:30:00.100Z","feed":"iex","channel":"trades","symbol":"X","seq":1,"payload":{"S":"X","p":100.0,"s":10.0,"t":"2026-07-21T14:30:00.100Z"},"accountLabel":null,"isFinal":true,"source":"ws","window":null,"version":2,"provider":"alpaca","marketSession":"regular","delayClass":"real_time_exchange_only"}"#;
 

@@ -71,14 +71,14 @@ impl Outputs {
             Some(url) => match crate::config::url_with_auth("--pushgateway", url) {
                 Ok((url, auth)) => {
                     if let Some(a) = &auth {
-                        crate::redact::register([a.password.expose()]);
+                        crate::domain::redact::register([a.password.expose()]);
                     }
                     Some(Pushgateway { url, auth })
                 }
                 Err(e) => {
                     errors.push(OutputError {
                         flag: "--pushgateway".into(),
-                        path: crate::redact::url(url),
+                        path: crate::domain::redact::url(url),
                         reason: e.to_string(),
                     });
                     None
@@ -269,8 +269,8 @@ mod tests {
 
     #[test]
     fn every_writable_output_is_written_and_a_failed_check_keeps_its_code() {
+        use crate::cli::run::{with_outputs, write_outputs, Written};
         use crate::cli::Outcome;
-        use crate::run::{with_outputs, write_outputs, Written};
         let d = dir("write");
         // The first output fails (its path turned into a directory after the check): the
         // others are written all the same, and the failure is listed.
@@ -281,7 +281,7 @@ mod tests {
             metrics: Some(d.join("m.prom")),
             pushgateway: None,
         };
-        let report = crate::report::tests::sample();
+        let report = crate::report::sample::sample();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

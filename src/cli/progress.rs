@@ -66,7 +66,7 @@ impl Drop for Line {
     fn drop(&mut self) {
         let bytes = std::mem::take(&mut self.0);
         let text = String::from_utf8_lossy(&bytes);
-        let line = crate::redact::line(&text);
+        let line = crate::domain::redact::line(&text);
         BARS.suspend(|| {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         });

@@ -2,19 +2,20 @@
 
 use std::time::Instant;
 
+use crate::adapter::clickhouse::ClickHouse;
+use crate::adapter::kafka::KafkaPublisher as Publisher;
+use crate::cli::outputs::Outputs;
+use crate::cli::signals::{Stop, StopSignals};
 use crate::cli::{LintArgs, Outcome, RunArgs, Shard, SuiteArgs};
-use crate::clickhouse::ClickHouse;
 use crate::config::Config;
-use crate::ledger::Ledger;
-use crate::outputs::Outputs;
-use crate::pool::PoolName;
-use crate::preflight::{self, Components};
-use crate::publish::Publisher;
-use crate::report::{self, PreflightLine, RunReport, Target, Verdict};
-use crate::runner::Runner;
-use crate::scenario::{self, Scenario, Stage};
-use crate::signals::{Stop, StopSignals};
-use crate::symbols::RunId;
+use crate::domain::pool::PoolName;
+use crate::domain::report::{PreflightLine, RunReport, Target, Verdict};
+use crate::domain::scenario::{self, Scenario, Stage};
+use crate::domain::symbols::RunId;
+use crate::report;
+use crate::suite::ledger::Ledger;
+use crate::suite::preflight::{self, Components};
+use crate::suite::scenario::Runner;
 
 pub fn lint(args: &LintArgs) -> Outcome {
     let limits = match args.limits.limits() {
@@ -113,8 +114,11 @@ pub fn load(args: &SuiteArgs) -> Result<Loaded, Outcome> {
     if scenarios.iter().any(|s| s.stages.contains(&Stage::Browser)) {
         // The page model is an input like the scenarios: a broken one is the operator's
         // mistake, not a finding about the pipeline after a run has published.
-        crate::browser::model::PageModel::load_default().map_err(|e| {
-            errln!("torghut-e2e: {}: {e}", crate::browser::model::MODEL_ENV);
+        crate::stage::browser::model::PageModel::load_default().map_err(|e| {
+            errln!(
+                "torghut-e2e: {}: {e}",
+                crate::stage::browser::model::MODEL_ENV
+            );
             Outcome::UsageOrConfig
         })?;
     }
@@ -250,7 +254,7 @@ pub fn stopped_report(
         eprintln!("torghut-e2e: {cause}; nothing was published");
     }
     RunReport {
-        schema: report::SCHEMA,
+        schema: crate::domain::report::SCHEMA,
         run_id: run_id.to_string(),
         started_at,
         duration_ms: started.elapsed().as_millis() as u64,
@@ -287,7 +291,7 @@ pub async fn execute(loaded: &Loaded, run_id: &RunId, ledger: &Ledger) -> (Outco
     };
     let checks = preflight::run(config, which).await;
     let mut report = RunReport {
-        schema: report::SCHEMA,
+        schema: crate::domain::report::SCHEMA,
         run_id: run_id.to_string(),
         started_at,
         duration_ms: 0,
@@ -349,7 +353,7 @@ async fn run_scenarios(
         tracing::info!(scenario = %s.name, events = s.events.len(), "running");
         // Realtime scenarios publish for minutes and every scenario may wait up to its deadline:
         // on a terminal a spinner shows that the run is alive.
-        let spinner = crate::progress::spinner(format!(
+        let spinner = crate::cli::progress::spinner(format!(
             "[{}/{}] {}: {} events, {} pacing, deadline {} s",
             i + 1,
             scenarios.len(),
@@ -404,7 +408,7 @@ fn target(config: &Config) -> Target {
         kafka_bootstrap: config.kafka.bootstrap.clone(),
         trades_topic: config.kafka.trades_topic.clone(),
         quotes_topic: config.kafka.quotes_topic.clone(),
-        clickhouse_url: crate::redact::url(&config.clickhouse.url),
+        clickhouse_url: crate::domain::redact::url(&config.clickhouse.url),
         clickhouse_database: config.clickhouse.database.clone(),
     }
 }
@@ -439,14 +443,14 @@ pub async fn write_outputs(
         std::io::stdout().lock().write_all(&console)
     });
     match shown {
-        Err(e) if !crate::stdio::is_closed_pipe(&e) => failed("stdout", &e),
+        Err(e) if !crate::cli::stdio::is_closed_pipe(&e) => failed("stdout", &e),
         _ => {}
     }
     if let Some(path) = &outputs.report_json {
         let json = serde_json::to_string_pretty(report).map_err(std::io::Error::from);
         // Belt and braces: no configured secret reaches the file, whatever a stage recorded.
-        let saved =
-            json.and_then(|j| std::fs::write(path, crate::redact::scrub_known(&j).as_bytes()));
+        let saved = json
+            .and_then(|j| std::fs::write(path, crate::domain::redact::scrub_known(&j).as_bytes()));
         if let Err(e) = saved {
             failed(
                 "--report-json",

@@ -12,14 +12,18 @@ use std::io::{self, Write};
 /// One line on stdout, redacted like stderr's; a write error (a closed pipe) is ignored.
 pub fn out(args: fmt::Arguments<'_>) {
     let text = args.to_string();
-    let _ = writeln!(io::stdout().lock(), "{}", crate::redact::line(&text));
+    let _ = writeln!(
+        io::stdout().lock(),
+        "{}",
+        crate::domain::redact::line(&text)
+    );
 }
 
 /// One line on stderr, with known secrets and URL credentials redacted; errors ignored.
 pub fn err(args: fmt::Arguments<'_>) {
     let text = args.to_string();
-    let line = crate::redact::line(&text);
-    crate::progress::suspend(|| {
+    let line = crate::domain::redact::line(&text);
+    crate::cli::progress::suspend(|| {
         let _ = writeln!(io::stderr().lock(), "{line}");
     });
 }

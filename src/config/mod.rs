@@ -433,7 +433,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let config = Self::resolve(parsed, &ProcessEnv)?;
-        crate::redact::register(config.secrets());
+        crate::domain::redact::register(config.secrets());
         Ok(config)
     }
 
@@ -1064,7 +1064,7 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         // The message quotes the offending line, which may hold a credential.
-        message: crate::redact::scrub_text(&e.to_string()),
+        message: crate::domain::redact::scrub_text(&e.to_string()),
     })
 }
 
@@ -1079,10 +1079,10 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
 /// An invalid value; the value is shown with any URL credentials redacted.
 fn invalid(name: &str, value: &str, expected: impl Into<String>) -> ConfigError {
     let shown = if value.contains("://") {
-        crate::redact::url(value)
+        crate::domain::redact::url(value)
     } else if let Some((_, host)) = value.rsplit_once('@') {
         // `user:password@host:port` in a bootstrap list.
-        format!("{}@{host}", crate::redact::REDACTED)
+        format!("{}@{host}", crate::domain::redact::REDACTED)
     } else {
         value.to_string()
     };

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use super::{RunReport, Verdict};
-use crate::publish::Fate;
+use crate::domain::publish::Fate;
+use crate::domain::report::{RunReport, Verdict};
 
 /// The person-readable summary: one block per scenario, failures with hop, cause and runbook.
 pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -135,7 +135,7 @@ pub(super) fn mark(v: Verdict) -> &'static str {
 }
 
 /// Which generation a pool run used and what it knew of each symbol's past.
-fn write_pool(out: &mut dyn Write, pool: &crate::pool::PoolReport) -> std::io::Result<()> {
+fn write_pool(out: &mut dyn Write, pool: &crate::domain::pool::PoolReport) -> std::io::Result<()> {
     writeln!(out, "  pool {} generation {}", pool.pool, pool.generation)?;
     for r in &pool.retired {
         writeln!(
@@ -165,7 +165,7 @@ fn write_pool(out: &mut dyn Write, pool: &crate::pool::PoolReport) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
+    use crate::report::sample::sample;
 
     #[test]
     fn failures_and_warnings_are_told_apart() {

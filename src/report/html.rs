@@ -15,9 +15,10 @@ use std::path::Path;
 
 use base64::Engine as _;
 
-use super::{checks, CheckStatus, Point, RunReport, ScenarioReport, Verdict};
-use crate::compare::TableDiff;
-use crate::redact::{scrub_text, scrub_url, REDACTED};
+use super::{checks, CheckStatus};
+use crate::domain::compare::TableDiff;
+use crate::domain::redact::{scrub_text, scrub_url, REDACTED};
+use crate::domain::report::{Point, RunReport, ScenarioReport, Verdict};
 
 /// Embedded text evidence is cut here; the file stays on disk in full.
 const MAX_TEXT_EVIDENCE: usize = 64 * 1024;
@@ -700,9 +701,10 @@ mod plot {
 
     use std::fmt::Write as _;
 
-    use super::{esc, Point};
-    use crate::latency::Summary;
-    use crate::report::LatencyReport;
+    use super::esc;
+    use crate::domain::latency::Summary;
+    use crate::domain::report::LatencyReport;
+    use crate::domain::report::Point;
 
     const W: f64 = 1000.0;
     const H: f64 = 340.0;
@@ -1046,7 +1048,7 @@ mod plot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
+    use crate::report::sample::sample;
 
     #[test]
     fn a_red_report_leads_with_the_divergence() {
@@ -1084,10 +1086,10 @@ mod tests {
     fn a_pool_run_shows_its_history_and_reads_only_its_own_rows() {
         let mut r = sample();
         let after = time::macros::datetime!(2026-01-01 00:00:00 UTC);
-        r.scenarios[0].pool = Some(crate::pool::PoolReport {
+        r.scenarios[0].pool = Some(crate::domain::pool::PoolReport {
             pool: "CANARY".into(),
             generation: 1,
-            retired: vec![crate::pool::Retired {
+            retired: vec![crate::domain::pool::Retired {
                 generation: 0,
                 symbol: "ZZT2E-CANARY.0-S".into(),
                 reason: "1 of seqs 1..=8 missing".into(),
@@ -1155,7 +1157,7 @@ mod tests {
             boll_mid: None,
             boll_lower: None,
         };
-        r.scenarios[0].series = crate::report::Series {
+        r.scenarios[0].series = crate::domain::report::Series {
             expected: (0..5).map(|i| point(i, 50.0, 50.05)).collect(),
             observed: (0..5).map(|i| point(i, 50.0, 50.0375)).collect(),
         };

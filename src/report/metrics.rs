@@ -17,9 +17,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{checks, hop_name, CheckKind, CheckStatus, RunReport, Verdict};
-use crate::diagnose::Severity;
-use crate::latency::Summary;
+use super::{checks, hop_name, CheckKind, CheckStatus};
+use crate::domain::diagnose::Severity;
+use crate::domain::latency::Summary;
+use crate::domain::report::{RunReport, Verdict};
 
 /// Bucket bounds of the latency histogram, in seconds: local runs land in the first few,
 /// production's sub-minute target in the middle, stalls in the last.
@@ -361,7 +362,7 @@ pub async fn push(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
+    use crate::report::sample::sample;
 
     #[test]
     fn every_line_is_a_comment_or_a_well_formed_sample() {

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::publish::{Delivery, Fate, Unconfirmed};
-use crate::report::{ScenarioReport, Verdict};
+use crate::domain::publish::{Delivery, Fate, Unconfirmed};
+use crate::domain::report::{ScenarioReport, Verdict};
 
 /// The run's record, shared by clones.
 #[derive(Clone, Default)]
@@ -42,7 +42,7 @@ pub struct Record {
 
 impl Ledger {
     /// Opens the scenario's entry.
-    pub fn begin(&self, scenario: &crate::scenario::Scenario) -> Record {
+    pub fn begin(&self, scenario: &crate::domain::scenario::Scenario) -> Record {
         let mut entries = self.lock();
         entries.push(Entry {
             scenario: scenario.name.clone(),
@@ -191,13 +191,13 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::Channel;
+    use crate::domain::publish::Channel;
 
-    fn scenario(name: &str) -> crate::scenario::Scenario {
+    fn scenario(name: &str) -> crate::domain::scenario::Scenario {
         let text = format!(
             "name = \"{name}\"\nsymbols = [\"A\"]\n[[trades]]\nsymbol = \"A\"\nat_ms = 0\nprice = 1.0\nsize = 1.0\n"
         );
-        crate::scenario::parse(&text, std::path::Path::new("x.toml")).unwrap()
+        crate::domain::scenario::parse(&text, std::path::Path::new("x.toml")).unwrap()
     }
 
     fn delivery(index: usize) -> Delivery {

@@ -4,8 +4,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::clickhouse::ClickHouse;
+use crate::adapter::clickhouse::ClickHouse;
 use crate::config::Config;
+use crate::domain::report::PreflightLine;
 
 /// One component's verdict.
 #[derive(Debug, Clone)]
@@ -26,6 +27,17 @@ impl fmt::Display for Check {
             self.detail,
             self.elapsed.as_millis()
         )
+    }
+}
+
+impl From<&Check> for PreflightLine {
+    fn from(c: &Check) -> Self {
+        Self {
+            component: c.component,
+            ok: c.ok,
+            detail: c.detail.clone(),
+            elapsed_ms: c.elapsed.as_millis() as u64,
+        }
     }
 }
 
@@ -71,7 +83,7 @@ async fn maybe(
 
 async fn kafka(config: &Config) -> Result<String, String> {
     let k = &config.kafka;
-    let probe = crate::kafka::probe(k, &k.trades_topic, config.connect_timeout)
+    let probe = crate::adapter::kafka::probe(k, &k.trades_topic, config.connect_timeout)
         .await
         .map_err(|e| e.to_string())?;
     let auth = if k.security_protocol.uses_sasl() {
@@ -105,14 +117,14 @@ async fn clickhouse(config: &Config) -> Result<String, String> {
     }
     Ok(format!(
         "{} version {version}; {db}.ta_microbars and {db}.ta_signals have the expected columns and engine",
-        crate::redact::url(&config.clickhouse.url),
+        crate::domain::redact::url(&config.clickhouse.url),
         db = ch.database()
     ))
 }
 
 async fn webdriver(config: &Config) -> Result<String, String> {
     match &config.webdriver.url {
-        Some(url) => crate::webdriver::probe(url, config.connect_timeout)
+        Some(url) => crate::adapter::webdriver::probe(url, config.connect_timeout)
             .await
             .map(|s| format!("{url} {s}"))
             .map_err(|e| e.to_string()),

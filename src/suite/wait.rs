@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use serde::Serialize;
+use crate::domain::report::Attempt;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -28,14 +28,6 @@ impl Default for Backoff {
             max: Duration::from_secs(2),
         }
     }
-}
-
-/// What one attempt saw.
-#[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
-    /// Since the wait started.
-    pub at_ms: u64,
-    pub outcome: String,
 }
 
 /// The answer of one poll: done with a value, or not yet with a summary of what was seen.

@@ -1034,8 +1034,8 @@ mod tests {
 
     #[test]
     fn accepts_and_rejects_the_envelopes_the_job_does() {
-        let cases: Cases =
-            toml::from_str(include_str!("../fixtures/envelopes/kotlinx.toml")).expect("fixture");
+        let cases: Cases = toml::from_str(include_str!("../../../fixtures/envelopes/kotlinx.toml"))
+            .expect("fixture");
         assert!(cases.case.iter().filter(|c| !c.accept).count() >= 20);
         for case in &cases.case {
             let (from, to) = &case.replace;

@@ -4,7 +4,6 @@
 //! and the reference stack (written rows), so a column can never mean two things.
 //! Field order is the table's column order: the ClickHouse crate serializes RowBinary by position.
 
-use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -14,21 +13,22 @@ pub const WINDOW_1S: &str = "PT1S";
 pub const SOURCE_TA: &str = "ta";
 
 /// One row of `ta_microbars`.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct Microbar {
     pub symbol: String,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     pub event_ts: OffsetDateTime,
     pub seq: u64,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     pub ingest_ts: OffsetDateTime,
     pub is_final: u8,
     pub source: String,
     pub window_size: String,
     pub window_step: Option<String>,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64::option")]
     pub window_start: Option<OffsetDateTime>,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64::option")]
     pub window_end: Option<OffsetDateTime>,
     pub version: u32,
     pub o: f64,
@@ -41,21 +41,22 @@ pub struct Microbar {
 }
 
 /// One row of `ta_signals`.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct Signal {
     pub symbol: String,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     pub event_ts: OffsetDateTime,
     pub seq: u64,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     pub ingest_ts: OffsetDateTime,
     pub is_final: u8,
     pub source: String,
     pub window_size: String,
     pub window_step: Option<String>,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64::option")]
     pub window_start: Option<OffsetDateTime>,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    #[serde(with = "time::serde::timestamp::milliseconds_i64::option")]
     pub window_end: Option<OffsetDateTime>,
     pub version: u32,
     pub macd: Option<f64>,
@@ -77,6 +78,67 @@ pub struct Signal {
     pub vol_realized_w60s: Option<f64>,
     pub microstructure_signal_v1: Option<String>,
 }
+
+/// Expected columns of `ta_microbars` as `system.columns` reports them (`pipeline.md` §3.3).
+pub const MICROBAR_SCHEMA: &[(&str, &str)] = &[
+    ("symbol", "LowCardinality(String)"),
+    ("event_ts", "DateTime64(3, 'UTC')"),
+    ("seq", "UInt64"),
+    ("ingest_ts", "DateTime64(3, 'UTC')"),
+    ("is_final", "UInt8"),
+    ("source", "LowCardinality(String)"),
+    ("window_size", "LowCardinality(String)"),
+    ("window_step", "Nullable(String)"),
+    ("window_start", "Nullable(DateTime64(3, 'UTC'))"),
+    ("window_end", "Nullable(DateTime64(3, 'UTC'))"),
+    ("version", "UInt32"),
+    ("o", "Float64"),
+    ("h", "Float64"),
+    ("l", "Float64"),
+    ("c", "Float64"),
+    ("v", "Float64"),
+    ("vwap", "Nullable(Float64)"),
+    ("count", "UInt64"),
+];
+
+/// Expected columns of `ta_signals` (`pipeline.md` §4.6).
+pub const SIGNAL_SCHEMA: &[(&str, &str)] = &[
+    ("symbol", "LowCardinality(String)"),
+    ("event_ts", "DateTime64(3, 'UTC')"),
+    ("seq", "UInt64"),
+    ("ingest_ts", "DateTime64(3, 'UTC')"),
+    ("is_final", "UInt8"),
+    ("source", "LowCardinality(String)"),
+    ("window_size", "LowCardinality(String)"),
+    ("window_step", "Nullable(String)"),
+    ("window_start", "Nullable(DateTime64(3, 'UTC'))"),
+    ("window_end", "Nullable(DateTime64(3, 'UTC'))"),
+    ("version", "UInt32"),
+    ("macd", "Nullable(Float64)"),
+    ("macd_signal", "Nullable(Float64)"),
+    ("macd_hist", "Nullable(Float64)"),
+    ("ema12", "Nullable(Float64)"),
+    ("ema26", "Nullable(Float64)"),
+    ("rsi14", "Nullable(Float64)"),
+    ("boll_mid", "Nullable(Float64)"),
+    ("boll_upper", "Nullable(Float64)"),
+    ("boll_lower", "Nullable(Float64)"),
+    ("vwap_session", "Nullable(Float64)"),
+    ("vwap_w5m", "Nullable(Float64)"),
+    ("imbalance_spread", "Nullable(Float64)"),
+    ("imbalance_bid_px", "Nullable(Float64)"),
+    ("imbalance_ask_px", "Nullable(Float64)"),
+    ("imbalance_bid_sz", "Nullable(UInt64)"),
+    ("imbalance_ask_sz", "Nullable(UInt64)"),
+    ("vol_realized_w60s", "Nullable(Float64)"),
+    ("microstructure_signal_v1", "Nullable(String)"),
+];
+
+/// The TA tables and their expected columns.
+pub const TA_TABLES: &[(&str, &[(&str, &str)])] = &[
+    ("ta_microbars", MICROBAR_SCHEMA),
+    ("ta_signals", SIGNAL_SCHEMA),
+];
 
 /// Column names of `ta_microbars`, in table order.
 pub const MICROBAR_COLUMNS: &[&str] = &[
@@ -280,6 +342,14 @@ impl Columns for Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_constants_follow_the_row_types() {
+        let names: Vec<&str> = MICROBAR_SCHEMA.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, MICROBAR_COLUMNS);
+        let names: Vec<&str> = SIGNAL_SCHEMA.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, SIGNAL_COLUMNS);
+    }
 
     #[test]
     fn cells_follow_the_column_lists() {

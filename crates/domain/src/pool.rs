@@ -15,7 +15,6 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError, HistoryStats};
 use crate::diagnose::{self, Finding, Hop};
 use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{BarInput, SeedState, SessionSums};
@@ -24,7 +23,7 @@ use crate::symbols::RESERVED_PREFIX;
 /// How many generations a pool may use before it must be renamed.
 pub const GENERATIONS: u8 = 10;
 /// The job's retained bar list (`SignalConfig::history_limit`).
-const RETAINED_BARS: usize = 360;
+pub const RETAINED_BARS: usize = 360;
 
 /// A pool's name: 1 to 8 characters of `A-Z 0-9`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +64,6 @@ impl PoolName {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    #[error(
-        "every generation of pool {pool} is retired ({}); choose a new pool name",
-        retired.iter().map(|r| format!("{}: {}", r.symbol, r.reason)).collect::<Vec<_>>().join("; ")
-    )]
-    Exhausted { pool: String, retired: Vec<Retired> },
-    #[error(transparent)]
-    ClickHouse(#[from] ClickHouseError),
-}
-
 /// A generation skipped because one of its symbols' history cannot seed the oracle.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Retired {
@@ -95,6 +83,35 @@ pub enum HistoryKind {
     /// The oldest rows expired (TTL) but ≥ 360 contiguous ones remain: the job's retained list is
     /// known, the session volume before them is not (`vwap_session` is fitted, see [`fit_prior_volume`]).
     PrefixExpired,
+}
+
+/// One symbol's `ta_microbars FINAL` history in aggregate.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
+pub struct HistoryStats {
+    pub symbol: String,
+    pub rows: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
+    pub last_event_ts: OffsetDateTime,
+    pub sum_cv: f64,
+    pub sum_v: f64,
+}
+
+impl HistoryStats {
+    /// The aggregate of a symbol without rows.
+    pub fn empty(symbol: &str) -> Self {
+        HistoryStats {
+            symbol: symbol.to_string(),
+            rows: 0,
+            first_seq: 0,
+            last_seq: 0,
+            last_event_ts: OffsetDateTime::UNIX_EPOCH,
+            sum_cv: 0.0,
+            sum_v: 0.0,
+        }
+    }
 }
 
 /// Whether a symbol's history can seed the oracle, and how.
@@ -144,6 +161,88 @@ pub struct Seeded {
     pub seed: SeedState,
 }
 
+impl Seeded {
+    /// A symbol without history: predicted from nothing.
+    pub fn fresh(symbol: String) -> Self {
+        Seeded {
+            symbol,
+            kind: HistoryKind::Fresh,
+            rows: 0,
+            first_seq: 0,
+            last_event_ts: None,
+            last_vwap_session: None,
+            seed: SeedState::default(),
+        }
+    }
+
+    /// A symbol seeded from its history: the aggregate, the newest [`RETAINED_BARS`] bars in
+    /// bar order and the newest stored `vwap_session`.
+    pub fn from_history(
+        stats: HistoryStats,
+        kind: HistoryKind,
+        bars: &[Microbar],
+        last_vwap_session: Option<f64>,
+    ) -> Self {
+        Seeded {
+            kind,
+            rows: stats.rows,
+            first_seq: stats.first_seq,
+            last_event_ts: Some(stats.last_event_ts),
+            last_vwap_session,
+            seed: SeedState {
+                last_seq: stats.last_seq,
+                bars: bars.iter().map(BarInput::from).collect(),
+                // Exact for a complete history; for an expired prefix a placeholder the run
+                // replaces with the fitted volume.
+                session: SessionSums {
+                    pv: stats.sum_cv,
+                    volume: stats.sum_v,
+                },
+                // The run starts more than the quote-freshness window after this history, so no
+                // quote of an earlier run can apply to its bars.
+                last_quote: None,
+            },
+            symbol: stats.symbol,
+        }
+    }
+
+    /// The job restarted without state when this run's first bar has seq 1 after a history (the
+    /// simulation lane's deployment upgrades `stateless`): predict from nothing.
+    pub fn state_was_reset(&self, first_seq: Option<u64>) -> bool {
+        first_seq == Some(1) && self.seed.last_seq > 0
+    }
+
+    /// The seqs the job emitted between seeding and this run's first bar (`first_seq`), if any:
+    /// the bars to fetch and add to the seed.
+    pub fn missed_seqs(&self, first_seq: Option<u64>) -> Option<(u64, u64)> {
+        first_seq
+            .filter(|&f| f > self.seed.last_seq + 1)
+            .map(|f| (self.seed.last_seq, f))
+    }
+
+    /// Adds the bars emitted after the seed up to `first_seq` (exclusive), when ClickHouse has
+    /// every one of them; false (and unchanged) when it does not.
+    pub fn catch_up(&mut self, first_seq: u64, missed: &[Microbar]) -> bool {
+        if missed.len() as u64 != first_seq - self.seed.last_seq - 1 {
+            return false;
+        }
+        for bar in missed {
+            self.seed.bars.push(BarInput::from(bar));
+            self.seed.session.add(bar.c, bar.v);
+        }
+        let excess = self.seed.bars.len().saturating_sub(RETAINED_BARS);
+        self.seed.bars.drain(..excess);
+        self.seed.last_seq = first_seq - 1;
+        true
+    }
+
+    /// Forgets the history: the job lost its state.
+    pub fn reset(&mut self) {
+        self.seed = SeedState::default();
+        self.kind = HistoryKind::Fresh;
+    }
+}
+
 /// The generation a run uses, its seeded symbols (by alias) and what was skipped to get there.
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -161,111 +260,6 @@ impl Lease {
             .filter_map(|(_, s)| s.last_event_ts)
             .max()
     }
-}
-
-/// Picks the first generation whose every symbol's history can seed the oracle, and seeds it.
-pub async fn lease(
-    clickhouse: &ClickHouse,
-    pool: &PoolName,
-    aliases: &[String],
-) -> Result<Lease, PoolError> {
-    let mut retired = Vec::new();
-    for generation in 0..GENERATIONS {
-        let symbols: Vec<String> = aliases.iter().map(|a| pool.symbol(generation, a)).collect();
-        let stats = clickhouse.history_stats(&symbols).await?;
-        let mut kinds = Vec::new();
-        let mut clean = true;
-        for symbol in &symbols {
-            let s = stats
-                .iter()
-                .find(|s| &s.symbol == symbol)
-                .cloned()
-                .unwrap_or_else(|| empty_stats(symbol));
-            match classify(&s) {
-                Ok(kind) => kinds.push((s, kind)),
-                Err(reason) => {
-                    clean = false;
-                    retired.push(Retired {
-                        generation,
-                        symbol: symbol.clone(),
-                        reason,
-                    });
-                }
-            }
-        }
-        if !clean {
-            continue;
-        }
-        let mut seeded = Vec::new();
-        for (alias, (stats, kind)) in aliases.iter().zip(kinds) {
-            seeded.push((alias.clone(), seed(clickhouse, stats, kind).await?));
-        }
-        return Ok(Lease {
-            pool: pool.clone(),
-            generation,
-            symbols: seeded,
-            retired,
-        });
-    }
-    Err(PoolError::Exhausted {
-        pool: pool.to_string(),
-        retired,
-    })
-}
-
-fn empty_stats(symbol: &str) -> HistoryStats {
-    HistoryStats {
-        symbol: symbol.to_string(),
-        rows: 0,
-        first_seq: 0,
-        last_seq: 0,
-        last_event_ts: OffsetDateTime::UNIX_EPOCH,
-        sum_cv: 0.0,
-        sum_v: 0.0,
-    }
-}
-
-async fn seed(
-    clickhouse: &ClickHouse,
-    stats: HistoryStats,
-    kind: HistoryKind,
-) -> Result<Seeded, ClickHouseError> {
-    if kind == HistoryKind::Fresh {
-        return Ok(Seeded {
-            symbol: stats.symbol,
-            kind,
-            rows: 0,
-            first_seq: 0,
-            last_event_ts: None,
-            last_vwap_session: None,
-            seed: SeedState::default(),
-        });
-    }
-    let bars = clickhouse
-        .latest_microbars(&stats.symbol, RETAINED_BARS)
-        .await?;
-    let last_vwap_session = clickhouse.latest_vwap_session(&stats.symbol).await?;
-    Ok(Seeded {
-        kind,
-        rows: stats.rows,
-        first_seq: stats.first_seq,
-        last_event_ts: Some(stats.last_event_ts),
-        last_vwap_session,
-        seed: SeedState {
-            last_seq: stats.last_seq,
-            bars: bars.iter().map(BarInput::from).collect(),
-            // Exact for a complete history; for an expired prefix a placeholder the run
-            // replaces with the fitted volume.
-            session: SessionSums {
-                pv: stats.sum_cv,
-                volume: stats.sum_v,
-            },
-            // The run starts more than the quote-freshness window after this history, so no
-            // quote of an earlier run can apply to its bars.
-            last_quote: None,
-        },
-        symbol: stats.symbol,
-    })
 }
 
 /// The session volume before this run that explains the observed `vwap_session` values.
@@ -302,63 +296,8 @@ pub struct Fit {
     pub row: usize,
 }
 
-/// Brings each symbol's seed up to the job's state as this run's first bar shows it:
-/// - seq 1 after a history: the job restarted without state (the simulation lane's deployment
-///   upgrades `stateless`), so the run is predicted from nothing;
-/// - a later seq than expected: the bars the job emitted between seeding and this run's first
-///   bar (the bar an interrupted run left open is closed by this run's first trade) are added,
-///   if ClickHouse has all of them; anything else stays a finding.
-pub async fn catch_up(
-    clickhouse: &ClickHouse,
-    lease: &Lease,
-    stored: &[Microbar],
-    report: &mut PoolReport,
-) -> Result<Lease, ClickHouseError> {
-    let mut lease = lease.clone();
-    for (_, seeded) in lease.symbols.iter_mut() {
-        let first = first_seq(stored, &seeded.symbol);
-        if first == Some(1) && seeded.seed.last_seq > 0 {
-            seeded.seed = SeedState::default();
-            seeded.kind = HistoryKind::Fresh;
-            if let Some(s) = report
-                .symbols
-                .iter_mut()
-                .find(|s| s.symbol == seeded.symbol)
-            {
-                s.state_reset = true;
-                s.vwap_session = "exact";
-            }
-            continue;
-        }
-        let Some(first) = first.filter(|&f| f > seeded.seed.last_seq + 1) else {
-            continue;
-        };
-        let missed = clickhouse
-            .microbars_between_seqs(&seeded.symbol, seeded.seed.last_seq, first)
-            .await?;
-        if missed.len() as u64 != first - seeded.seed.last_seq - 1 {
-            continue;
-        }
-        for bar in &missed {
-            seeded.seed.bars.push(BarInput::from(bar));
-            seeded.seed.session.add(bar.c, bar.v);
-        }
-        let excess = seeded.seed.bars.len().saturating_sub(RETAINED_BARS);
-        seeded.seed.bars.drain(..excess);
-        seeded.seed.last_seq = first - 1;
-        if let Some(s) = report
-            .symbols
-            .iter_mut()
-            .find(|s| s.symbol == seeded.symbol)
-        {
-            s.caught_up_bars = missed.len() as u64;
-        }
-    }
-    Ok(lease)
-}
-
 /// The lowest seq among the run's stored bars of `symbol`.
-fn first_seq(stored: &[Microbar], symbol: &str) -> Option<u64> {
+pub fn first_seq(stored: &[Microbar], symbol: &str) -> Option<u64> {
     stored
         .iter()
         .filter(|b| b.symbol == symbol)
@@ -513,6 +452,21 @@ impl PoolReport {
         }
     }
 
+    /// The job restarted without state: `symbol` is predicted from nothing, exactly.
+    pub fn record_state_reset(&mut self, symbol: &str) {
+        if let Some(s) = self.symbols.iter_mut().find(|s| s.symbol == symbol) {
+            s.state_reset = true;
+            s.vwap_session = "exact";
+        }
+    }
+
+    /// `bars` emitted after the seed were added to `symbol`'s.
+    pub fn record_caught_up(&mut self, symbol: &str, bars: u64) {
+        if let Some(s) = self.symbols.iter_mut().find(|s| s.symbol == symbol) {
+            s.caught_up_bars = bars;
+        }
+    }
+
     /// A history that does not continue where ClickHouse says it ends, or a session VWAP that
     /// cannot continue it.
     pub fn findings(&self, stored: &[Microbar]) -> Vec<Finding> {
@@ -565,7 +519,7 @@ mod tests {
             rows,
             first_seq: first,
             last_seq: last,
-            ..empty_stats("ZZT2E-P.0-A")
+            ..HistoryStats::empty("ZZT2E-P.0-A")
         }
     }
 

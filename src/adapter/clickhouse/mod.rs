@@ -7,68 +7,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::config::ClickHouseTarget;
-use crate::model::{Microbar, Signal};
-
-/// Expected columns of `ta_microbars` as `system.columns` reports them (`pipeline.md` §3.3).
-pub const MICROBAR_SCHEMA: &[(&str, &str)] = &[
-    ("symbol", "LowCardinality(String)"),
-    ("event_ts", "DateTime64(3, 'UTC')"),
-    ("seq", "UInt64"),
-    ("ingest_ts", "DateTime64(3, 'UTC')"),
-    ("is_final", "UInt8"),
-    ("source", "LowCardinality(String)"),
-    ("window_size", "LowCardinality(String)"),
-    ("window_step", "Nullable(String)"),
-    ("window_start", "Nullable(DateTime64(3, 'UTC'))"),
-    ("window_end", "Nullable(DateTime64(3, 'UTC'))"),
-    ("version", "UInt32"),
-    ("o", "Float64"),
-    ("h", "Float64"),
-    ("l", "Float64"),
-    ("c", "Float64"),
-    ("v", "Float64"),
-    ("vwap", "Nullable(Float64)"),
-    ("count", "UInt64"),
-];
-
-/// Expected columns of `ta_signals` (`pipeline.md` §4.6).
-pub const SIGNAL_SCHEMA: &[(&str, &str)] = &[
-    ("symbol", "LowCardinality(String)"),
-    ("event_ts", "DateTime64(3, 'UTC')"),
-    ("seq", "UInt64"),
-    ("ingest_ts", "DateTime64(3, 'UTC')"),
-    ("is_final", "UInt8"),
-    ("source", "LowCardinality(String)"),
-    ("window_size", "LowCardinality(String)"),
-    ("window_step", "Nullable(String)"),
-    ("window_start", "Nullable(DateTime64(3, 'UTC'))"),
-    ("window_end", "Nullable(DateTime64(3, 'UTC'))"),
-    ("version", "UInt32"),
-    ("macd", "Nullable(Float64)"),
-    ("macd_signal", "Nullable(Float64)"),
-    ("macd_hist", "Nullable(Float64)"),
-    ("ema12", "Nullable(Float64)"),
-    ("ema26", "Nullable(Float64)"),
-    ("rsi14", "Nullable(Float64)"),
-    ("boll_mid", "Nullable(Float64)"),
-    ("boll_upper", "Nullable(Float64)"),
-    ("boll_lower", "Nullable(Float64)"),
-    ("vwap_session", "Nullable(Float64)"),
-    ("vwap_w5m", "Nullable(Float64)"),
-    ("imbalance_spread", "Nullable(Float64)"),
-    ("imbalance_bid_px", "Nullable(Float64)"),
-    ("imbalance_ask_px", "Nullable(Float64)"),
-    ("imbalance_bid_sz", "Nullable(UInt64)"),
-    ("imbalance_ask_sz", "Nullable(UInt64)"),
-    ("vol_realized_w60s", "Nullable(Float64)"),
-    ("microstructure_signal_v1", "Nullable(String)"),
-];
-
-/// The TA tables and their expected columns.
-pub const TA_TABLES: &[(&str, &[(&str, &str)])] = &[
-    ("ta_microbars", MICROBAR_SCHEMA),
-    ("ta_signals", SIGNAL_SCHEMA),
-];
+use crate::domain::model::{Microbar, Signal, TA_TABLES};
+use crate::domain::pool::HistoryStats;
 
 /// An exception as ClickHouse reports it: `Code: 60. DB::Exception: … (UNKNOWN_TABLE)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +152,7 @@ impl ClickHouse {
                 None => ClickHouseError::Client(error),
             },
             E::Network(source) => ClickHouseError::Unreachable {
-                url: crate::redact::url(&self.target.url),
+                url: crate::domain::redact::url(&self.target.url),
                 detail: root_cause(source.as_ref()),
             },
             E::TimedOut => ClickHouseError::Timeout(self.timeout),
@@ -538,19 +478,6 @@ impl ClickHouse {
     }
 }
 
-/// One symbol's `ta_microbars FINAL` history in aggregate.
-#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
-pub struct HistoryStats {
-    pub symbol: String,
-    pub rows: u64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub last_event_ts: OffsetDateTime,
-    pub sum_cv: f64,
-    pub sum_v: f64,
-}
-
 fn unix_millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -710,13 +637,5 @@ mod tests {
             &[("seq", "UInt64")],
         );
         assert!(ok.is_empty());
-    }
-
-    #[test]
-    fn schema_constants_follow_the_row_types() {
-        let names: Vec<&str> = MICROBAR_SCHEMA.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, crate::model::MICROBAR_COLUMNS);
-        let names: Vec<&str> = SIGNAL_SCHEMA.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, crate::model::SIGNAL_COLUMNS);
     }
 }

@@ -1,5 +1,7 @@
 //! Kafka clients configured like the forwarder's (`pipeline.md` §1.1, §1.5), and a bounded probe.
 
+mod publisher;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +13,8 @@ use rdkafka::producer::{FutureProducer, ProducerContext};
 use rdkafka::Message;
 
 use crate::config::KafkaTarget;
+
+pub use publisher::{KafkaPublisher, Pending, PublishError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaProbeError {

@@ -8,14 +8,14 @@ use std::time::Instant;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::model::iso_millis;
+use crate::domain::model::iso_millis;
+use crate::domain::symbols;
 use crate::stage::StageContext;
-use crate::symbols;
 
-use super::client::{Endpoint, JangarClient, Reply};
 use super::decode::range_form;
 use super::envelope::{show, Envelope};
 use super::{findings, Probe, Recorder};
+use crate::adapter::jangar::{Endpoint, JangarClient, Reply};
 
 const SEVEN_DAYS: Duration = Duration::days(7);
 const PATTERN: &str = "symbol must be uppercase letters, numbers, or . _ : -";

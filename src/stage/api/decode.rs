@@ -7,8 +7,8 @@ use serde_json::Value;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::clickhouse::{MICROBAR_SCHEMA, SIGNAL_SCHEMA};
-use crate::model::{Microbar, Signal};
+use crate::domain::model::{Microbar, Signal};
+use crate::domain::model::{MICROBAR_SCHEMA, SIGNAL_SCHEMA};
 
 /// How a row's fields were encoded, beyond their values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub fn parse_zoneless(text: &str) -> Option<OffsetDateTime> {
 
 /// Formats an instant the way Jangar echoes `range.requested` (`2026-03-05T19:59:58.123`).
 pub fn range_form(t: OffsetDateTime) -> String {
-    let iso = crate::model::iso_millis(t);
+    let iso = crate::domain::model::iso_millis(t);
     iso.trim_end_matches('Z').to_string()
 }
 

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::client::Endpoint;
 use super::decode::Encoding;
 use super::{findings, Recorder};
+use crate::adapter::jangar::Endpoint;
 
 const AS_SPECIFIED: &str =
     "envelope as specified, zone-less UTC timestamps, UInt64 as strings, ascending event_ts";

@@ -5,12 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::diagnose::{
+use crate::domain::diagnose::{
     Finding, Hop, RUNBOOK_DUPLICATES, RUNBOOK_JANGAR_CLICKHOUSE, RUNBOOK_JANGAR_CONTRACT,
     RUNBOOK_JANGAR_DATABASE, RUNBOOK_JANGAR_DOWN, RUNBOOK_JANGAR_FRESHNESS,
 };
 
-use super::client::{first_line, ApiError, CallResult, Endpoint};
+use crate::adapter::jangar::{first_line, ApiError, CallResult, Endpoint};
 
 /// A cause that several endpoints can share; the grouping key of findings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

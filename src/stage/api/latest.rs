@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError};
-use crate::diagnose::RUNBOOK_JANGAR_DATABASE;
-use crate::model::{iso_millis, Microbar, Signal};
+use crate::adapter::clickhouse::{ClickHouse, ClickHouseError};
+use crate::domain::diagnose::RUNBOOK_JANGAR_DATABASE;
+use crate::domain::model::{iso_millis, Microbar, Signal};
 
-use super::client::{Endpoint, JangarClient};
 use super::decode::{self, Decoded, Encoding};
 use super::envelope::ok_and_symbol;
 use super::rows::ApiRow;
 use super::{findings, Recorder};
+use crate::adapter::jangar::{Endpoint, JangarClient};
 
 /// The newest bar and signal of a symbol, read the way `/ta/latest` reads them (no FINAL, no
 /// time bound, no `seq` tie-break). `database` overrides the client's (live-symbol mode).

@@ -12,16 +12,16 @@ use std::time::Instant;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError};
-use crate::model::{iso_millis, Microbar, Signal};
+use crate::adapter::clickhouse::{ClickHouse, ClickHouseError};
+use crate::domain::model::{iso_millis, Microbar, Signal};
 use crate::stage::StageContext;
 
-use super::client::JangarClient;
 use super::decode::{self, range_form};
 use super::envelope::{encoding_check, Envelope};
 use super::latest;
 use super::rows::{self, ApiRow};
 use super::{findings, Probe, Recorder};
+use crate::adapter::jangar::JangarClient;
 
 /// Jangar's `CH_DATABASE` default and the deployed value (`jangar.md` §1.2).
 pub const JANGAR_DATABASE: &str = "torghut";
@@ -194,7 +194,7 @@ fn note_difference<R: ApiRow>(
                 R::ENDPOINT,
                 diff.detail()
             ),
-            crate::diagnose::RUNBOOK_JANGAR_DATABASE,
+            crate::domain::diagnose::RUNBOOK_JANGAR_DATABASE,
         ));
     }
 }

@@ -12,7 +12,6 @@
 //! type), failures are mapped to causes with runbooks, and every request's attempts are kept in
 //! `observed.requests`. Response bodies are written to `<artifacts>/api/` as evidence.
 
-mod client;
 mod contract;
 mod decode;
 mod envelope;
@@ -31,11 +30,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::diagnose::Finding;
-use crate::stage::{StageCheck, StageContext, StageReport};
+use crate::domain::diagnose::Finding;
+use crate::domain::report::{StageCheck, StageReport};
+use crate::stage::StageContext;
 
-pub use client::{ApiError, Endpoint, JangarClient};
-use client::{CallResult, Reply};
+use crate::adapter::jangar::{CallResult, Endpoint, JangarClient, Reply};
 use findings::Findings;
 pub use live::JANGAR_DATABASE;
 
@@ -154,7 +153,7 @@ impl Recorder {
             Ok(a) if a.status == 200 => a.json.as_ref().ok_or_else(|| {
                 let detail = format!(
                     "{endpoint} answered 200 with a body that is not JSON: {}",
-                    client::first_line(&a.body)
+                    crate::adapter::jangar::first_line(&a.body)
                 );
                 self.finding(findings::contract(detail.clone()));
                 detail

@@ -6,15 +6,15 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::model::{iso_millis, Cell, Columns, Microbar};
-use crate::scenario::Tolerance;
+use crate::domain::model::{iso_millis, Cell, Columns, Microbar};
+use crate::domain::scenario::Tolerance;
 use crate::stage::StageContext;
 
-use super::client::JangarClient;
 use super::decode::{self, range_form};
 use super::envelope::{encoding_check, Envelope, FALLBACK_TRUE};
 use super::rows::{self, ApiRow, Oracle};
 use super::{findings, latest, Probe, Recorder};
+use crate::adapter::jangar::JangarClient;
 
 /// One synthetic symbol and the window its expected bars span (both ends inclusive, as in
 /// Jangar's query). The closing trade's bar lies after `to`, so its arrival cannot race.
@@ -215,7 +215,7 @@ fn triangulate(
             .zip(bar.cells())
             .any(|((name, got), (_, want))| {
                 !ctx.scenario
-                    .ignores(crate::scenario::Table::Microbars, name)
+                    .ignores(crate::domain::scenario::Table::Microbars, name)
                     && !same_cell(&want, got, ctx.scenario.tolerance(name))
             })
     });

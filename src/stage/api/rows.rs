@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::compare::{self, TableDiff};
-use crate::model::{Columns, Microbar, RowKey, Signal, WINDOW_1S};
-use crate::scenario::{Table, Tolerance};
+use crate::domain::compare::{self, TableDiff};
+use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1S};
+use crate::domain::scenario::{Table, Tolerance};
 
-use super::client::Endpoint;
 use super::decode::{self, Decoded};
 use super::findings::{self, Findings};
+use crate::adapter::jangar::Endpoint;
 
 /// What the API stage needs of a table's row type.
 pub trait ApiRow:
@@ -210,7 +210,7 @@ impl Judged {
                     d.expected,
                     d.extra.len()
                 ),
-                crate::diagnose::RUNBOOK_JANGAR_DATABASE,
+                crate::domain::diagnose::RUNBOOK_JANGAR_DATABASE,
             ));
         }
     }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use time::macros::datetime;
 
-use super::client::{Answer, ApiError, CallResult, Endpoint, JangarClient};
 use super::contract;
 use super::decode;
 use super::envelope::Envelope;
@@ -17,9 +16,10 @@ use super::findings::{Failure, Findings};
 use super::latest::freshness;
 use super::rows;
 use super::Recorder;
-use crate::diagnose::Hop;
-use crate::model::Microbar;
-use crate::scenario::Tolerance;
+use crate::adapter::jangar::{Answer, ApiError, CallResult, Endpoint, JangarClient};
+use crate::domain::diagnose::Hop;
+use crate::domain::model::Microbar;
+use crate::domain::scenario::Tolerance;
 
 fn bar(seq: u64, c: f64) -> Microbar {
     let t = datetime!(2026-03-05 19:59:59 UTC) + time::Duration::seconds(seq as i64);
@@ -152,7 +152,7 @@ fn signal_items_decode_nullable_uint64_as_strings() {
     for k in ["o", "h", "l", "c", "v", "vwap", "count"] {
         v.as_object_mut().unwrap().remove(k);
     }
-    for k in crate::model::SIGNAL_COLUMNS.iter().skip(11) {
+    for k in crate::domain::model::SIGNAL_COLUMNS.iter().skip(11) {
         v[*k] = Value::Null;
     }
     v["ema12"] = json!(118.417);
@@ -418,15 +418,18 @@ fn one_cause_on_several_endpoints_is_one_finding() {
     assert!(out[0]
         .cause
         .contains("/api/torghut/ta/bars, /api/torghut/ta/latest"));
-    assert_eq!(out[0].runbook, crate::diagnose::RUNBOOK_JANGAR_DATABASE);
+    assert_eq!(
+        out[0].runbook,
+        crate::domain::diagnose::RUNBOOK_JANGAR_DATABASE
+    );
     assert!(out[1].cause.contains("(count, seq)"), "{}", out[1].cause);
     // UInt64 as numbers is drift the page survives: a warning, unless strict.
-    assert_eq!(out[0].severity, crate::diagnose::Severity::Failure);
-    assert_eq!(out[1].severity, crate::diagnose::Severity::Warning);
+    assert_eq!(out[0].severity, crate::domain::diagnose::Severity::Failure);
+    assert_eq!(out[1].severity, crate::domain::diagnose::Severity::Warning);
     let mut strict = Findings::new(true);
     strict.unquoted_u64(Endpoint::Bars, &["seq".to_string()].into());
     let out = strict.into_vec("http://j");
-    assert_eq!(out[0].severity, crate::diagnose::Severity::Failure);
+    assert_eq!(out[0].severity, crate::domain::diagnose::Severity::Failure);
     assert!(
         out[0].cause.contains("jangar.strict_contract"),
         "{}",
@@ -440,11 +443,11 @@ fn long_messages_keep_their_start_and_end() {
         "Code: 60. {} (UNKNOWN_TABLE) (version 26.9)\nsecond line",
         "x".repeat(500)
     );
-    let cut = super::client::first_line(&long);
+    let cut = crate::adapter::jangar::first_line(&long);
     assert_eq!(cut.chars().count(), 203);
     assert!(cut.starts_with("Code: 60. xxx"), "{cut}");
     assert!(cut.ends_with("(UNKNOWN_TABLE) (version 26.9)"), "{cut}");
-    assert_eq!(super::client::first_line("short\nmore"), "short");
+    assert_eq!(crate::adapter::jangar::first_line("short\nmore"), "short");
 }
 
 // --- contract cases --------------------------------------------------------------------------------
@@ -514,9 +517,9 @@ fn rejections_need_the_exact_message_in_both_fields() {
 
 #[test]
 fn unknown_symbol_is_reserved_and_valid_for_jangar() {
-    let run = crate::symbols::RunId::from_string("ABC123").unwrap();
+    let run = crate::domain::symbols::RunId::from_string("ABC123").unwrap();
     let s = contract::unknown_symbol(&run);
-    assert!(crate::symbols::is_synthetic(&s), "{s}");
+    assert!(crate::domain::symbols::is_synthetic(&s), "{s}");
 }
 
 // --- freshness -----------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ use std::time::Instant;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::diagnose::RUNBOOK_JANGAR_TIMEZONE;
+use crate::domain::diagnose::RUNBOOK_JANGAR_TIMEZONE;
 
-use super::client::{Endpoint, JangarClient};
 use super::decode::range_form;
 use super::{findings, Recorder};
+use crate::adapter::jangar::{Endpoint, JangarClient};
 
 /// The check's name in reports.
 pub(super) const CHECK: &str = "contract bars: zone-less from/to → read as UTC";

@@ -21,8 +21,9 @@ mod steps;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::diagnose::{Finding, Hop};
-use crate::stage::{StageCheck, StageContext, StageReport};
+use crate::domain::diagnose::{Finding, Hop};
+use crate::domain::report::{StageCheck, StageReport};
+use crate::stage::StageContext;
 use model::{ModelError, PageModel};
 use proxy::ProxyError;
 
@@ -36,7 +37,7 @@ pub enum BrowserError {
     #[error("fault proxy: {0}")]
     Proxy(#[from] ProxyError),
     #[error(transparent)]
-    WebDriver(#[from] crate::webdriver::WebDriverError),
+    WebDriver(#[from] crate::adapter::webdriver::WebDriverError),
     #[error("cannot open a browser session on {url}: {message}")]
     Session { url: String, message: String },
     /// The WebDriver stopped answering (a command past its bound).
@@ -128,14 +129,14 @@ fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
         findings: vec![Finding {
             hop: Hop::ChartsPage,
             cause,
-            runbook: crate::diagnose::RUNBOOK_VISUALS,
-            severity: crate::diagnose::Severity::Failure,
+            runbook: crate::domain::diagnose::RUNBOOK_VISUALS,
+            severity: crate::domain::diagnose::Severity::Failure,
         }],
         ..StageReport::default()
     }
     .conclude();
     if hung {
-        report.verdict = crate::report::Verdict::Error;
+        report.verdict = crate::domain::report::Verdict::Error;
     }
     report
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// The model the binary carries, so a deployed validator needs no checkout.
-const BUILTIN: &str = include_str!("../../fixtures/pages/jangar-charts.toml");
+const BUILTIN: &str = include_str!("../../../fixtures/pages/jangar-charts.toml");
 
 /// Overrides the built-in model with a file (a page that changed before the validator did).
 pub const MODEL_ENV: &str = "TORGHUT_E2E_PAGE_MODEL";

@@ -491,7 +491,7 @@ async fn forward(shared: &Arc<Shared>, request: Request<Incoming>, pending: Pend
         Err(e) => {
             let message = format!(
                 "Jangar did not answer {target}: {}",
-                crate::webdriver::describe(&e)
+                crate::adapter::webdriver::describe(&e)
             );
             pending.finish(Some(502), Some(message.clone()), None);
             return text_answer(StatusCode::BAD_GATEWAY, message);
@@ -505,7 +505,7 @@ async fn forward(shared: &Arc<Shared>, request: Request<Incoming>, pending: Pend
         Err(e) => {
             let message = format!(
                 "Jangar's answer to {target} broke off: {}",
-                crate::webdriver::describe(&e)
+                crate::adapter::webdriver::describe(&e)
             );
             pending.finish(Some(502), Some(message.clone()), None);
             return text_answer(StatusCode::BAD_GATEWAY, message);
@@ -674,7 +674,7 @@ fn clickhouse_time(value: &str) -> String {
     let parsed = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339);
     match parsed {
         Ok(t) => {
-            let iso = crate::model::iso_millis(t);
+            let iso = crate::domain::model::iso_millis(t);
             iso.trim_end_matches('Z').to_string()
         }
         Err(_) => value.to_string(),

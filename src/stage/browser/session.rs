@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::model::PageModel;
 use super::BrowserError;
-use crate::webdriver::LocalChromedriver;
+use crate::adapter::webdriver::LocalChromedriver;
 
 const SNAPSHOT_JS: &str = include_str!("snapshot.js");
 const FIND_JS: &str = include_str!("find.js");
@@ -190,17 +190,20 @@ impl Session {
             }
         };
         let start = BROWSER_START + answer;
-        let client = tokio::time::timeout(start, crate::webdriver::connect_sized(&url, WINDOW))
-            .await
-            .map_err(|_| {
-                BrowserError::Hung(format!(
-                    "WebDriver at {url} did not open a browser session within {start:?}"
-                ))
-            })?
-            .map_err(|e| BrowserError::Session {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let client = tokio::time::timeout(
+            start,
+            crate::adapter::webdriver::connect_sized(&url, WINDOW),
+        )
+        .await
+        .map_err(|_| {
+            BrowserError::Hung(format!(
+                "WebDriver at {url} did not open a browser session within {start:?}"
+            ))
+        })?
+        .map_err(|e| BrowserError::Session {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
         let model = serde_json::to_value(model).unwrap_or(Value::Null);
         let session = Self {
             client,

@@ -1,6 +1,8 @@
 //! One scenario, end to end: publish known trades, predict the rows, wait for them in
 //! ClickHouse, compare, measure, diagnose.
 
+pub mod window;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,20 +10,24 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError};
-use crate::compare::{self, TableDiff};
-use crate::diagnose::{self, Finding, Hop, SinkFacts};
-use crate::latency;
-use crate::ledger::{Ledger, Record};
-use crate::model::{Columns, Microbar, RowKey, Signal};
-use crate::oracle::{Expected, Oracle};
-use crate::pool::{self, HistoryKind, Lease, PoolName, PoolReport};
-use crate::publish::{Channel, Delivery, Publisher, Window};
-use crate::report::{LatencyReport, ScenarioReport, Verdict, WatermarkLatency};
-use crate::scenario::{Close, Event, Pacing, Scenario, Stage, Table};
-use crate::stage::{StageContext, StageReport};
-use crate::symbols::{self, RunId};
-use crate::wait::{self, Poll};
+use crate::adapter::clickhouse::{ClickHouse, ClickHouseError};
+use crate::adapter::kafka::KafkaPublisher as Publisher;
+use crate::domain::compare::{self, TableDiff};
+use crate::domain::diagnose::{self, Finding, Hop, SinkFacts};
+use crate::domain::latency;
+use crate::domain::model::{Columns, Microbar, RowKey, Signal};
+use crate::domain::oracle::{Expected, Oracle};
+use crate::domain::pool::{self, HistoryKind, Lease, PoolName, PoolReport};
+use crate::domain::publish::{Channel, Delivery};
+use crate::domain::report::StageReport;
+use crate::domain::report::{LatencyReport, ScenarioReport, Verdict, WatermarkLatency};
+use crate::domain::scenario::{Close, Event, Pacing, Scenario, Stage, Table};
+use crate::domain::symbols::{self, RunId};
+use crate::stage::StageContext;
+use crate::suite::ledger::{Ledger, Record};
+use crate::suite::pool::PoolError;
+use crate::suite::scenario::window::Window;
+use crate::suite::wait::{self, Poll};
 
 /// Pace of the watcher that runs during publishing.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
@@ -44,9 +50,9 @@ pub enum RunError {
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
     #[error(transparent)]
-    Pool(#[from] pool::PoolError),
+    Pool(#[from] PoolError),
     #[error(transparent)]
-    Publish(#[from] crate::publish::PublishError),
+    Publish(#[from] crate::adapter::kafka::PublishError),
     #[error("the oracle rejected message {index}: {message}")]
     Oracle { index: usize, message: String },
     #[error("event offset {0} ms does not map onto a wall-clock time")]
@@ -58,7 +64,7 @@ impl RunError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            RunError::ClickHouse(e) | RunError::Pool(pool::PoolError::ClickHouse(e))
+            RunError::ClickHouse(e) | RunError::Pool(PoolError::ClickHouse(e))
                 if e.is_unreachable()
         ) || matches!(self, RunError::Publish(_))
     }
@@ -71,7 +77,7 @@ impl RunError {
                 format!("the broker stopped acknowledging the run's messages: {e}"),
                 diagnose::RUNBOOK_KAFKA_PRODUCE,
             )),
-            RunError::ClickHouse(e) | RunError::Pool(pool::PoolError::ClickHouse(e)) => {
+            RunError::ClickHouse(e) | RunError::Pool(PoolError::ClickHouse(e)) => {
                 Some(Finding::failure(
                     Hop::ClickhouseSink,
                     format!("ClickHouse stopped answering the validator: {e}"),
@@ -139,6 +145,13 @@ struct Published {
 }
 
 impl Runner<'_> {
+    fn warehouse(&self) -> crate::suite::seam::LiveWarehouse<'_> {
+        crate::suite::seam::LiveWarehouse {
+            clickhouse: self.clickhouse,
+            kafka: &self.config.kafka,
+        }
+    }
+
     /// The scenario's report; when it could not finish, the error with a report that still
     /// holds what it published (symbols, deliveries, unconfirmed messages).
     pub async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, Box<Stopped>> {
@@ -199,7 +212,9 @@ impl Runner<'_> {
             .as_ref()
             .map(|l| PoolReport::new(l, history_wait, base));
         if let (Some(lease), Some(report)) = (&plan.lease, pool_report.as_mut()) {
-            let lease = pool::catch_up(self.clickhouse, lease, &observed.bars, report).await?;
+            let lease =
+                crate::suite::pool::catch_up(&self.warehouse(), lease, &observed.bars, report)
+                    .await?;
             if let Some(again) = predict_again(&lease, &values, &closers, &observed, report) {
                 (expected, bars) = again.adopt(&mut sent);
             }
@@ -245,7 +260,7 @@ impl Runner<'_> {
         };
         report.stages = later_stages(&ctx).await;
         // The HTML evidence report plots what was expected against what was stored.
-        report.series = crate::report::Series::new(
+        report.series = crate::domain::report::Series::new(
             &expected.bars,
             &expected.signals,
             &stored_bars,
@@ -306,7 +321,7 @@ impl Runner<'_> {
                 lease: None,
             });
         };
-        let lease = pool::lease(self.clickhouse, pool, &scenario.symbols).await?;
+        let lease = crate::suite::pool::lease(&self.warehouse(), pool, &scenario.symbols).await?;
         for r in &lease.retired {
             tracing::warn!(symbol = %r.symbol, generation = r.generation, reason = %r.reason, "pool generation retired");
         }
@@ -588,7 +603,7 @@ impl Runner<'_> {
         }
         let partitions: Vec<i32> = last.keys().copied().collect();
         let target = self.publisher.target();
-        let committed = crate::kafka::committed_offsets(
+        let committed = crate::adapter::kafka::committed_offsets(
             target,
             &target.ta_group_id,
             &target.trades_topic,
@@ -665,11 +680,11 @@ impl Runner<'_> {
 async fn later_stages(ctx: &StageContext<'_>) -> Vec<StageReport> {
     let mut stages = Vec::new();
     if ctx.scenario.stages.contains(&Stage::Api) {
-        stages.push(crate::api::run_stage(ctx).await);
+        stages.push(crate::stage::api::run_stage(ctx).await);
     }
     if ctx.scenario.stages.contains(&Stage::Browser) {
         let api = stages.iter().find(|s| s.stage == "api");
-        let browser = crate::browser::run_stage(ctx, api).await;
+        let browser = crate::stage::browser::run_stage(ctx, api).await;
         stages.push(browser);
     }
     stages
@@ -801,7 +816,7 @@ struct Observed {
     bars: Vec<Microbar>,
     signals: Vec<Signal>,
     first_seen: HashMap<RowKey, (OffsetDateTime, Duration)>,
-    attempts: Vec<wait::Attempt>,
+    attempts: Vec<crate::domain::report::Attempt>,
     waited_ms: u64,
 }
 
@@ -836,8 +851,9 @@ fn latency_report(
         bars.iter().partition(|b| b.closed_by_watermark);
     let trade = HopSamples::of(&by_trade, observed);
     let watermark = HopSamples::of(&by_watermark, observed);
-    let hold_allowance_ms = (crate::oracle::watermark::IDLE_TIMEOUT_MS
-        + crate::oracle::watermark::WATERMARK_INTERVAL_MS) as f64;
+    let hold_allowance_ms = (crate::domain::oracle::watermark::IDLE_TIMEOUT_MS
+        + crate::domain::oracle::watermark::WATERMARK_INTERVAL_MS)
+        as f64;
     LatencyReport {
         publish_to_visible: latency::summarize(&trade.publish_to_visible),
         publish_to_ta_emit: latency::summarize(&trade.publish_to_emit),
@@ -896,7 +912,7 @@ fn time_base(scenario: &Scenario) -> OffsetDateTime {
         // Everything ends a second before now: in the past, never in the future.
         Pacing::Compressed => {
             // A linted scenario's span is within the ceiling; clamped all the same.
-            let ceiling = crate::scenario::MAX_SPAN_CEILING.as_millis() as u64;
+            let ceiling = crate::domain::scenario::MAX_SPAN_CEILING.as_millis() as u64;
             let span_ms = scenario.span_ms().min(ceiling) as i64;
             let start = now - time::Duration::milliseconds(span_ms + 2_000);
             start.replace_millisecond(0).unwrap_or(start)
@@ -911,7 +927,7 @@ async fn start_time(scenario: &Scenario, lease: Option<&Lease>) -> OffsetDateTim
     let Some(last) = lease.and_then(Lease::last_event_ts) else {
         return time_base(scenario);
     };
-    let stale = crate::oracle::SignalConfig::default().quote_stale_after_ms;
+    let stale = crate::domain::oracle::SignalConfig::default().quote_stale_after_ms;
     let earliest = last + time::Duration::milliseconds(stale + 1_000);
     loop {
         let base = time_base(scenario);
@@ -1042,7 +1058,7 @@ fn closing_trades(
     let trade = |alias: &str, symbol: String, at_ms: Option<u64>, price: f64| {
         let at_ms = at_ms.ok_or(RunError::Offset(u64::MAX))?;
         let at = offset(base, at_ms)?;
-        let t = crate::scenario::TradeEvent {
+        let t = crate::domain::scenario::TradeEvent {
             symbol: alias.to_string(),
             at_ms,
             price,
@@ -1075,7 +1091,7 @@ fn closing_trades(
 
 /// The wall-clock time of an event offset, checked.
 fn offset(base: OffsetDateTime, at_ms: u64) -> Result<OffsetDateTime, RunError> {
-    crate::scenario::time_at(base, at_ms).ok_or(RunError::Offset(at_ms))
+    crate::domain::scenario::time_at(base, at_ms).ok_or(RunError::Offset(at_ms))
 }
 
 /// Wall time between a compressed scenario's last message and its watermark clock trade.
@@ -1098,8 +1114,10 @@ fn open_bar_key(symbol: &str, at: OffsetDateTime) -> RowKey {
 fn message(event: &Event, symbol: &str, at: OffsetDateTime, seq: i64) -> String {
     let ingest = OffsetDateTime::now_utc();
     match event {
-        Event::Trade(t) => crate::envelope::trade_message(symbol, at, t.price, t.size, seq, ingest),
-        Event::Quote(q) => crate::envelope::quote_message(
+        Event::Trade(t) => {
+            crate::domain::envelope::trade_message(symbol, at, t.price, t.size, seq, ingest)
+        }
+        Event::Quote(q) => crate::domain::envelope::quote_message(
             symbol, at, q.bid, q.bid_size, q.ask, q.ask_size, seq, ingest,
         ),
     }
@@ -1108,7 +1126,7 @@ fn message(event: &Event, symbol: &str, at: OffsetDateTime, seq: i64) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oracle::Trade;
+    use crate::domain::oracle::Trade;
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-07-21 14:30:00 UTC);
@@ -1120,7 +1138,7 @@ mod tests {
     /// X trades in two seconds (its first bar closes on its own next trade), then a clock trade
     /// moves the watermark past X's second bar. Returns the sends and the expectations.
     fn closes() -> (Vec<Sent>, Expectations) {
-        let mut oracle = crate::oracle::Oracle::new();
+        let mut oracle = crate::domain::oracle::Oracle::new();
         let mut expected = Expectations::default();
         let trades = [("X", 100), ("X", 1_100), ("CLOCK", 4_500)];
         let sent = trades

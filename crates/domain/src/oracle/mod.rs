@@ -16,7 +16,6 @@
 //! `ingest_ts` is the job's wall clock at emission and cannot be predicted: expected rows carry the
 //! Unix epoch there, comparisons must ignore the column, and the CLI prints it as `null`.
 
-pub mod cli;
 pub mod history;
 pub mod microbar;
 pub mod recursive;

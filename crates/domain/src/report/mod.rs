@@ -1,17 +1,12 @@
 //! What a run found, for machines and for people.
 //!
 //! JSON schema `torghut-e2e/report/v1`: a `RunReport` object. Fields are only ever added within
-//! a version; renaming or removing one bumps the version. The other renderings are derived from
-//! the same object: the console summary (`console`), JUnit XML for CI (`junit`), Prometheus
-//! metrics (`metrics`) and the self-contained HTML evidence report (`html`). JUnit and metrics
-//! share one flattening of the report into named checks (`checks`).
+//! a version; renaming or removing one bumps the version. This is the model only; the console
+//! summary, JUnit XML, Prometheus metrics and the HTML evidence report are rendered from it by
+//! the writers at the top of the validator (`torghut_e2e::report`).
 
-mod checks;
-mod console;
-pub mod html;
-pub mod junit;
-pub mod metrics;
 mod series;
+mod stage;
 
 use std::collections::BTreeMap;
 
@@ -20,13 +15,10 @@ use serde::Serialize;
 use crate::compare::TableDiff;
 use crate::diagnose::Finding;
 use crate::latency::Summary;
-use crate::preflight::Check;
 use crate::publish::{Delivery, Unconfirmed};
-use crate::wait::Attempt;
 
-pub use checks::{checks, hop_name, CheckKind, CheckStatus, NamedCheck, Suite};
-pub use console::write_console;
 pub use series::{Point, Series};
+pub use stage::{StageCheck, StageReport};
 
 pub const SCHEMA: &str = "torghut-e2e/report/v1";
 
@@ -99,7 +91,7 @@ pub struct ScenarioReport {
     pub tables: BTreeMap<String, TableDiff>,
     pub findings: Vec<Finding>,
     /// The API and browser stages, when the scenario asks for them.
-    pub stages: Vec<crate::stage::StageReport>,
+    pub stages: Vec<StageReport>,
     pub latency: LatencyReport,
     /// Expected and observed bars with their indicator lines, for the HTML plots.
     #[serde(skip_serializing_if = "Series::is_empty")]
@@ -111,6 +103,14 @@ pub struct ScenarioReport {
     pub duration_ms: u64,
     /// Set when the scenario could not run.
     pub error: Option<String>,
+}
+
+/// What one poll of a wait saw (`wait_attempts`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// Since the wait started.
+    pub at_ms: u64,
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,124 +149,4 @@ pub struct PreflightLine {
     pub ok: bool,
     pub detail: String,
     pub elapsed_ms: u64,
-}
-
-impl From<&Check> for PreflightLine {
-    fn from(c: &Check) -> Self {
-        Self {
-            component: c.component,
-            ok: c.ok,
-            detail: c.detail.clone(),
-            elapsed_ms: c.elapsed.as_millis() as u64,
-        }
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::compare::{ColumnDiff, RowMismatch};
-    use crate::diagnose::{Finding, Hop};
-    use crate::stage::{StageCheck, StageReport};
-
-    /// A failed run: one scenario whose signals diverge in `ema12`, with an API stage.
-    pub(crate) fn sample() -> RunReport {
-        let signals = TableDiff {
-            expected: 5,
-            observed: 5,
-            matched: 4,
-            mismatches: vec![RowMismatch {
-                key: "ZZT2E-RUN1-F 2026-01-01T00:00:03.000Z seq 2".into(),
-                columns: vec![ColumnDiff {
-                    column: "ema12",
-                    expected: "50.05".into(),
-                    actual: "50.0375".into(),
-                }],
-            }],
-            ..TableDiff::default()
-        };
-        let bars = TableDiff {
-            expected: 5,
-            observed: 5,
-            matched: 5,
-            ..TableDiff::default()
-        };
-        let scenario = ScenarioReport {
-            name: "probe".into(),
-            path: "scenarios/probe.toml".into(),
-            verdict: Verdict::Fail,
-            symbols: [("F".to_string(), "ZZT2E-RUN1-F".to_string())].into(),
-            messages_published: 13,
-            messages_acknowledged: 13,
-            tables: [
-                ("ta_microbars".to_string(), bars),
-                ("ta_signals".to_string(), signals),
-            ]
-            .into(),
-            findings: vec![Finding {
-                hop: Hop::TaJob,
-                cause: "the TA job's values differ from the oracle in ema12".into(),
-                runbook: crate::diagnose::RUNBOOK_TA_MATHS,
-                severity: crate::diagnose::Severity::Failure,
-            }],
-            stages: vec![StageReport {
-                stage: "api".into(),
-                verdict: Verdict::Pass,
-                findings: vec![Finding::warning(
-                    Hop::JangarApi,
-                    "/api/torghut/ta/bars sends UInt64 columns (seq) as JSON numbers",
-                    crate::diagnose::RUNBOOK_JANGAR_CONTRACT,
-                )],
-                checks: vec![StageCheck {
-                    name: "bars".into(),
-                    ok: true,
-                    detail: "5 bars".into(),
-                    elapsed_ms: 12,
-                    evidence: vec!["api/bars.json".into()],
-                }],
-                ..StageReport::default()
-            }],
-            latency: LatencyReport {
-                publish_to_visible: crate::latency::summarize(&[120.0, 480.0, 900.0]),
-                publish_to_ta_emit: crate::latency::summarize(&[100.0, 400.0, 800.0]),
-                ta_emit_to_visible: crate::latency::summarize(&[20.0, 80.0, 100.0]),
-                polling_error_ms: 50.0,
-                watermark_closed: WatermarkLatency {
-                    publish_to_visible: crate::latency::summarize(&[29_500.0]),
-                    publish_to_ta_emit: crate::latency::summarize(&[29_000.0]),
-                    ta_emit_to_visible: crate::latency::summarize(&[500.0]),
-                    hold_allowance_ms: 31_000.0,
-                    limit_ms: Some(36_000.0),
-                },
-            },
-            waited_ms: 900,
-            duration_ms: 2_000,
-            ..ScenarioReport::default()
-        };
-        RunReport {
-            schema: SCHEMA,
-            run_id: "RUN1".into(),
-            started_at: time::macros::datetime!(2026-01-01 00:00:00 UTC),
-            duration_ms: 2_500,
-            verdict: Verdict::Fail,
-            exit_code: 1,
-            target: Target {
-                lane: "sim".into(),
-                kafka_bootstrap: "127.0.0.1:9093".into(),
-                trades_topic: "torghut.sim.trades.v1".into(),
-                quotes_topic: "torghut.sim.quotes.v1".into(),
-                clickhouse_url: "http://127.0.0.1:8123".into(),
-                clickhouse_database: "torghut_sim_default".into(),
-            },
-            artifacts_dir: "artifacts/RUN1".into(),
-            shard: None,
-            preflight: vec![PreflightLine {
-                component: "kafka",
-                ok: true,
-                detail: "3 brokers".into(),
-                elapsed_ms: 30,
-            }],
-            scenarios: vec![scenario],
-        }
-    }
 }

@@ -285,7 +285,8 @@ fn the_event_limit_is_exact_and_settable() {
 
 #[test]
 fn extents_are_what_expansion_produces() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    // The shipped scenarios, at the workspace root.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -6,10 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::{api, page, Checklist, Failure};
-use crate::browser::expect;
-use crate::browser::model::PageModel;
-use crate::browser::proxy::Exchange;
-use crate::model::Signal;
+use crate::domain::model::Signal;
+use crate::stage::browser::expect;
+use crate::stage::browser::model::PageModel;
+use crate::stage::browser::proxy::Exchange;
 
 /// One load of the page: the three calls it made, as answered.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub(super) fn unix_ms() -> i64 {
 }
 
 pub(super) fn iso(ms: i64) -> String {
-    crate::model::iso_millis(crate::oracle::datetime_from_millis(ms))
+    crate::domain::model::iso_millis(crate::domain::oracle::datetime_from_millis(ms))
 }
 
 pub(super) fn status_text(e: &Exchange) -> String {
@@ -142,7 +142,7 @@ pub(super) fn unix_ms_of(t: time::OffsetDateTime) -> i64 {
 /// A stored signal as Jangar would send it (what the page's rules count).
 pub(super) fn signal_json(s: &Signal) -> Value {
     let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
-    let when = crate::model::iso_millis(s.event_ts);
+    let when = crate::domain::model::iso_millis(s.event_ts);
     v["event_ts"] = json!(when.trim_end_matches('Z').replace('T', " "));
     v
 }

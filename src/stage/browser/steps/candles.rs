@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::calls::*;
 use super::{empty_text, show_count, Checklist, Failure, Outcome, Problems};
-use crate::browser::expect;
-use crate::browser::session::{PageState, Trigger};
-use crate::browser::UI_TIMEOUT;
+use crate::stage::browser::expect;
+use crate::stage::browser::session::{PageState, Trigger};
+use crate::stage::browser::UI_TIMEOUT;
 
 impl Checklist<'_> {
     pub(super) async fn candles(&mut self) -> Outcome {

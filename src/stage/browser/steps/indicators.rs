@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use super::calls::*;
 use super::{api, page, show_count, Checklist, Failure, Outcome, Problems};
-use crate::browser::expect;
-use crate::browser::model::{PageModel, Panel};
-use crate::browser::proxy::Exchange;
-use crate::browser::session::PageState;
-use crate::browser::UI_TIMEOUT;
+use crate::stage::browser::expect;
+use crate::stage::browser::model::{PageModel, Panel};
+use crate::stage::browser::proxy::Exchange;
+use crate::stage::browser::session::PageState;
+use crate::stage::browser::UI_TIMEOUT;
 
 /// After the last toggle, how long the page has to (wrongly) send a request before it counts.
 const QUIET: Duration = Duration::from_millis(150);

@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::calls::*;
 use super::{api, page, Checklist, Failure, Outcome, Problems};
-use crate::browser::expect;
-use crate::browser::session::Pill;
-use crate::diagnose::Hop;
+use crate::domain::diagnose::Hop;
+use crate::stage::browser::expect;
+use crate::stage::browser::session::Pill;
 
 /// Step 4 reads the pill at least this long after the load, so a ticking pill would have moved.
 const TICK: Duration = Duration::from_millis(1100);

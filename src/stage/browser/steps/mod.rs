@@ -20,8 +20,9 @@ use super::model::PageModel;
 use super::proxy::{Exchange, FaultProxy};
 use super::session::{ConsoleEntry, Pill, Session};
 use super::BrowserError;
-use crate::diagnose::{self, Finding, Hop};
-use crate::stage::{StageCheck, StageContext, StageReport};
+use crate::domain::diagnose::{self, Finding, Hop};
+use crate::domain::report::{StageCheck, StageReport};
+use crate::stage::StageContext;
 use calls::{json_of, Load};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +283,7 @@ impl<'a> Checklist<'a> {
         let mut report = report.conclude();
         // The WebDriver stopped answering: the checklist could not check the page.
         if hung.is_some() {
-            report.verdict = crate::report::Verdict::Error;
+            report.verdict = crate::domain::report::Verdict::Error;
         }
         report
     }
@@ -507,7 +508,7 @@ fn symbols_to_add(ctx: &StageContext<'_>) -> (Vec<String>, String) {
     let jangar_db = jangar
         .clickhouse_database
         .as_deref()
-        .unwrap_or(crate::api::JANGAR_DATABASE);
+        .unwrap_or(crate::stage::api::JANGAR_DATABASE);
     if jangar.live_symbol.is_some() && jangar_db != run_db {
         return (
             Vec::new(),
@@ -554,7 +555,7 @@ fn record(
                     f.message
                 ),
                 runbook: runbook(f.hop),
-                severity: crate::diagnose::Severity::Failure,
+                severity: crate::domain::diagnose::Severity::Failure,
             });
             (false, f.message)
         }

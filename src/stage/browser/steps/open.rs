@@ -5,9 +5,9 @@ use serde_json::Value;
 
 use super::calls::*;
 use super::{abbreviate, api, page, Checklist, Chosen, Failure, NoSymbol, Outcome};
-use crate::browser::session::{PageState, Trigger};
-use crate::browser::UI_TIMEOUT;
-use crate::diagnose::Hop;
+use crate::domain::diagnose::Hop;
+use crate::stage::browser::session::{PageState, Trigger};
+use crate::stage::browser::UI_TIMEOUT;
 
 impl Checklist<'_> {
     pub(super) async fn open(&mut self) -> Outcome {

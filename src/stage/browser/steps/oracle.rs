@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use super::calls::*;
 use super::{Checklist, Problems};
-use crate::browser::expect;
-use crate::browser::model::Panel;
-use crate::diagnose::Hop;
-use crate::model::{Microbar, Signal};
+use crate::domain::diagnose::Hop;
+use crate::domain::model::{Microbar, Signal};
+use crate::stage::browser::expect;
+use crate::stage::browser::model::Panel;
 
 type Key = (i64, u64);
 

@@ -2,9 +2,9 @@
 //! they work against a real deployment (no symbol added, nothing broken).
 
 use super::{empty_text, show_count, Checklist, Failure, Outcome, Problems};
-use crate::browser::proxy::{EmptyShape, Fault};
-use crate::browser::session::PageState;
-use crate::browser::UI_TIMEOUT;
+use crate::stage::browser::proxy::{EmptyShape, Fault};
+use crate::stage::browser::session::PageState;
+use crate::stage::browser::UI_TIMEOUT;
 
 /// The status the proxy gives failing bars and signals calls in step 6.
 const ERROR_STATUS: u16 = 500;

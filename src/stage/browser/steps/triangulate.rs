@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::calls::*;
 use super::{Checklist, Failure, Problems};
-use crate::browser::expect;
-use crate::diagnose::Hop;
+use crate::domain::diagnose::Hop;
+use crate::stage::browser::expect;
 
 /// `[open, high, low, close]`.
 type Ohlc = [f64; 4];
