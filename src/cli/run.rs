@@ -15,7 +15,8 @@ use crate::domain::symbols::RunId;
 use crate::report;
 use crate::suite::ledger::Ledger;
 use crate::suite::preflight::{self, Components};
-use crate::suite::scenario::Runner;
+use crate::suite::scenario::{LiveStages, Runner};
+use crate::suite::seam::LiveWarehouse;
 
 pub fn lint(args: &LintArgs) -> Outcome {
     let limits = match args.limits.limits() {
@@ -340,11 +341,20 @@ async fn run_scenarios(
         }
     };
     let clickhouse = ClickHouse::new(&config.clickhouse, config.connect_timeout);
-    let runner = Runner {
+    let warehouse = LiveWarehouse {
+        clickhouse: &clickhouse,
+        kafka: &config.kafka,
+    };
+    let stages = LiveStages {
         config,
         run_id,
-        publisher: &publisher,
         clickhouse: &clickhouse,
+    };
+    let runner = Runner {
+        run_id,
+        publisher: &publisher,
+        warehouse: &warehouse,
+        stages: &stages,
         pool: loaded.pool.as_ref(),
         ledger,
     };

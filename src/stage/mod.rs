@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use crate::adapter::clickhouse::ClickHouse;
 use crate::config::Config;
 use crate::domain::model::{Microbar, Signal};
-use crate::domain::scenario::Scenario;
+use crate::domain::report::StageReport;
+use crate::domain::scenario::{Scenario, Stage};
 use crate::domain::symbols::RunId;
 
 /// Everything a later stage may use; borrowed from the run.
@@ -32,4 +33,19 @@ pub struct StageContext<'a> {
     pub clickhouse: &'a ClickHouse,
     /// This scenario's evidence directory (created by the stage when it writes).
     pub artifacts: PathBuf,
+}
+
+/// The scenario's stages after ClickHouse: the API stage, then the browser stage (which may use
+/// what the API returned).
+pub async fn after_clickhouse(ctx: &StageContext<'_>) -> Vec<StageReport> {
+    let mut stages = Vec::new();
+    if ctx.scenario.stages.contains(&Stage::Api) {
+        stages.push(api::run_stage(ctx).await);
+    }
+    if ctx.scenario.stages.contains(&Stage::Browser) {
+        let api = stages.iter().find(|s| s.stage == "api");
+        let browser = browser::run_stage(ctx, api).await;
+        stages.push(browser);
+    }
+    stages
 }

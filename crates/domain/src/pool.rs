@@ -590,4 +590,69 @@ mod tests {
         let fit = fit_prior_volume(50.0, &[(51.0, 1.0)], &[Some(52.0)]).expect("moved");
         assert!(fit.volume < 0.0, "{fit:?}");
     }
+
+    fn bar(symbol: &str, seq: u64, c: f64, v: f64) -> Microbar {
+        let t =
+            time::macros::datetime!(2026-01-01 00:00:00 UTC) + time::Duration::seconds(seq as i64);
+        Microbar {
+            symbol: symbol.into(),
+            event_ts: t,
+            seq,
+            ingest_ts: t,
+            is_final: 1,
+            source: crate::model::SOURCE_TA.into(),
+            window_size: crate::model::WINDOW_1S.into(),
+            window_step: None,
+            window_start: None,
+            window_end: None,
+            version: 1,
+            o: c,
+            h: c,
+            l: c,
+            c,
+            v,
+            vwap: Some(c),
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn a_seed_catches_up_only_with_every_bar_emitted_after_it() {
+        let history = HistoryStats {
+            rows: 3,
+            first_seq: 1,
+            last_seq: 3,
+            sum_cv: 60.0,
+            sum_v: 6.0,
+            ..HistoryStats::empty("ZZT2E-P.0-A")
+        };
+        let bars: Vec<Microbar> = (1..=3).map(|q| bar("ZZT2E-P.0-A", q, 10.0, 2.0)).collect();
+        let seeded = Seeded::from_history(history, HistoryKind::Complete, &bars, Some(10.0));
+        assert_eq!(seeded.seed.bars.len(), 3);
+        // The run's first bar continues the history: nothing to catch up.
+        assert_eq!(seeded.missed_seqs(Some(4)), None);
+        assert!(!seeded.state_was_reset(Some(4)));
+        // Seq 6 first: seqs 4 and 5 were emitted after seeding.
+        assert_eq!(seeded.missed_seqs(Some(6)), Some((3, 6)));
+        let mut partial = seeded.clone();
+        assert!(!partial.catch_up(6, &[bar("ZZT2E-P.0-A", 4, 11.0, 1.0)]));
+        assert_eq!(
+            partial.seed.last_seq, 3,
+            "unchanged without every missed bar"
+        );
+        let mut caught = seeded.clone();
+        let missed = [
+            bar("ZZT2E-P.0-A", 4, 11.0, 1.0),
+            bar("ZZT2E-P.0-A", 5, 12.0, 1.0),
+        ];
+        assert!(caught.catch_up(6, &missed));
+        assert_eq!(caught.seed.last_seq, 5);
+        assert_eq!(caught.seed.bars.len(), 5);
+        assert_eq!(caught.seed.session.volume, 8.0);
+        // Seq 1 after a history: the job lost its state.
+        assert!(seeded.state_was_reset(Some(1)));
+        let mut reset = seeded;
+        reset.reset();
+        assert_eq!((reset.kind, reset.seed.last_seq), (HistoryKind::Fresh, 0));
+    }
 }
