@@ -228,7 +228,7 @@ fn indexed_job_shards_agree_with_completions() {
     for i in 0..n {
         let expanded = shard.replace("$(JOB_COMPLETION_INDEX)", &i.to_string());
         assert!(
-            expanded.parse::<torghut_e2e::cli::Shard>().is_ok(),
+            expanded.parse::<torghut_e2e::suite::Shard>().is_ok(),
             "{expanded}"
         );
     }

@@ -290,7 +290,7 @@ async fn a_pool_canary_keeps_the_job_state_bounded() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    let entries = torghut_e2e::cli::canary::read_history(&history);
+    let entries = torghut_e2e::cli::canary::history::read_history(&history);
     assert_eq!(entries.len(), 3);
     assert!(entries.iter().all(|e| e.verdict == "pass"), "{entries:?}");
 

@@ -5,4 +5,5 @@
 pub mod clickhouse;
 pub mod jangar;
 pub mod kafka;
+pub mod pushgateway;
 pub mod webdriver;

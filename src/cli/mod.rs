@@ -1,4 +1,4 @@
-//! Verbs of the command line and the exit-code contract.
+//! The command line: its verbs, their options and the exit-code contract.
 //!
 //! Exit codes: 0 pass, 1 a check failed, 2 usage or config error, 3 target unreachable or
 //! preflight failed, 130/143 stopped by SIGINT/SIGTERM. clap's own usage errors also exit with 2.
@@ -6,21 +6,26 @@
 //! output file could not be written (the error is printed); a passing run whose outputs could
 //! not all be written exits 2.
 //!
-//! A closed stdout or stderr (`| head -1`) never ends a verb early: console lines go through
-//! `outln!`/`errln!`, which drop what cannot be written (see `stdio`).
+//! clap's types stay in `args`; every verb takes plain options. A closed stdout or stderr
+//! (`| head -1`) never ends a verb early: console lines go through `outln!`/`errln!`, which drop
+//! what cannot be written (see `stdio`).
 
+pub mod args;
 pub mod canary;
+mod console;
 pub mod oracle;
 pub mod outputs;
+pub mod preflight;
 pub mod progress;
 pub mod run;
 pub mod signals;
 pub mod stdio;
+pub mod write;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use crate::domain::report::Verdict;
+use args::{Cli, Command};
 
 /// Outcome of a verb, mapped onto the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,208 +45,16 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "torghut-e2e",
-    version,
-    about = "Synthetic end-to-end validator for the Torghut market-data pipeline"
-)]
-pub struct Cli {
-    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Check that Kafka, ClickHouse and WebDriver answer, authenticate and have what a run needs.
-    Preflight(PreflightArgs),
-    /// Run scenarios end to end: publish, wait for the rows in ClickHouse, compare, diagnose.
-    Run(RunArgs),
-    /// Run the scenarios again and again (each cycle an isolated run) until --max-runs or SIGTERM.
-    Canary(CanaryArgs),
-    /// Validate scenario files; errors as file:line:column.
-    Lint(LintArgs),
-    /// Compute the rows production must write for a recorded stream of forwarder messages.
-    Oracle(OracleArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct PreflightArgs {
-    /// Config file (TOML); TORGHUT_E2E_* environment variables override it.
-    #[arg(long, short = 'c', env = "TORGHUT_E2E_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Bound for each probe, in milliseconds (overrides the config's connect_timeout_ms).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
-    pub timeout_ms: Option<u64>,
-    /// Skip the WebDriver probe (runs without the browser stage).
-    #[arg(long)]
-    pub no_webdriver: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub suite: SuiteArgs,
-    #[command(flatten)]
-    pub outputs: OutputArgs,
-    /// Use this run id instead of a fresh one (its symbols must have no rows yet).
-    #[arg(long)]
-    pub run_id: Option<String>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CanaryArgs {
-    #[command(flatten)]
-    pub suite: SuiteArgs,
-    #[command(flatten)]
-    pub outputs: OutputArgs,
-    /// From the start of one cycle to the start of the next (e.g. 5m, 90s).
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-    pub interval: std::time::Duration,
-    /// Wait up to this much more (uniformly random) before each next cycle.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub jitter: Option<std::time::Duration>,
-    /// Stop after this many cycles (default: until SIGTERM or SIGINT).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_runs: Option<u64>,
-    /// On SIGTERM or SIGINT, how long the current cycle may take to finish before it is aborted.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub stop_grace: std::time::Duration,
-    /// History of recent cycles, JSON lines (default: <artifacts_dir>/canary-history.jsonl).
-    #[arg(long, value_name = "PATH")]
-    pub history: Option<PathBuf>,
-    /// How many cycles the history keeps.
-    #[arg(long, value_name = "N", default_value_t = 200)]
-    pub history_keep: usize,
-}
-
-/// What to run and against what; shared by `run` and `canary`.
-#[derive(Debug, clap::Args)]
-pub struct SuiteArgs {
-    /// Scenario files or directories of them (`*.toml`).
-    #[arg(required = true)]
-    pub scenarios: Vec<PathBuf>,
-    /// Config file (TOML); TORGHUT_E2E_* environment variables override it.
-    #[arg(long, short = 'c', env = "TORGHUT_E2E_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Run only shard I of N (0-based): the scenario files sorted, every file whose position
-    /// is I modulo N. For a Kubernetes Indexed Job: `--shard $(JOB_COMPLETION_INDEX)/N`.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<Shard>,
-    /// Reuse this reserved pool's symbols (`ZZT2E-<POOL>.<G>-<ALIAS>`), seeding expectations from
-    /// their history in ClickHouse, instead of fresh symbols per run: keeps the TA job's state
-    /// bounded for long-running canaries. One process per pool at a time.
-    #[arg(long, value_name = "POOL", env = "TORGHUT_E2E_POOL")]
-    pub pool: Option<crate::domain::pool::PoolName>,
-    #[command(flatten)]
-    pub limits: LimitArgs,
-}
-
-/// Bounds on each scenario, checked before anything is generated or published.
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct LimitArgs {
-    /// Latest event offset a scenario may have (e.g. 1h, 90m; at most 7 days).
-    #[arg(long, value_name = "DURATION", default_value = "1h", env = "TORGHUT_E2E_MAX_SPAN",
-          value_parser = humantime::parse_duration)]
-    pub max_span: std::time::Duration,
-    /// Most events (trades and quotes) a scenario may publish (at most 10000000).
-    #[arg(long, value_name = "N", default_value_t = crate::domain::scenario::DEFAULT_MAX_EVENTS,
-          env = "TORGHUT_E2E_MAX_EVENTS")]
-    pub max_events: u64,
-}
-
-impl LimitArgs {
-    /// The limits, or a usage error naming the flag.
-    pub fn limits(&self) -> Result<crate::domain::scenario::Limits, String> {
-        crate::domain::scenario::Limits::new(self.max_span, self.max_events)
-            .map_err(|e| format!("--max-span/--max-events: {e}"))
-    }
-}
-
-/// Where a run's results go besides the console; shared by `run` and `canary`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct OutputArgs {
-    /// Write the versioned JSON report here.
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
-    /// Write JUnit XML here: one test case per check, failures with message and evidence paths.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Write the self-contained HTML evidence report here (plots, divergence, latency, evidence).
-    #[arg(long, value_name = "PATH")]
-    pub html: Option<PathBuf>,
-    /// Write Prometheus text-format metrics here (a node-exporter textfile works).
-    #[arg(long, value_name = "PATH")]
-    pub metrics: Option<PathBuf>,
-    /// Push the same metrics to this Pushgateway (`<URL>/metrics/job/torghut-e2e`).
-    #[arg(long, value_name = "URL", env = "TORGHUT_E2E_PUSHGATEWAY")]
-    pub pushgateway: Option<String>,
-}
-
-/// One share of a suite split across N workers: files at positions ≡ index (mod count).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl Shard {
-    /// Keeps this shard's items; `items` must already be in a stable (sorted) order.
-    pub fn select<T>(self, items: Vec<T>) -> Vec<T> {
-        items
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % self.count == self.index)
-            .map(|(_, t)| t)
-            .collect()
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: usize = i.trim().parse().map_err(|_| bad())?;
-        let count: usize = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index >= count {
-            return Err(bad());
+impl From<Verdict> for Outcome {
+    /// A finished run's exit code: its checks passed, one failed, or a target could not be
+    /// reached (the run's verdict is `error` only then).
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Pass => Outcome::Pass,
+            Verdict::Fail => Outcome::CheckFailed,
+            Verdict::Error => Outcome::Unreachable,
         }
-        Ok(Shard { index, count })
     }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-#[derive(Debug, clap::Args)]
-pub struct LintArgs {
-    /// Scenario files or directories of them.
-    #[arg(required = true)]
-    pub scenarios: Vec<PathBuf>,
-    #[command(flatten)]
-    pub limits: LimitArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct OracleArgs {
-    /// JSON lines, one Kafka message value per line exactly as the forwarder writes it, in publish order.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Also emit the buckets still open at the end of the input, as if the watermark had passed them.
-    #[arg(long)]
-    pub flush_open: bool,
-    /// Fail (exit 2, nothing printed) on the first malformed line instead of skipping it with a
-    /// warning the way the TA job drops records it cannot decode.
-    #[arg(long)]
-    pub strict: bool,
 }
 
 pub fn init_logging(verbose: u8) {
@@ -260,38 +73,47 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Runs the verb `cli` names; its exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
-        Command::Preflight(args) => preflight(&args),
-        Command::Run(args) => match runtime() {
-            Ok(rt) => {
-                let outcome = rt.block_on(crate::cli::run::run(&args));
-                // A run stopped by a signal may leave blocking work behind (a Kafka call).
-                rt.shutdown_timeout(std::time::Duration::from_secs(2));
-                outcome
-            }
-            Err(e) => {
-                errln!("torghut-e2e: cannot start the async runtime: {e}");
-                Outcome::Unreachable
-            }
+        Command::Preflight(args) => preflight::run(&args.into()),
+        Command::Run(args) => match args.options() {
+            Ok(options) => in_runtime(run::run(&options)),
+            Err(e) => usage(&e),
         },
-        Command::Canary(args) => match runtime() {
-            Ok(rt) => {
-                let outcome = rt.block_on(crate::cli::canary::run(&args));
-                // An aborted cycle may leave blocking work behind (a Kafka metadata call): the
-                // stop bound must not wait for it.
-                rt.shutdown_timeout(std::time::Duration::from_secs(2));
-                outcome
-            }
-            Err(e) => {
-                errln!("torghut-e2e: cannot start the async runtime: {e}");
-                Outcome::Unreachable
-            }
+        Command::Canary(args) => match args.options() {
+            Ok(options) => in_runtime(canary::run(&options)),
+            Err(e) => usage(&e),
         },
-        Command::Lint(args) => crate::cli::run::lint(&args),
-        Command::Oracle(args) => crate::cli::oracle::run(&args),
+        Command::Lint(args) => match args.options() {
+            Ok(options) => run::lint(&options),
+            Err(e) => usage(&e),
+        },
+        Command::Oracle(args) => oracle::run(&args.into()),
     };
     outcome.into()
+}
+
+fn usage(problem: &str) -> Outcome {
+    errln!("torghut-e2e: {problem}");
+    Outcome::UsageOrConfig
+}
+
+/// Runs an async verb to its end.
+fn in_runtime(verb: impl std::future::Future<Output = Outcome>) -> Outcome {
+    match runtime() {
+        Ok(rt) => {
+            let outcome = rt.block_on(verb);
+            // A run or an aborted canary cycle stopped by a signal may leave blocking work
+            // behind (a Kafka metadata call): the stop bound must not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            outcome
+        }
+        Err(e) => {
+            errln!("torghut-e2e: cannot start the async runtime: {e}");
+            Outcome::Unreachable
+        }
+    }
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -299,96 +121,4 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
-}
-
-fn preflight(args: &PreflightArgs) -> Outcome {
-    let mut config = match crate::config::Config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            errln!("torghut-e2e: {e}");
-            return Outcome::UsageOrConfig;
-        }
-    };
-    if let Some(ms) = args.timeout_ms {
-        config.connect_timeout = std::time::Duration::from_millis(ms);
-    }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            errln!("torghut-e2e: cannot start the async runtime: {e}");
-            return Outcome::Unreachable;
-        }
-    };
-    let which = crate::suite::preflight::Components {
-        kafka: true,
-        clickhouse: true,
-        webdriver: !args.no_webdriver,
-        jangar: true,
-    };
-    let checks = rt.block_on(crate::suite::preflight::run(&config, which));
-    for check in &checks {
-        outln!("{check}");
-    }
-    if checks.iter().all(|c| c.ok) {
-        outln!("preflight: all {} components pass", checks.len());
-        Outcome::Pass
-    } else {
-        let failed: Vec<&str> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.component)
-            .collect();
-        outln!("preflight: FAILED: {}", failed.join(", "));
-        Outcome::Unreachable
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shard_parses_and_rejects_out_of_range() {
-        assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
-        for bad in ["4/4", "1/0", "x/2", "3", "-1/2", ""] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
-        }
-        assert_eq!(Shard { index: 0, count: 3 }.to_string(), "0/3");
-    }
-
-    #[test]
-    fn shards_partition_the_suite() {
-        let files: Vec<u32> = (0..10).collect();
-        let mut seen = Vec::new();
-        for index in 0..3 {
-            let part = Shard { index, count: 3 }.select(files.clone());
-            assert!(part.iter().all(|f| f % 3 == index as u32), "{part:?}");
-            seen.extend(part);
-        }
-        seen.sort();
-        assert_eq!(seen, files, "every file in exactly one shard");
-        assert_eq!(Shard { index: 0, count: 1 }.select(files.clone()), files);
-    }
-
-    #[test]
-    fn run_accepts_the_output_flags() {
-        let cli = Cli::try_parse_from([
-            "torghut-e2e",
-            "run",
-            "scenarios/",
-            "--shard",
-            "1/2",
-            "--junit",
-            "j.xml",
-            "--metrics",
-            "m.prom",
-        ])
-        .unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
-        assert_eq!(args.suite.shard, Some(Shard { index: 1, count: 2 }));
-        assert_eq!(args.outputs.junit, Some(PathBuf::from("j.xml")));
-        assert!(Cli::try_parse_from(["torghut-e2e", "run", "x", "--shard", "2/2"]).is_err());
-    }
 }

@@ -24,11 +24,11 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{OracleArgs, Outcome};
+use crate::cli::Outcome;
 use crate::domain::model::{iso_millis, Microbar, Signal};
 use crate::domain::oracle::{Expected, Oracle};
 
-pub fn run(args: &OracleArgs) -> Outcome {
+pub fn run(args: &OracleOptions) -> Outcome {
     let file = match File::open(&args.input) {
         Ok(f) => f,
         Err(e) => {
@@ -81,6 +81,17 @@ pub fn run(args: &OracleArgs) -> Outcome {
             Outcome::UsageOrConfig
         }
     }
+}
+
+/// What `oracle` reads and how.
+#[derive(Debug, Clone)]
+pub struct OracleOptions {
+    /// JSON lines, one Kafka message value per line, in publish order.
+    pub input: std::path::PathBuf,
+    /// Also emit the buckets still open at the end, as if the watermark had passed them.
+    pub flush_open: bool,
+    /// Fail on the first malformed line instead of skipping it.
+    pub strict: bool,
 }
 
 /// Longest line taken as a message: a forwarder message is well under a kilobyte, and memory
@@ -403,7 +414,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_input_is_exit_2() {
-        let args = OracleArgs {
+        let args = OracleOptions {
             input: "/nonexistent/messages.jsonl".into(),
             flush_open: false,
             strict: false,

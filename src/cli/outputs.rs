@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::OutputArgs;
 use crate::config::BasicAuth;
 
 /// An output that cannot be written, named by its flag.
@@ -30,6 +29,21 @@ pub struct Pushgateway {
     pub auth: Option<BasicAuth>,
 }
 
+/// Where a run's results go besides the console; shared by `run` and `canary`.
+#[derive(Debug, Clone, Default)]
+pub struct OutputOptions {
+    /// The versioned JSON report (`--report-json`).
+    pub report_json: Option<PathBuf>,
+    /// JUnit XML (`--junit`).
+    pub junit: Option<PathBuf>,
+    /// The self-contained HTML evidence report (`--html`).
+    pub html: Option<PathBuf>,
+    /// Prometheus text-format metrics (`--metrics`).
+    pub metrics: Option<PathBuf>,
+    /// A Pushgateway URL for the same metrics (`--pushgateway`), credentials in its user info.
+    pub pushgateway: Option<String>,
+}
+
 /// The outputs of a run, checked.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
@@ -44,7 +58,7 @@ impl Outputs {
     /// Checks every output of `args` and the `more` files (flag, path; e.g. the canary's
     /// history), and that `artifacts_dir` can be created and written; all problems at once.
     pub fn check(
-        args: &OutputArgs,
+        args: &OutputOptions,
         more: &[(&str, &Path)],
         artifacts_dir: &Path,
     ) -> Result<Self, Vec<OutputError>> {
@@ -202,7 +216,7 @@ mod tests {
     #[test]
     fn a_directory_or_a_missing_directory_is_named_by_its_flag() {
         let d = dir("named");
-        let args = OutputArgs {
+        let args = OutputOptions {
             report_json: Some(d.clone()),
             junit: Some(d.join("no/such/dir/j.xml")),
             html: Some(d.join("ok.html")),
@@ -238,7 +252,7 @@ mod tests {
     fn writable_outputs_pass_and_the_pushgateway_loses_its_credentials() {
         let d = dir("ok");
         std::fs::write(d.join("existing.xml"), "keep").unwrap();
-        let args = OutputArgs {
+        let args = OutputOptions {
             report_json: Some(d.join("r.json")),
             junit: Some(d.join("existing.xml")),
             html: None,
@@ -269,7 +283,8 @@ mod tests {
 
     #[test]
     fn every_writable_output_is_written_and_a_failed_check_keeps_its_code() {
-        use crate::cli::run::{with_outputs, write_outputs, Written};
+        use crate::cli::run::with_outputs;
+        use crate::cli::write::{write_outputs, Written};
         use crate::cli::Outcome;
         let d = dir("write");
         // The first output fails (its path turned into a directory after the check): the

@@ -16,22 +16,44 @@
 //!
 //! Exit code: that of the last completed cycle (0 when a signal came before any completed).
 
+pub mod history;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::cli::outputs::Outputs;
-use crate::cli::run::{self, Loaded};
-use crate::cli::signals::StopSignals;
-use crate::cli::{CanaryArgs, Outcome};
-use crate::domain::report::{RunReport, Verdict};
+use super::console::Console;
+use super::outputs::{OutputOptions, Outputs};
+use super::run::{self, check_outputs, finished, print_problems};
+use super::signals::StopSignals;
+use super::write::{secrets, write_outputs};
+use super::Outcome;
+use crate::domain::report::RunReport;
 use crate::domain::symbols::RunId;
-use crate::report::{self, CheckStatus};
+use crate::report;
 use crate::suite::ledger::Ledger;
+use crate::suite::{self, Suite, SuiteOptions};
+use history::{append_history, entry, HistoryEntry};
+
+/// What `canary` runs, how often, and where its history goes.
+#[derive(Debug, Clone)]
+pub struct CanaryOptions {
+    pub suite: SuiteOptions,
+    pub outputs: OutputOptions,
+    /// From the start of one cycle to the start of the next.
+    pub interval: Duration,
+    /// Wait up to this much more (uniformly random) before each next cycle.
+    pub jitter: Option<Duration>,
+    /// Stop after this many cycles (default: until SIGTERM or SIGINT).
+    pub max_runs: Option<u64>,
+    /// On a stop signal, how long the current cycle may take to finish before it is aborted.
+    pub stop_grace: Duration,
+    /// The history (default: `<artifacts_dir>/canary-history.jsonl`).
+    pub history: Option<PathBuf>,
+    /// How many cycles the history keeps.
+    pub history_keep: usize,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanaryError {
@@ -44,31 +66,6 @@ pub enum CanaryError {
     },
 }
 
-/// One line of the history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub cycle: u64,
-    pub run_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub started_at: time::OffsetDateTime,
-    pub duration_ms: u64,
-    /// `pass`, `fail`, `error`, or `aborted` (stopped by a signal before it finished).
-    pub verdict: String,
-    pub exit_code: Option<u8>,
-    /// The checks that did not pass, as `suite: check`.
-    pub failed: Vec<String>,
-    /// The cycle's JSON report.
-    pub report: Option<String>,
-    /// Every symbol the cycle published to (also when it was aborted).
-    #[serde(default)]
-    pub symbols: Vec<String>,
-    /// Messages the cycle sent, and how many of them the broker acknowledged.
-    #[serde(default)]
-    pub messages_published: usize,
-    #[serde(default)]
-    pub messages_acknowledged: usize,
-}
-
 /// How a cycle ended.
 enum Cycle {
     Done(Outcome, Box<RunReport>),
@@ -78,20 +75,19 @@ enum Cycle {
     Aborted(Box<RunReport>),
 }
 
-pub async fn run(args: &CanaryArgs) -> Outcome {
-    let loaded = match run::load(&args.suite) {
+pub async fn run(args: &CanaryOptions) -> Outcome {
+    let loaded = match suite::load(&args.suite) {
         Ok(l) => l,
-        Err(o) => return o,
+        Err(problems) => return print_problems(problems),
     };
     let history = args
         .history
         .clone()
         .unwrap_or_else(|| loaded.config.artifacts_dir.join("canary-history.jsonl"));
-    let outputs =
-        match run::check_outputs(&args.outputs, &[("--history", &history)], &loaded.config) {
-            Ok(o) => o,
-            Err(o) => return o,
-        };
+    let outputs = match check_outputs(&args.outputs, &[("--history", &history)], &loaded.config) {
+        Ok(o) => o,
+        Err(o) => return o,
+    };
     let mut stop = match StopSignals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -109,8 +105,8 @@ pub async fn run(args: &CanaryArgs) -> Outcome {
 }
 
 async fn cycles(
-    args: &CanaryArgs,
-    loaded: &Loaded,
+    args: &CanaryOptions,
+    loaded: &Suite,
     outputs: Outputs,
     history: &Path,
     stop: &mut StopSignals,
@@ -154,8 +150,8 @@ impl State {
     /// One cycle with a fresh run id: its history entry, and whether a stop was requested.
     async fn cycle(
         &mut self,
-        args: &CanaryArgs,
-        loaded: &Loaded,
+        args: &CanaryOptions,
+        loaded: &Suite,
         cycle: u64,
         stop: &mut StopSignals,
     ) -> (HistoryEntry, bool) {
@@ -218,35 +214,39 @@ async fn pause_or_stop(pause: Duration, next: u64, stop: &mut StopSignals) -> bo
 
 /// Runs one cycle; on a stop request lets it finish within `grace`, or aborts it.
 async fn one_cycle(
-    loaded: &Loaded,
+    loaded: &Suite,
     run_id: &RunId,
     grace: Duration,
     stop: &mut StopSignals,
 ) -> Cycle {
     let ledger = Ledger::default();
     let started = (Instant::now(), time::OffsetDateTime::now_utc());
-    let exec = run::execute(loaded, run_id, &ledger);
+    let console = Console::default();
+    let exec = suite::execute(loaded, run_id, &ledger, &console);
     tokio::pin!(exec);
     let signal = tokio::select! {
-        (outcome, report) = &mut exec => return Cycle::Done(outcome, Box::new(report)),
+        report = &mut exec => {
+            let (outcome, report) = finished(report);
+            return Cycle::Done(outcome, Box::new(report));
+        }
         signal = stop.requested() => signal,
     };
     tracing::info!(grace = %humantime::format_duration(grace), "stop requested: finishing the current cycle");
     tokio::select! {
-        (outcome, report) = &mut exec => {
-            return Cycle::DoneThenStop(outcome, Box::new(report))
+        report = &mut exec => {
+            let (outcome, report) = finished(report);
+            return Cycle::DoneThenStop(outcome, Box::new(report));
         }
         _ = tokio::time::sleep(grace) => {}
         _ = stop.requested() => {}
     }
-    Cycle::Aborted(Box::new(run::stopped_report(
-        loaded, run_id, &ledger, started, signal,
-    )))
+    let (_, report) = run::stopped(loaded, run_id, &ledger, started, signal);
+    Cycle::Aborted(Box::new(report))
 }
 
 /// Writes the cycle's outputs and its report under the artifacts directory.
 async fn finish(
-    loaded: &Loaded,
+    loaded: &Suite,
     cycle: u64,
     report: &RunReport,
     outputs: &Outputs,
@@ -257,14 +257,14 @@ async fn finish(
         .map_err(|e| tracing::error!("cannot write {}: {e}", path.display()))
         .is_ok();
     // A cycle whose outputs cannot be written still counts; the errors are printed.
-    let secrets = run::secrets(&loaded.config);
-    *last_success = run::write_outputs(report, outputs, *last_success, &secrets)
+    let secrets = secrets(&loaded.config);
+    *last_success = write_outputs(report, outputs, *last_success, &secrets)
         .await
         .last_success;
     entry(cycle, report, saved.then(|| path.display().to_string()))
 }
 
-fn report_path(loaded: &Loaded, report: &RunReport) -> PathBuf {
+fn report_path(loaded: &Suite, report: &RunReport) -> PathBuf {
     loaded
         .config
         .artifacts_dir
@@ -278,89 +278,6 @@ fn save_report(path: &Path, report: &RunReport) -> std::io::Result<()> {
     }
     let json = serde_json::to_vec_pretty(report)?;
     std::fs::write(path, json)
-}
-
-fn entry(cycle: u64, report: &RunReport, path: Option<String>) -> HistoryEntry {
-    let failed = report::checks(report)
-        .iter()
-        .flat_map(|s| {
-            s.checks
-                .iter()
-                .filter(|c| c.status != CheckStatus::Pass)
-                .map(move |c| format!("{}: {}", s.name, c.name))
-        })
-        .collect();
-    HistoryEntry {
-        cycle,
-        run_id: report.run_id.clone(),
-        started_at: report.started_at,
-        duration_ms: report.duration_ms,
-        verdict: match report.verdict {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Error => "error",
-        }
-        .into(),
-        exit_code: Some(report.exit_code),
-        failed,
-        report: path,
-        symbols: published_symbols(report),
-        messages_published: report.scenarios.iter().map(|s| s.messages_published).sum(),
-        messages_acknowledged: report
-            .scenarios
-            .iter()
-            .map(|s| s.messages_acknowledged)
-            .sum(),
-    }
-}
-
-/// The symbols of every scenario that sent anything, sorted.
-fn published_symbols(report: &RunReport) -> Vec<String> {
-    let mut symbols: Vec<String> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.messages_published > 0)
-        .flat_map(|s| s.symbols.values().cloned())
-        .collect();
-    symbols.sort();
-    symbols.dedup();
-    symbols
-}
-
-/// Appends one line and keeps the last `keep` lines (rewritten atomically when trimmed).
-pub fn append_history(path: &Path, entry: &HistoryEntry, keep: usize) -> Result<(), CanaryError> {
-    let err = |source| CanaryError::History {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let line = serde_json::to_string(entry).map_err(|e| err(e.into()))?;
-    let existing = std::fs::read_to_string(path).unwrap_or_default();
-    let mut lines: Vec<&str> = existing.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines.push(&line);
-    if lines.len() <= keep.max(1) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
-        return writeln!(f, "{line}").map_err(err);
-    }
-    let kept = &lines[lines.len() - keep.max(1)..];
-    let tmp: PathBuf = path.with_extension("jsonl.tmp");
-    std::fs::write(&tmp, kept.join("\n") + "\n").map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Reads the history, oldest first; malformed lines are skipped.
-pub fn read_history(path: &Path) -> Vec<HistoryEntry> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// A uniformly spread delay in `[0, max)`; zero without jitter. Spreads canaries of several
@@ -384,49 +301,11 @@ fn jitter(max: Option<Duration>) -> Duration {
 mod tests {
     use super::*;
 
-    fn sample_entry(cycle: u64) -> HistoryEntry {
-        HistoryEntry {
-            cycle,
-            run_id: format!("RUN{cycle}"),
-            started_at: time::macros::datetime!(2026-01-01 00:00:00 UTC),
-            duration_ms: 10,
-            verdict: "pass".into(),
-            exit_code: Some(0),
-            failed: vec![],
-            report: None,
-            symbols: vec![],
-            messages_published: 0,
-            messages_acknowledged: 0,
-        }
-    }
-
-    #[test]
-    fn history_keeps_the_last_cycles() {
-        let dir = std::env::temp_dir().join(format!("t2e-history-{}", std::process::id()));
-        let path = dir.join("h.jsonl");
-        std::fs::remove_dir_all(&dir).ok();
-        for cycle in 1..=5 {
-            append_history(&path, &sample_entry(cycle), 3).unwrap();
-        }
-        let cycles: Vec<u64> = read_history(&path).iter().map(|e| e.cycle).collect();
-        assert_eq!(cycles, vec![3, 4, 5]);
-        std::fs::remove_dir_all(dir).ok();
-    }
-
     #[test]
     fn jitter_stays_under_its_bound() {
         assert_eq!(jitter(None), Duration::ZERO);
         for _ in 0..100 {
             assert!(jitter(Some(Duration::from_millis(50))) < Duration::from_millis(50));
         }
-    }
-
-    #[test]
-    fn a_failed_report_lists_its_failed_checks() {
-        let e = entry(7, &crate::report::sample::sample(), None);
-        assert_eq!(e.verdict, "fail");
-        assert!(e
-            .failed
-            .contains(&"probe: clickhouse ta_signals".to_string()));
     }
 }
