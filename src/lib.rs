@@ -1,6 +1,6 @@
 //! torghut-e2e: a synthetic end-to-end validator for the Torghut market-data pipeline.
 //!
-//! The tree is the validator's layers, each using only those below it (`tests/layers.rs`
+//! The tree is the validator's layers, each using only those below it (`src/layers.rs`
 //! fails on an import against the grain):
 //!
 //! | layer | what |
@@ -34,6 +34,8 @@ pub use torghut_e2e_domain as domain;
 pub mod adapter;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod layers;
 pub mod report;
 pub mod stage;
 pub mod suite;
