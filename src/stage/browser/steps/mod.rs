@@ -3,11 +3,13 @@
 
 mod calls;
 mod candles;
+mod evidence;
 mod indicators;
 mod lag;
 mod open;
 mod oracle;
 mod states;
+mod step;
 mod triangulate;
 
 use std::collections::BTreeMap;
@@ -17,131 +19,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::model::PageModel;
-use super::proxy::{Exchange, FaultProxy};
+use super::proxy::FaultProxy;
 use super::session::{ConsoleEntry, Pill, Session};
 use super::BrowserError;
 use crate::domain::diagnose::{self, Finding, Hop};
 use crate::domain::report::{StageCheck, StageReport};
 use crate::stage::StageContext;
-use calls::{json_of, Load};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Open,
-    Candles,
-    Indicators,
-    Lag,
-    Empty,
-    Error,
-}
-
-impl Step {
-    const ALL: [Step; 6] = [
-        Step::Open,
-        Step::Candles,
-        Step::Indicators,
-        Step::Lag,
-        Step::Empty,
-        Step::Error,
-    ];
-
-    fn number(self) -> usize {
-        Self::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
-    }
-
-    fn slug(self) -> &'static str {
-        match self {
-            Step::Open => "open",
-            Step::Candles => "candles",
-            Step::Indicators => "indicators",
-            Step::Lag => "lag",
-            Step::Empty => "empty",
-            Step::Error => "error",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Step::Open => "open /torghut/visuals",
-            Step::Candles => "candlesticks from /ta/bars",
-            Step::Indicators => "indicator toggles from /ta/signals",
-            Step::Lag => "lag pill under the threshold",
-            Step::Empty => "empty state",
-            Step::Error => "error banner",
-        }
-    }
-
-    fn name(self) -> String {
-        format!("{}-{}", self.number(), self.slug())
-    }
-}
-
-/// A failed step: the hop it points at and exactly what was wrong.
-#[derive(Debug)]
-struct Failure {
-    hop: Hop,
-    message: String,
-}
-
-impl From<BrowserError> for Failure {
-    fn from(e: BrowserError) -> Self {
-        page(e.to_string())
-    }
-}
-
-impl From<fantoccini::error::CmdError> for Failure {
-    fn from(e: fantoccini::error::CmdError) -> Self {
-        page(BrowserError::from(e).to_string())
-    }
-}
-
-fn page(message: impl Into<String>) -> Failure {
-    Failure {
-        hop: Hop::ChartsPage,
-        message: message.into(),
-    }
-}
-
-fn api(message: impl Into<String>) -> Failure {
-    Failure {
-        hop: Hop::JangarApi,
-        message: message.into(),
-    }
-}
-
-type Outcome = Result<String, Failure>;
-
-/// Everything one step found wrong, most fundamental first; a step reports them all.
-#[derive(Default)]
-struct Problems(Vec<Failure>);
-
-impl Problems {
-    fn add(&mut self, failure: Failure) {
-        self.0.push(failure);
-    }
-
-    fn page(&mut self, message: impl Into<String>) {
-        self.add(page(message));
-    }
-
-    fn api(&mut self, message: impl Into<String>) {
-        self.add(api(message));
-    }
-
-    fn outcome(self, detail: String) -> Outcome {
-        let mut it = self.0.into_iter();
-        match it.next() {
-            None => Ok(detail),
-            Some(first) => Err(Failure {
-                hop: first.hop,
-                message: std::iter::once(first.message)
-                    .chain(it.map(|f| f.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }),
-        }
-    }
-}
+use calls::Load;
+use step::{api, page, Failure, Outcome, Problems, Step};
 
 /// The symbol steps 2–4 observe.
 #[derive(Debug, Clone)]
@@ -343,143 +228,6 @@ impl<'a> Checklist<'a> {
             self.charted = Some(symbol);
         }
         Ok(self.charted.clone())
-    }
-
-    /// The step's screenshot (named `-failed` when it failed), its extra files, and the console
-    /// lines it produced.
-    async fn capture(&mut self, step: Step, failed: bool) -> Vec<String> {
-        let mut evidence = Vec::new();
-        let name = format!(
-            "{:02}-{}{}.png",
-            step.number(),
-            step.slug(),
-            if failed { "-failed" } else { "" }
-        );
-        match self.session.screenshot().await {
-            Ok(png) => evidence.extend(self.write(&name, &png)),
-            Err(e) => tracing::warn!(step = %step.name(), error = %e, "no screenshot"),
-        }
-        evidence.append(&mut self.evidence);
-        match self.session.console().await {
-            Ok(lines) => self.console.extend(lines.into_iter().map(|mut l| {
-                l.step = step.name();
-                l
-            })),
-            Err(e) => tracing::debug!(error = %e, "no console log"),
-        }
-        evidence
-    }
-
-    async fn screenshot_extra(&mut self, name: &str) {
-        if let Ok(png) = self.session.screenshot().await {
-            if let Some(path) = self.write(name, &png) {
-                self.evidence.push(path);
-            }
-        }
-    }
-
-    fn save_json(&mut self, name: &str, exchange: &Exchange) {
-        let body = json!({
-            "request": exchange.target(),
-            "status": exchange.status,
-            "body": json_of(exchange),
-        });
-        if let Ok(bytes) = serde_json::to_vec_pretty(&body) {
-            if let Some(path) = self.write(name, &bytes) {
-                self.evidence.push(path);
-            }
-        }
-    }
-
-    /// Writes an evidence file; its name relative to the artifacts directory.
-    fn write(&self, name: &str, bytes: &[u8]) -> Option<String> {
-        let path = self.artifacts.join(name);
-        match std::fs::write(&path, bytes) {
-            Ok(()) => Some(name.to_string()),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write evidence");
-                None
-            }
-        }
-    }
-
-    /// Writes the run-wide evidence, fills `observed`, and closes the browser.
-    async fn finish(
-        self,
-        report: &mut StageReport,
-        steps_ms: BTreeMap<String, Value>,
-        started: Instant,
-    ) {
-        let errors: Vec<&ConsoleEntry> = self
-            .console
-            .iter()
-            .filter(|c| matches!(c.level.as_str(), "SEVERE" | "WARNING"))
-            .collect();
-        if let Ok(bytes) = serde_json::to_vec_pretty(&errors) {
-            self.write("console.json", &bytes);
-        }
-        let log = self.proxy.log();
-        if let Ok(bytes) = serde_json::to_vec_pretty(&log) {
-            self.write("proxy-log.json", &bytes);
-        }
-        let severe = errors.iter().filter(|c| c.level == "SEVERE").count();
-        let checklist_ms: u64 = steps_ms.values().filter_map(Value::as_u64).sum();
-        let o = &mut report.observed;
-        o.extend(self.symbol_facts());
-        for (key, value) in [
-            ("page_model", json!(self.model.name)),
-            ("jangar", json!(self.proxy.upstream())),
-            ("proxy", json!(self.proxy.url())),
-            ("webdriver", json!(self.session.webdriver_url)),
-            (
-                "started_chromedriver",
-                json!(self.session.started_chromedriver()),
-            ),
-            ("session_ms", json!(self.session_ms)),
-            ("checklist_ms", json!(checklist_ms)),
-            ("stage_ms", json!(started.elapsed().as_millis() as u64)),
-            ("steps_ms", json!(steps_ms)),
-            ("quirks", json!(self.quirks)),
-            ("symbols_added_by_proxy", json!(self.symbols_added)),
-            ("console_errors", json!(severe)),
-            (
-                "api_calls",
-                json!(log.iter().filter(|c| c.is_api()).count()),
-            ),
-        ] {
-            o.insert(key.into(), value);
-        }
-        if let Some(api) = self.api_stage {
-            o.insert("api_stage".into(), json!(api.verdict));
-        }
-        if let Some(tri) = &self.triangulation {
-            o.insert("triangulation".into(), tri.clone());
-        }
-        self.session.close().await;
-    }
-
-    fn symbol_facts(&self) -> Vec<(String, Value)> {
-        match &self.chosen {
-            Ok(c) => vec![
-                ("symbol".into(), json!(c.symbol)),
-                (
-                    "symbol_source".into(),
-                    json!(if c.synthetic { "synthetic" } else { "live" }),
-                ),
-                (
-                    "symbol_listed_by".into(),
-                    json!(if self.proxy_added(&c.symbol) {
-                        "the validator's proxy"
-                    } else {
-                        "Jangar"
-                    }),
-                ),
-            ],
-            Err(none) => vec![
-                ("symbol".into(), Value::Null),
-                ("symbol_problem".into(), json!(none.why)),
-            ],
-        }
     }
 }
 
