@@ -108,15 +108,18 @@ pub struct ClickHouse {
 }
 
 impl ClickHouse {
-    /// Compression is off: the local chdb-backed server does not implement the LZ4 framing, and
-    /// the rows a validator reads are small.
+    /// LZ4, as the crate does by default and every server supports: queries ask for LZ4
+    /// responses (`Accept-Encoding: lz4`, answered compressed when the server's
+    /// `enable_http_compression` is on, the default since ClickHouse 25.10) and inserts send LZ4
+    /// blocks (`decompress=1`). The local stack's server speaks both (`fixtures/clickhouse`), so
+    /// the tests take the path a production server does.
     pub fn new(target: &ClickHouseTarget, timeout: Duration) -> Self {
         let client = Client::default()
             .with_url(&target.url)
             .with_user(&target.user)
             .with_password(target.password.expose())
             .with_database(&target.database)
-            .with_compression(Compression::None);
+            .with_compression(Compression::Lz4);
         Self {
             client,
             target: target.clone(),
