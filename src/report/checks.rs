@@ -164,15 +164,7 @@ fn scenario(report: &RunReport, s: &ScenarioReport) -> Suite {
 }
 
 fn table(name: &str, d: &TableDiff, waited_ms: u64) -> NamedCheck {
-    let message = format!(
-        "{}/{} rows match, {} missing, {} extra, {} duplicate, {} differ",
-        d.matched,
-        d.expected,
-        d.missing.len(),
-        d.extra.len(),
-        d.duplicates.len(),
-        d.mismatches.len()
-    );
+    let message = d.summary();
     let mut check = NamedCheck::new(
         CheckKind::Table,
         format!("clickhouse {name}"),

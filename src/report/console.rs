@@ -46,16 +46,7 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
             )?;
         }
         for (table, d) in &s.tables {
-            writeln!(
-                out,
-                "  {table}: {}/{} rows match, {} missing, {} extra, {} duplicate, {} differ",
-                d.matched,
-                d.expected,
-                d.missing.len(),
-                d.extra.len(),
-                d.duplicates.len(),
-                d.mismatches.len()
-            )?;
+            writeln!(out, "  {table}: {}", d.summary())?;
             if let Some(m) = d.mismatches.first() {
                 writeln!(out, "    first divergent row {}:", m.key)?;
                 for c in &m.columns {

@@ -44,6 +44,20 @@ pub struct TableDiff {
 }
 
 impl TableDiff {
+    /// `M/E rows match, N missing, N extra, N duplicate, N differ`: the line the console, JUnit
+    /// and metrics give a table.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}/{} rows match, {} missing, {} extra, {} duplicate, {} differ",
+            self.matched,
+            self.expected,
+            self.missing.len(),
+            self.extra.len(),
+            self.duplicates.len(),
+            self.mismatches.len()
+        )
+    }
+
     pub fn is_clean(&self) -> bool {
         self.missing.is_empty()
             && self.extra.is_empty()

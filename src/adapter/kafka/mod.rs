@@ -125,14 +125,34 @@ pub async fn probe(
 ) -> Result<KafkaProbe, KafkaProbeError> {
     let target = target.clone();
     let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || probe_blocking(&target, &topic, timeout))
-        .await
-        .unwrap_or_else(|e| {
-            Err(KafkaProbeError::Unreachable {
-                bootstrap: String::new(),
-                detail: format!("probe task failed: {e}"),
-            })
+    off_thread("probe", move || probe_blocking(&target, &topic, timeout)).await
+}
+
+/// Runs a blocking librdkafka call on a blocking thread, so the async caller stays responsive;
+/// a task that could not finish is an unreachable broker, named by `what`.
+async fn off_thread<T: Send + 'static>(
+    what: &str,
+    call: impl FnOnce() -> Result<T, KafkaProbeError> + Send + 'static,
+) -> Result<T, KafkaProbeError> {
+    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
+        Err(KafkaProbeError::Unreachable {
+            bootstrap: String::new(),
+            detail: format!("{what} task failed: {e}"),
         })
+    })
+}
+
+/// A consumer in `group` that never commits, with its error capture.
+fn consumer(
+    target: &KafkaTarget,
+    group: &str,
+) -> Result<(BaseConsumer<ErrorCapture>, ErrorCapture), KafkaError> {
+    let capture = ErrorCapture::default();
+    let consumer = client_config(target)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create_with_context(capture.clone())?;
+    Ok((consumer, capture))
 }
 
 fn probe_blocking(
@@ -234,12 +254,8 @@ pub async fn committed_offsets(
 ) -> Result<std::collections::BTreeMap<i32, i64>, KafkaProbeError> {
     let (target, group, topic) = (target.clone(), group.to_string(), topic.to_string());
     let partitions = partitions.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let capture = ErrorCapture::default();
-        let consumer: BaseConsumer<ErrorCapture> = client_config(&target)
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .create_with_context(capture.clone())?;
+    off_thread("offset", move || {
+        let (consumer, capture) = consumer(&target, &group)?;
         let mut tpl = rdkafka::TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition(&topic, *p);
@@ -257,12 +273,6 @@ pub async fn committed_offsets(
             .collect())
     })
     .await
-    .unwrap_or_else(|e| {
-        Err(KafkaProbeError::Unreachable {
-            bootstrap: String::new(),
-            detail: format!("offset task failed: {e}"),
-        })
-    })
 }
 
 /// Looks for messages by value on `topic`, from the first offset written at or after `since`
@@ -278,14 +288,10 @@ pub async fn find_messages(
     bound: Duration,
 ) -> Result<std::collections::BTreeMap<usize, (i32, i64)>, KafkaProbeError> {
     let (target, topic) = (target.clone(), topic.to_string());
-    tokio::task::spawn_blocking(move || find_blocking(&target, &topic, since, wanted, bound))
-        .await
-        .unwrap_or_else(|e| {
-            Err(KafkaProbeError::Unreachable {
-                bootstrap: String::new(),
-                detail: format!("read-back task failed: {e}"),
-            })
-        })
+    off_thread("read-back", move || {
+        find_blocking(&target, &topic, since, wanted, bound)
+    })
+    .await
 }
 
 fn find_blocking(
@@ -298,11 +304,7 @@ fn find_blocking(
     use rdkafka::{Offset, TopicPartitionList};
     let deadline = std::time::Instant::now() + bound;
     let left = || deadline.saturating_duration_since(std::time::Instant::now());
-    let capture = ErrorCapture::default();
-    let consumer: BaseConsumer<ErrorCapture> = client_config(target)
-        .set("group.id", "torghut-e2e-read-back")
-        .set("enable.auto.commit", "false")
-        .create_with_context(capture.clone())?;
+    let (consumer, capture) = consumer(target, "torghut-e2e-read-back")?;
     let since_ms = since
         .checked_sub(Duration::from_secs(1))
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
