@@ -18,7 +18,7 @@ use insta::internals::Content;
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::adapter::clickhouse::ClickHouse;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

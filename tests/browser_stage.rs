@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::adapter::clickhouse::ClickHouse;
 use torghut_e2e::config::Config;
-use torghut_e2e::model::{Microbar, Signal};
-use torghut_e2e::oracle::{Expected, Oracle, Trade};
-use torghut_e2e::stage::{StageContext, StageReport};
-use torghut_e2e::symbols::{self, RunId};
+use torghut_e2e::domain::model::{Microbar, Signal};
+use torghut_e2e::domain::oracle::{Expected, Oracle, Trade};
+use torghut_e2e::domain::report::StageReport;
+use torghut_e2e::domain::symbols::{self, RunId};
+use torghut_e2e::stage::StageContext;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -197,7 +198,8 @@ impl Setup {
 
     /// Runs the browser stage as the runner would after the ClickHouse stage.
     async fn stage(&self, config: &Config) -> StageReport {
-        let scenario = torghut_e2e::scenario::load(&root().join("scenarios/browser.toml")).unwrap();
+        let scenario =
+            torghut_e2e::domain::scenario::load(&root().join("scenarios/browser.toml")).unwrap();
         let map = BTreeMap::from([("CHART".to_string(), self.symbol.clone())]);
         let ctx = StageContext {
             config,
@@ -211,13 +213,13 @@ impl Setup {
             clickhouse: &self.primary.ch,
             artifacts: self.artifacts.clone(),
         };
-        let report = torghut_e2e::browser::run_stage(&ctx, None).await;
+        let report = torghut_e2e::stage::browser::run_stage(&ctx, None).await;
         self.primary.drop_database().await;
         report
     }
 }
 
-fn check<'r>(report: &'r StageReport, name: &str) -> &'r torghut_e2e::stage::StageCheck {
+fn check<'r>(report: &'r StageReport, name: &str) -> &'r torghut_e2e::domain::report::StageCheck {
     report
         .checks
         .iter()
@@ -577,7 +579,7 @@ async fn a_live_symbol_is_observed_where_the_run_symbol_is_not_listed() {
     let shown = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(
         report.verdict,
-        torghut_e2e::report::Verdict::Pass,
+        torghut_e2e::domain::report::Verdict::Pass,
         "{shown}"
     );
     assert_eq!(report.observed["symbol"], "NVDA");
@@ -623,7 +625,7 @@ const TWO_LISTS: &str = r#"<!doctype html><html><body>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_come_only_from_the_open_list() {
-    use torghut_e2e::browser::{model::PageModel, session::Session, BrowserError};
+    use torghut_e2e::stage::browser::{model::PageModel, session::Session, BrowserError};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
@@ -677,7 +679,7 @@ async fn the_page_survives_uint64_as_numbers() {
     let shown = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(
         report.verdict,
-        torghut_e2e::report::Verdict::Pass,
+        torghut_e2e::domain::report::Verdict::Pass,
         "{shown}"
     );
     // The rows really came as numbers.

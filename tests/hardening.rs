@@ -394,7 +394,7 @@ fn a_closed_stdout_or_stderr_never_panics_a_verb() {
             .map(|i| {
                 let at =
                     time::macros::datetime!(2026-07-21 14:30:00 UTC) + time::Duration::seconds(i);
-                torghut_e2e::envelope::trade_message("ZZT2E-P-A", at, 10.0, 1.0, i + 1, at)
+                torghut_e2e::domain::envelope::trade_message("ZZT2E-P-A", at, 10.0, 1.0, i + 1, at)
             })
             .collect::<Vec<_>>()
             .join("\n"),

@@ -9,8 +9,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
+use torghut_e2e::adapter::kafka::{self, KafkaProbeError};
 use torghut_e2e::config::{KafkaTarget, Secret};
-use torghut_e2e::kafka::{self, KafkaProbeError};
 
 async fn create_topic(name: &str) {
     create_topic_with(name, 1).await

@@ -120,7 +120,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// A new database holding both TA tables cloned from the production schema; its name.
 pub async fn scratch_database(prefix: &str) -> String {
     let name = unique(prefix);
-    let admin = torghut_e2e::clickhouse::ClickHouse::new(&clickhouse("torghut"), TIMEOUT);
+    let admin = torghut_e2e::adapter::clickhouse::ClickHouse::new(&clickhouse("torghut"), TIMEOUT);
     for sql in [
         format!("CREATE DATABASE {name}"),
         format!("CREATE TABLE {name}.ta_microbars AS torghut.ta_microbars"),
