@@ -51,7 +51,11 @@ impl PrivateTa {
         )
         .await
         .unwrap();
-        assert_eq!(ensured.created, [topic.as_str(), quotes.as_str()], "fresh topics");
+        assert_eq!(
+            ensured.created,
+            [topic.as_str(), quotes.as_str()],
+            "fresh topics"
+        );
         let database = common::scratch_database("t2e_private").await;
         let group = common::unique("t2e-ta");
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
