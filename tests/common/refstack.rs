@@ -6,8 +6,6 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use torghut_e2e::adapter::kafka;
 
 use crate::common;
@@ -43,20 +41,21 @@ impl PrivateTa {
     pub async fn with_idle_timeout(faults: &[&str], idle_timeout_ms: u64) -> Self {
         let topic = common::unique("t2e.trades");
         let quotes = format!("{topic}.quotes");
-        let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
-            .create()
-            .unwrap();
-        let new: Vec<NewTopic> = [&topic, &quotes]
-            .iter()
-            .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
-            .collect();
-        for r in admin
-            .create_topics(&new, &AdminOptions::new())
-            .await
-            .unwrap()
-        {
-            r.unwrap();
-        }
+        let ensured = kafka_admin::ensure_topics(
+            &kafka::client_config(&common::kafka_plain()),
+            &[
+                kafka_admin::TopicSpec::new(&topic, 3),
+                kafka_admin::TopicSpec::new(&quotes, 3),
+            ],
+            common::TIMEOUT,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ensured.created,
+            [topic.as_str(), quotes.as_str()],
+            "fresh topics"
+        );
         let database = common::scratch_database("t2e_private").await;
         let group = common::unique("t2e-ta");
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
