@@ -10,9 +10,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use torghut_e2e::envelope::IsoInstant;
-use torghut_e2e::oracle::microbar::{ClosedBar, MicrobarAggregator, Tick};
-use torghut_e2e::oracle::{BarInput, Oracle, SignalEngine, SymbolTable, Trade};
+use torghut_e2e::domain::envelope::IsoInstant;
+use torghut_e2e::domain::oracle::microbar::{ClosedBar, MicrobarAggregator, Tick};
+use torghut_e2e::domain::oracle::{BarInput, Oracle, SignalEngine, SymbolTable, Trade};
 
 const TRADES: usize = 1_000_000;
 const SYMBOLS: usize = 50;

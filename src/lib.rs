@@ -1,50 +1,41 @@
 //! torghut-e2e: a synthetic end-to-end validator for the Torghut market-data pipeline.
 //!
-//! The module tree follows the pipeline: configuration → envelope (what the forwarder writes) →
-//! oracle (what the TA job must write) → kafka → clickhouse → webdriver, with `preflight`
-//! checking each target before anything is published.
+//! The tree is the validator's layers, each using only those below it (`src/layers.rs`
+//! fails on an import against the grain):
+//!
+//! | layer | what |
+//! | --- | --- |
+//! | [`cli`] | the verbs, their options and exit codes; the outputs a run writes; the terminal |
+//! | [`report`] | the report's writers: console, JUnit, HTML, Prometheus metrics |
+//! | [`suite`] | a run: preflight, each scenario (plan, publish, poll, judge) against two seams, the pool, the ledger |
+//! | [`stage`] | the hops after ClickHouse: the Jangar API, the charts page in a browser |
+//! | [`adapter`] | one module per system the validator talks to: Kafka, ClickHouse, WebDriver, Jangar, a Pushgateway |
+//! | [`config`] | where the targets are and how to reach them |
+//! | [`domain`] | the pure model (crate `torghut-e2e-domain`): envelopes, oracle, scenarios, comparison, diagnosis, the report |
+//!
+//! Data flows down the table when a run starts and back up as the report.
 
-/// `println!` that a closed stdout cannot turn into a panic (see [`stdio`]).
+/// `println!` that a closed stdout cannot turn into a panic (see [`cli::stdio`]).
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::stdio::out(format_args!($($arg)*))
+        $crate::cli::stdio::out(format_args!($($arg)*))
     };
 }
 
-/// `eprintln!` that never panics and never prints a secret (see [`stdio`]).
+/// `eprintln!` that never panics and never prints a secret (see [`cli::stdio`]).
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::stdio::err(format_args!($($arg)*))
+        $crate::cli::stdio::err(format_args!($($arg)*))
     };
 }
 
-pub mod api;
-pub mod browser;
-pub mod canary;
+pub use torghut_e2e_domain as domain;
+
+pub mod adapter;
 pub mod cli;
-pub mod clickhouse;
-pub mod compare;
 pub mod config;
-pub mod diagnose;
-pub mod envelope;
-pub mod kafka;
-pub mod latency;
-pub mod ledger;
-pub mod model;
-pub mod oracle;
-pub mod outputs;
-pub mod pool;
-pub mod preflight;
-pub mod progress;
-pub mod publish;
-pub mod redact;
+#[cfg(test)]
+mod layers;
 pub mod report;
-pub mod run;
-pub mod runner;
-pub mod scenario;
-pub mod signals;
 pub mod stage;
-pub mod stdio;
-pub mod symbols;
-pub mod wait;
-pub mod webdriver;
+pub mod suite;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use torghut_e2e::cli::{self, Cli};
+use torghut_e2e::cli::{self, args::Cli};
 
 fn main() -> ExitCode {
     let args = Cli::parse();

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{RunReport, ScenarioReport, Verdict};
-use crate::compare::TableDiff;
-use crate::diagnose::Finding;
-use crate::stage::StageReport;
+use crate::domain::compare::TableDiff;
+use crate::domain::diagnose::Finding;
+use crate::domain::report::StageReport;
+use crate::domain::report::{RunReport, ScenarioReport, Verdict};
 
 /// How many keys of each kind (missing, extra, duplicate) a table check lists.
 const KEYS_LISTED: usize = 5;
@@ -164,15 +164,7 @@ fn scenario(report: &RunReport, s: &ScenarioReport) -> Suite {
 }
 
 fn table(name: &str, d: &TableDiff, waited_ms: u64) -> NamedCheck {
-    let message = format!(
-        "{}/{} rows match, {} missing, {} extra, {} duplicate, {} differ",
-        d.matched,
-        d.expected,
-        d.missing.len(),
-        d.extra.len(),
-        d.duplicates.len(),
-        d.mismatches.len()
-    );
+    let message = d.summary();
     let mut check = NamedCheck::new(
         CheckKind::Table,
         format!("clickhouse {name}"),
@@ -288,8 +280,8 @@ fn notes(s: &ScenarioReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::{ColumnDiff, RowMismatch};
-    use crate::report::tests::sample;
+    use crate::domain::compare::{ColumnDiff, RowMismatch};
+    use crate::report::sample::sample;
 
     #[test]
     fn a_divergent_table_is_a_failed_check_naming_the_column() {

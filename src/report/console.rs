@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use super::{RunReport, Verdict};
-use crate::publish::Fate;
+use crate::domain::publish::Fate;
+use crate::domain::report::{RunReport, Verdict};
 
 /// The person-readable summary: one block per scenario, failures with hop, cause and runbook.
 pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -46,16 +46,7 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
             )?;
         }
         for (table, d) in &s.tables {
-            writeln!(
-                out,
-                "  {table}: {}/{} rows match, {} missing, {} extra, {} duplicate, {} differ",
-                d.matched,
-                d.expected,
-                d.missing.len(),
-                d.extra.len(),
-                d.duplicates.len(),
-                d.mismatches.len()
-            )?;
+            writeln!(out, "  {table}: {}", d.summary())?;
             if let Some(m) = d.mismatches.first() {
                 writeln!(out, "    first divergent row {}:", m.key)?;
                 for c in &m.columns {
@@ -135,7 +126,7 @@ pub(super) fn mark(v: Verdict) -> &'static str {
 }
 
 /// Which generation a pool run used and what it knew of each symbol's past.
-fn write_pool(out: &mut dyn Write, pool: &crate::pool::PoolReport) -> std::io::Result<()> {
+fn write_pool(out: &mut dyn Write, pool: &crate::domain::pool::PoolReport) -> std::io::Result<()> {
     writeln!(out, "  pool {} generation {}", pool.pool, pool.generation)?;
     for r in &pool.retired {
         writeln!(
@@ -165,7 +156,7 @@ fn write_pool(out: &mut dyn Write, pool: &crate::pool::PoolReport) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
+    use crate::report::sample::sample;
 
     #[test]
     fn failures_and_warnings_are_told_apart() {

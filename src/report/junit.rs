@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{checks, CheckKind, CheckStatus, NamedCheck, RunReport, Suite};
+use super::{checks, CheckKind, CheckStatus, NamedCheck, Suite};
+use crate::domain::report::RunReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JunitError {
@@ -134,8 +135,8 @@ fn ms(v: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
-    use crate::report::Verdict;
+    use crate::domain::report::Verdict;
+    use crate::report::sample::sample;
 
     #[test]
     fn failures_carry_message_detail_and_evidence() {

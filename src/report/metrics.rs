@@ -17,9 +17,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{checks, hop_name, CheckKind, CheckStatus, RunReport, Verdict};
-use crate::diagnose::Severity;
-use crate::latency::Summary;
+use super::{checks, hop_name, CheckKind, CheckStatus};
+use crate::domain::diagnose::Severity;
+use crate::domain::latency::Summary;
+use crate::domain::report::{RunReport, Verdict};
 
 /// Bucket bounds of the latency histogram, in seconds: local runs land in the first few,
 /// production's sub-minute target in the middle, stalls in the last.
@@ -35,8 +36,6 @@ pub enum MetricsError {
         path: String,
         source: std::io::Error,
     },
-    #[error("pushgateway {url}: {message}")]
-    Push { url: String, message: String },
 }
 
 /// When the run ended, as Unix seconds.
@@ -323,45 +322,10 @@ pub fn push_url(base: &str, report: &RunReport) -> String {
     url
 }
 
-/// Pushes with POST: it replaces only the metric names pushed, so a failed run (which pushes
-/// no last-success gauge) leaves the previous success time in place. `base` carries no
-/// credentials: they come as `auth` (see `outputs::Pushgateway`).
-pub async fn push(
-    base: &str,
-    auth: Option<&crate::config::BasicAuth>,
-    report: &RunReport,
-    text: String,
-) -> Result<(), MetricsError> {
-    let url = push_url(base, report);
-    let fail = |message: String| MetricsError::Push {
-        url: url.clone(),
-        message,
-    };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .default_headers(crate::config::BasicAuth::headers(auth))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let response = client
-        .post(&url)
-        .header("content-type", "text/plain; version=0.0.4")
-        .body(text)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        Err(fail(format!("HTTP {status}: {}", body.trim())))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
+    use crate::report::sample::sample;
 
     #[test]
     fn every_line_is_a_comment_or_a_well_formed_sample() {

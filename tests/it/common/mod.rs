@@ -8,7 +8,7 @@ pub mod seeded;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 
 use torghut_e2e::config::{ClickHouseTarget, KafkaTarget, SaslMechanism, Secret, SecurityProtocol};
@@ -162,7 +162,8 @@ pub struct ScratchDb {
 impl ScratchDb {
     pub async fn create(prefix: &str) -> Self {
         let name = unique(prefix);
-        let admin = torghut_e2e::clickhouse::ClickHouse::new(&clickhouse("torghut"), TIMEOUT);
+        let admin =
+            torghut_e2e::adapter::clickhouse::ClickHouse::new(&clickhouse("torghut"), TIMEOUT);
         for sql in [
             format!("CREATE DATABASE {name}"),
             format!("CREATE TABLE {name}.ta_microbars AS torghut.ta_microbars"),
@@ -203,23 +204,21 @@ pub async fn scratch_database(prefix: &str) -> ScratchDb {
     ScratchDb::create(prefix).await
 }
 
-/// Creates `topics` with the production partition count (3) on the local broker.
+/// Creates `topics` with the production partition count (3) on the local broker, as the stack
+/// creates its own (kafka-admin); each must be new.
 pub async fn create_topics(topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> =
-        torghut_e2e::kafka::client_config(&kafka_plain())
-            .create()
-            .expect("Kafka admin client");
-    let new: Vec<NewTopic> = topics
+    let specs: Vec<kafka_admin::TopicSpec> = topics
         .iter()
-        .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
+        .map(|t| kafka_admin::TopicSpec::new(*t, 3))
         .collect();
-    for r in admin
-        .create_topics(&new, &AdminOptions::new())
-        .await
-        .expect("create topics")
-    {
-        r.unwrap_or_else(|(topic, e)| panic!("create topic {topic}: {e}"));
-    }
+    let ensured = kafka_admin::ensure_topics(
+        &torghut_e2e::adapter::kafka::client_config(&kafka_plain()),
+        &specs,
+        TIMEOUT,
+    )
+    .await
+    .expect("create topics");
+    assert_eq!(ensured.created, topics, "fresh topics");
 }
 
 /// Deletes `topics` and drops `databases` that a test created, best effort and bounded. It
@@ -228,14 +227,15 @@ pub async fn create_topics(topics: &[&str]) {
 pub fn drop_scratch(topics: Vec<String>, databases: Vec<String>) {
     let work = async move {
         if !topics.is_empty() {
-            if let Ok(admin) = torghut_e2e::kafka::client_config(&kafka_plain())
+            if let Ok(admin) = torghut_e2e::adapter::kafka::client_config(&kafka_plain())
                 .create::<AdminClient<DefaultClientContext>>()
             {
                 let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                 admin.delete_topics(&names, &AdminOptions::new()).await.ok();
             }
         }
-        let admin = torghut_e2e::clickhouse::ClickHouse::new(&clickhouse("default"), TIMEOUT);
+        let admin =
+            torghut_e2e::adapter::clickhouse::ClickHouse::new(&clickhouse("default"), TIMEOUT);
         for db in databases.iter().filter(|d| !d.is_empty()) {
             let sql = format!("DROP DATABASE IF EXISTS {db}");
             admin

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use torghut_e2e::kafka;
+use torghut_e2e::adapter::kafka;
 
 use crate::common;
 
@@ -87,11 +87,12 @@ impl PrivateTa {
             trades_topic: self.topic.clone(),
             ..common::kafka_plain()
         };
-        let publisher = torghut_e2e::publish::Publisher::new(&target, common::TIMEOUT).unwrap();
+        let publisher =
+            torghut_e2e::adapter::kafka::KafkaPublisher::new(&target, common::TIMEOUT).unwrap();
         let probe = publisher
             .send(
                 0,
-                torghut_e2e::publish::Channel::Trades,
+                torghut_e2e::domain::publish::Channel::Trades,
                 "probe",
                 "probe".into(),
             )

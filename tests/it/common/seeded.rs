@@ -9,13 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use torghut_e2e::clickhouse::ClickHouse;
+use torghut_e2e::adapter::clickhouse::ClickHouse;
 use torghut_e2e::config::Config;
-use torghut_e2e::model::{Microbar, Signal};
-use torghut_e2e::oracle::{Expected, Oracle, Trade};
-use torghut_e2e::scenario::Scenario;
+use torghut_e2e::domain::model::{Microbar, Signal};
+use torghut_e2e::domain::oracle::{Expected, Oracle, Trade};
+use torghut_e2e::domain::scenario::Scenario;
+use torghut_e2e::domain::symbols::{self, RunId};
 use torghut_e2e::stage::StageContext;
-use torghut_e2e::symbols::{self, RunId};
 
 use crate::common::{self, refstack::root, ScratchDb};
 
@@ -216,7 +216,7 @@ impl SeededRun {
 
 /// A shipped scenario, as the runner loads it.
 pub fn shipped(name: &str) -> Scenario {
-    torghut_e2e::scenario::load(&root().join("scenarios").join(name)).unwrap()
+    torghut_e2e::domain::scenario::load(&root().join("scenarios").join(name)).unwrap()
 }
 
 /// The validator's configuration for a stage test: the local stack's WebDriver, `jangar` as

@@ -183,7 +183,7 @@ fn canary_cronjob_runs_one_isolated_cycle_and_never_overlaps() {
     // Every-5-minutes runs on fresh symbols would grow the TA job's state forever.
     let pool = at("--pool").expect("a canary reuses a reserved pool");
     assert!(
-        pool.parse::<torghut_e2e::pool::PoolName>().is_ok(),
+        pool.parse::<torghut_e2e::domain::pool::PoolName>().is_ok(),
         "{pool}"
     );
 }
@@ -228,7 +228,7 @@ fn indexed_job_shards_agree_with_completions() {
     for i in 0..n {
         let expanded = shard.replace("$(JOB_COMPLETION_INDEX)", &i.to_string());
         assert!(
-            expanded.parse::<torghut_e2e::cli::Shard>().is_ok(),
+            expanded.parse::<torghut_e2e::suite::Shard>().is_ok(),
             "{expanded}"
         );
     }

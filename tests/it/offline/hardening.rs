@@ -147,6 +147,8 @@ fn run_refuses_an_overflowing_offset_before_any_probe() {
 /// Runs `cmd` to completion: its output and its own peak resident memory in KiB, from `wait4`'s
 /// resource usage of that one child (tests of this binary run side by side, and
 /// `RUSAGE_CHILDREN` would count their children too).
+// The child is reaped by `wait4` below, which clippy does not see.
+#[allow(clippy::zombie_processes)]
 fn output_and_max_rss_kib(cmd: &mut Command) -> (Output, i64) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
@@ -417,7 +419,7 @@ fn a_closed_stdout_or_stderr_never_panics_a_verb() {
             .map(|i| {
                 let at =
                     time::macros::datetime!(2026-07-21 14:30:00 UTC) + time::Duration::seconds(i);
-                torghut_e2e::envelope::trade_message("ZZT2E-P-A", at, 10.0, 1.0, i + 1, at)
+                torghut_e2e::domain::envelope::trade_message("ZZT2E-P-A", at, 10.0, 1.0, i + 1, at)
             })
             .collect::<Vec<_>>()
             .join("\n"),

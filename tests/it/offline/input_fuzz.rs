@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
-use torghut_e2e::scenario::{self, Limits};
+use torghut_e2e::domain::scenario::{self, Limits};
 
 /// Counts live heap bytes and their high-water mark per thread, so a case that allocates without
 /// bound fails here instead of taking the machine down. Per thread: a case runs on its test's
@@ -425,7 +425,7 @@ fn messages() -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..12i64 {
         let at = t0 + time::Duration::milliseconds(i * 400);
-        out.push(torghut_e2e::envelope::trade_message(
+        out.push(torghut_e2e::domain::envelope::trade_message(
             "ZZT2E-FUZZ-A",
             at,
             100.0 + i as f64 * 0.01,
@@ -434,7 +434,7 @@ fn messages() -> Vec<String> {
             at,
         ));
         if i % 4 == 0 {
-            out.push(torghut_e2e::envelope::quote_message(
+            out.push(torghut_e2e::domain::envelope::quote_message(
                 "ZZT2E-FUZZ-A",
                 at,
                 99.9,
@@ -507,7 +507,7 @@ fn edit_line(line: &str, e: &LineEdit) -> Vec<u8> {
 fn check_oracle(input: &[u8], strict: bool) -> Result<(), TestCaseError> {
     let mut out = Vec::new();
     let mut warnings = 0usize;
-    let result = torghut_e2e::oracle::cli::process_with(
+    let result = torghut_e2e::cli::oracle::process_with(
         std::io::Cursor::new(input),
         Path::new("fuzz.jsonl"),
         true,
@@ -572,7 +572,7 @@ fn oracle_reader_does_not_hold_an_endless_line() {
     input.extend(ok.as_bytes());
     let base = measure_from_here();
     let mut out = Vec::new();
-    let summary = torghut_e2e::oracle::cli::process_with(
+    let summary = torghut_e2e::cli::oracle::process_with(
         std::io::BufReader::new(std::io::Cursor::new(&input)),
         Path::new("long.jsonl"),
         false,

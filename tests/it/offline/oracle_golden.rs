@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use torghut_e2e::envelope::IsoInstant;
-use torghut_e2e::oracle::reference::ReferenceEngine;
-use torghut_e2e::oracle::{BarInput, Quote, SignalConfig, SignalEngine, SignalValues};
+use torghut_e2e::domain::envelope::IsoInstant;
+use torghut_e2e::domain::oracle::reference::ReferenceEngine;
+use torghut_e2e::domain::oracle::{BarInput, Quote, SignalConfig, SignalEngine, SignalValues};
 
 const FLOAT_COLUMNS: [&str; 15] = [
     "ema12",

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use time::OffsetDateTime;
-use torghut_e2e::envelope::IsoInstant;
-use torghut_e2e::model::{Microbar, Signal};
-use torghut_e2e::oracle::reference::ReferenceEngine;
-use torghut_e2e::oracle::{
+use torghut_e2e::domain::envelope::IsoInstant;
+use torghut_e2e::domain::model::{Microbar, Signal};
+use torghut_e2e::domain::oracle::reference::ReferenceEngine;
+use torghut_e2e::domain::oracle::{
     BarInput, Expected, Oracle, Quote, SignalConfig, SignalEngine, SignalValues, Trade,
 };
 

@@ -15,10 +15,10 @@ use insta::internals::Content;
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use torghut_e2e::clickhouse::ClickHouse;
-use torghut_e2e::diagnose::{Hop, Severity};
-use torghut_e2e::report::Verdict;
-use torghut_e2e::stage::StageReport;
+use torghut_e2e::adapter::clickhouse::ClickHouse;
+use torghut_e2e::domain::diagnose::{Hop, Severity};
+use torghut_e2e::domain::report::StageReport;
+use torghut_e2e::domain::report::Verdict;
 
 use crate::common;
 use crate::common::refstack::{root, PrivateTa};
@@ -385,8 +385,9 @@ async fn api_stage(
         &setup.artifacts,
         &format!("{calls}{extra_jangar}"),
     );
-    let scenario = torghut_e2e::scenario::parse(SHORT, Path::new("api-probe.toml")).unwrap();
-    torghut_e2e::api::run_stage(&setup.context(&config, &scenario)).await
+    let scenario =
+        torghut_e2e::domain::scenario::parse(SHORT, Path::new("api-probe.toml")).unwrap();
+    torghut_e2e::stage::api::run_stage(&setup.context(&config, &scenario)).await
 }
 
 fn shown(report: &StageReport) -> String {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use torghut_e2e::config::Config;
-use torghut_e2e::stage::StageReport;
-use torghut_e2e::symbols::{self, RunId};
+use torghut_e2e::domain::report::StageReport;
+use torghut_e2e::domain::symbols::{self, RunId};
 
 use crate::common;
 use crate::common::refstack::{root, PrivateTa};
@@ -23,10 +23,10 @@ use crate::common::seeded::{self, config, rows, PrivateJangar, Scratch, SeededRu
 async fn stage(setup: &SeededRun, config: &Config) -> StageReport {
     let _browser = common::browser_slot();
     let scenario = seeded::shipped("browser.toml");
-    torghut_e2e::browser::run_stage(&setup.context(config, &scenario), None).await
+    torghut_e2e::stage::browser::run_stage(&setup.context(config, &scenario), None).await
 }
 
-fn check<'r>(report: &'r StageReport, name: &str) -> &'r torghut_e2e::stage::StageCheck {
+fn check<'r>(report: &'r StageReport, name: &str) -> &'r torghut_e2e::domain::report::StageCheck {
     report
         .checks
         .iter()
@@ -387,7 +387,7 @@ async fn a_live_symbol_is_observed_where_the_run_symbol_is_not_listed() {
     let shown = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(
         report.verdict,
-        torghut_e2e::report::Verdict::Pass,
+        torghut_e2e::domain::report::Verdict::Pass,
         "{shown}"
     );
     assert_eq!(report.observed["symbol"], "NVDA");
@@ -433,7 +433,7 @@ const TWO_LISTS: &str = r#"<!doctype html><html><body>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_come_only_from_the_open_list() {
-    use torghut_e2e::browser::{model::PageModel, session::Session, BrowserError};
+    use torghut_e2e::stage::browser::{model::PageModel, session::Session, BrowserError};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
@@ -491,7 +491,7 @@ async fn the_page_survives_uint64_as_numbers() {
     let shown = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(
         report.verdict,
-        torghut_e2e::report::Verdict::Pass,
+        torghut_e2e::domain::report::Verdict::Pass,
         "{shown}"
     );
     // The rows really came as numbers.

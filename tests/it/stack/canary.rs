@@ -11,7 +11,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use torghut_e2e::canary::{read_history, HistoryEntry};
+use torghut_e2e::cli::canary::history::{read_history, HistoryEntry};
 
 struct Canary {
     child: Child,

@@ -415,7 +415,7 @@ impl Run {
             dir.join("artifacts").display().to_string(),
         ));
         env.push(("RUST_LOG".into(), "info".into()));
-        let run_id = torghut_e2e::symbols::RunId::generate().to_string();
+        let run_id = torghut_e2e::domain::symbols::RunId::generate().to_string();
         eprintln!("{cell}: run {run_id}, scratch {}", dir.display());
         Run {
             report: dir.join("report.json"),
@@ -860,7 +860,7 @@ impl PrivateChromedriver {
         let port = free_ports(1)[0];
         let log = scratch.join("chromedriver.log");
         let child = std::process::Command::new(
-            torghut_e2e::webdriver::chromedriver_program().expect("chromedriver"),
+            torghut_e2e::adapter::webdriver::chromedriver_program().expect("chromedriver"),
         )
         .arg(format!("--port={port}"))
         .arg(format!("--log-path={}", log.display()))
@@ -871,7 +871,7 @@ impl PrivateChromedriver {
         .unwrap();
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while torghut_e2e::webdriver::probe(&url, Duration::from_secs(1))
+        while torghut_e2e::adapter::webdriver::probe(&url, Duration::from_secs(1))
             .await
             .is_err()
         {
@@ -962,7 +962,7 @@ fn messages_on(bootstrap: &str, n: i64, cancel: &Cancel) -> bool {
         bootstrap: bootstrap.into(),
         ..common::kafka_plain()
     };
-    let consumer: BaseConsumer = torghut_e2e::kafka::client_config(&target)
+    let consumer: BaseConsumer = torghut_e2e::adapter::kafka::client_config(&target)
         .set("group.id", "t2e-fault-watch")
         .create()
         .unwrap();
@@ -987,7 +987,7 @@ fn messages_on(bootstrap: &str, n: i64, cancel: &Cancel) -> bool {
 fn shared_trades_end() -> Vec<(i32, i64)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let target = common::kafka_plain();
-    let consumer: BaseConsumer = torghut_e2e::kafka::client_config(&target)
+    let consumer: BaseConsumer = torghut_e2e::adapter::kafka::client_config(&target)
         .set("group.id", "t2e-fault-watch")
         .create()
         .unwrap();
@@ -1006,7 +1006,7 @@ fn key_on_shared_topic(prefix: &str, from: Vec<(i32, i64)>, cancel: &Cancel) -> 
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let target = common::kafka_plain();
-    let consumer: BaseConsumer = torghut_e2e::kafka::client_config(&target)
+    let consumer: BaseConsumer = torghut_e2e::adapter::kafka::client_config(&target)
         .set("group.id", "t2e-fault-watch")
         .set("enable.auto.commit", "false")
         .create()

@@ -13,5 +13,4 @@ mod secrets_leak;
 mod stack_browser;
 mod stack_clickhouse;
 mod stack_kafka;
-mod stack_script;
 mod stop_signals;

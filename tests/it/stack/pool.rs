@@ -10,8 +10,9 @@ use std::process::Output;
 
 use refstack::PrivateTa;
 use serde_json::Value;
-use torghut_e2e::clickhouse::ClickHouse;
-use torghut_e2e::publish::{Channel, Publisher};
+use torghut_e2e::adapter::clickhouse::ClickHouse;
+use torghut_e2e::adapter::kafka::KafkaPublisher as Publisher;
+use torghut_e2e::domain::publish::Channel;
 
 /// `torghut-e2e run <scenario> --pool <pool>` against `ta`; its output and JSON report.
 async fn run(ta: &PrivateTa, scenario: &Path, pool: &str) -> (Output, Value) {
@@ -138,7 +139,7 @@ async fn a_reused_symbol_is_predicted_from_its_history_even_after_an_interrupted
     )
     .unwrap();
     let now = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
-    let value = torghut_e2e::envelope::trade_message(&symbol, now, 81.0, 5.0, 1, now);
+    let value = torghut_e2e::domain::envelope::trade_message(&symbol, now, 81.0, 5.0, 1, now);
     publisher
         .send(0, Channel::Trades, &symbol, value)
         .acked()
@@ -289,7 +290,7 @@ async fn a_pool_canary_keeps_the_job_state_bounded() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    let entries = torghut_e2e::canary::read_history(&history);
+    let entries = torghut_e2e::cli::canary::history::read_history(&history);
     assert_eq!(entries.len(), 3);
     assert!(entries.iter().all(|e| e.verdict == "pass"), "{entries:?}");
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use refstack::{root, PrivateTa};
 use serde_json::Value;
-use torghut_e2e::clickhouse::ClickHouse;
-use torghut_e2e::kafka;
+use torghut_e2e::adapter::clickhouse::ClickHouse;
+use torghut_e2e::adapter::kafka;
 
 /// Runs the validator; returns its output and the parsed JSON report.
 fn validator(args: &[&str], extra_env: &[(String, String)]) -> (Output, Value) {
@@ -405,7 +405,7 @@ async fn stuck_watermark_leaves_the_last_bar_missing() {
 async fn crashed_job_after_a_poison_message_is_not_consuming() {
     let mut ta = PrivateTa::start(&["--crash-on-poison"]).await;
     let producer = kafka::producer(&common::kafka_plain()).unwrap();
-    let poison = torghut_e2e::envelope::trade_message(
+    let poison = torghut_e2e::domain::envelope::trade_message(
         "POISON",
         time::OffsetDateTime::now_utc(),
         1.0,

@@ -19,7 +19,7 @@ async fn chromium_renders_a_loopback_page_and_screenshots_it() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let _browser = common::browser_slot();
-    let browser = torghut_e2e::webdriver::connect(&common::webdriver_url())
+    let browser = torghut_e2e::adapter::webdriver::connect(&common::webdriver_url())
         .await
         .expect("a chromedriver session (scripts/stack up starts chromedriver)");
     let result = async {

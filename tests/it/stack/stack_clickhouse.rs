@@ -6,9 +6,11 @@ use crate::common;
 
 use time::macros::datetime;
 use time::OffsetDateTime;
-use torghut_e2e::clickhouse::{ClickHouse, ClickHouseError, AUTHENTICATION_FAILED, UNKNOWN_TABLE};
+use torghut_e2e::adapter::clickhouse::{
+    ClickHouse, ClickHouseError, AUTHENTICATION_FAILED, UNKNOWN_TABLE,
+};
 use torghut_e2e::config::Secret;
-use torghut_e2e::model::{Microbar, Signal};
+use torghut_e2e::domain::model::{Microbar, Signal};
 
 /// A scratch database with both TA tables cloned from the production schema.
 /// A scratch database (dropped with the guard) and a client on it.

@@ -4,33 +4,25 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
+use torghut_e2e::adapter::kafka::{self, KafkaProbeError};
 use torghut_e2e::config::{KafkaTarget, Secret};
-use torghut_e2e::kafka::{self, KafkaProbeError};
 
 async fn create_topic(name: &str) {
     create_topic_with(name, 1).await
 }
 
 async fn create_topic_with(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = kafka::client_config(&common::kafka_plain())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = admin
-        .create_topics(
-            [&topic],
-            &AdminOptions::new().operation_timeout(Some(common::TIMEOUT)),
-        )
-        .await
-        .expect("create_topics");
-    for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
-    }
+    let ensured = kafka_admin::ensure_topics(
+        &kafka::client_config(&common::kafka_plain()),
+        &[kafka_admin::TopicSpec::new(name, partitions)],
+        common::TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+    assert_eq!(ensured.created, [name], "a fresh topic");
 }
 
 async fn produce(target: &KafkaTarget, topic: &str, key: &str, value: &str) -> (i32, i64) {

@@ -1,0 +1,228 @@
+//! The TA tables as the run reads them: its rows (FINAL), duplicates, where else they are, and
+//! a pool symbol's history.
+
+use time::OffsetDateTime;
+
+use super::{ClickHouse, ClickHouseError};
+use crate::domain::model::{Microbar, Signal};
+use crate::domain::pool::HistoryStats;
+
+impl ClickHouse {
+    /// The symbols' bars that end after `after` (a reused symbol's history stays out).
+    pub async fn microbars(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_microbars FINAL WHERE has(?, symbol) \
+                     AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
+                     ORDER BY symbol, event_ts, seq",
+                )
+                .bind(symbols)
+                .bind(unix_millis(after))
+                .fetch_all::<Microbar>(),
+        )
+        .await
+    }
+
+    /// The symbols' 1-second signals that end after `after`.
+    pub async fn signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_signals FINAL WHERE has(?, symbol) \
+                     AND window_size = 'PT1S' AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
+                     ORDER BY symbol, event_ts, seq",
+                )
+                .bind(symbols)
+                .bind(unix_millis(after))
+                .fetch_all::<Signal>(),
+        )
+        .await
+    }
+
+    /// Rows of `table` for the symbols, without FINAL minus with FINAL: unmerged duplicates.
+    pub async fn unmerged_duplicates(
+        &self,
+        table: &str,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<u64, ClickHouseError> {
+        let filter = "WHERE has(?, symbol) AND event_ts > fromUnixTimestamp64Milli(?, 'UTC')";
+        let all = self
+            .count(
+                &format!("SELECT count() FROM {table} {filter}"),
+                symbols,
+                after,
+            )
+            .await?;
+        let merged = self
+            .count(
+                &format!("SELECT count() FROM {table} FINAL {filter}"),
+                symbols,
+                after,
+            )
+            .await?;
+        Ok(all.saturating_sub(merged))
+    }
+
+    async fn count(
+        &self,
+        sql: &str,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<u64, ClickHouseError> {
+        let query = self
+            .client
+            .query(sql)
+            .bind(symbols)
+            .bind(unix_millis(after));
+        self.bounded(query.fetch_one::<u64>()).await
+    }
+
+    /// Another database with a `ta_microbars` table that holds rows of these symbols.
+    pub async fn database_holding(
+        &self,
+        symbols: &[String],
+    ) -> Result<Option<String>, ClickHouseError> {
+        let others = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT database FROM system.tables WHERE name = 'ta_microbars' \
+                         AND database != ? ORDER BY database",
+                    )
+                    .bind(self.database())
+                    .fetch_all::<String>(),
+            )
+            .await?;
+        for db in others {
+            let sql = format!("SELECT count() FROM `{db}`.ta_microbars WHERE has(?, symbol)");
+            let n = self
+                .bounded(self.client.query(&sql).bind(symbols).fetch_one::<u64>())
+                .await?;
+            if n > 0 {
+                return Ok(Some(db));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether any row of the symbol exists in either table (the freshness guard of a run).
+    pub async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {
+        let n = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT count() FROM (SELECT symbol FROM ta_microbars WHERE symbol = ? \
+                         UNION ALL SELECT symbol FROM ta_signals WHERE symbol = ?)",
+                    )
+                    .bind(symbol)
+                    .bind(symbol)
+                    .fetch_one::<u64>(),
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+/// A reused symbol's history (`pipeline.md` §7.2 rule 4), read to seed the oracle.
+impl ClickHouse {
+    /// Per symbol with rows: count, seq range, last bar end and the session sums of
+    /// `ta_microbars FINAL` since the job's state for it last began: a job restarted without
+    /// state (the simulation lane's deployment upgrades `stateless`) starts the symbol's seq at 1
+    /// again, with no bars and no session behind it. Emission order is `ingest_ts`; with no seq-1
+    /// row left (expired) every row counts. Symbols without rows are absent.
+    pub async fn history_stats(
+        &self,
+        symbols: &[String],
+    ) -> Result<Vec<HistoryStats>, ClickHouseError> {
+        // The epoch's start per symbol as a window (no correlated subquery before 25.8).
+        let sql = "SELECT symbol, count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, \
+             max(event_ts) AS last_event_ts, sum(c * v) AS sum_cv, sum(v) AS sum_v \
+             FROM (SELECT symbol, seq, event_ts, c, v, ingest_ts, \
+                   maxIf(ingest_ts, seq = 1) OVER (PARTITION BY symbol) AS epoch \
+                   FROM ta_microbars FINAL WHERE has(?, symbol)) \
+             WHERE ingest_ts >= epoch GROUP BY symbol ORDER BY symbol";
+        self.bounded(
+            self.client
+                .query(sql)
+                .bind(symbols)
+                .fetch_all::<HistoryStats>(),
+        )
+        .await
+    }
+
+    /// The symbol's newest `limit` bars of the current state epoch, oldest first (the job's
+    /// retained list order).
+    pub async fn latest_microbars(
+        &self,
+        symbol: &str,
+        limit: usize,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        let sql = "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
+             AND ingest_ts >= (SELECT max(ingest_ts) FROM ta_microbars FINAL \
+                               WHERE symbol = ? AND seq = 1) \
+             ORDER BY event_ts DESC, seq DESC LIMIT ?";
+        let mut bars = self
+            .bounded(
+                self.client
+                    .query(sql)
+                    .bind(symbol)
+                    .bind(symbol)
+                    .bind(limit as u64)
+                    .fetch_all::<Microbar>(),
+            )
+            .await?;
+        bars.reverse();
+        Ok(bars)
+    }
+
+    /// The symbol's bars with `after < seq < before`, in seq order.
+    pub async fn microbars_between_seqs(
+        &self,
+        symbol: &str,
+        after: u64,
+        before: u64,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
+                     AND seq > ? AND seq < ? ORDER BY seq",
+                )
+                .bind(symbol)
+                .bind(after)
+                .bind(before)
+                .fetch_all::<Microbar>(),
+        )
+        .await
+    }
+
+    /// `vwap_session` of the symbol's newest 1-second signal (None: no signal, or NULL).
+    pub async fn latest_vwap_session(&self, symbol: &str) -> Result<Option<f64>, ClickHouseError> {
+        let value = self
+            .bounded(
+                self.client
+                    .query(
+                        "SELECT vwap_session FROM ta_signals FINAL WHERE symbol = ? \
+                         AND window_size = 'PT1S' ORDER BY event_ts DESC, seq DESC LIMIT 1",
+                    )
+                    .bind(symbol)
+                    .fetch_optional::<Option<f64>>(),
+            )
+            .await?;
+        Ok(value.flatten())
+    }
+}
+
+fn unix_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,258 @@
+//! Each target resolved from the defaults, the file and the environment, in that order.
+
+use std::time::Duration;
+
+use super::check::{
+    bootstrap, http_url, in_range, invalid, kafka_name, non_empty, parse_bool, path_value,
+    take_credentials, url_text, url_with_auth,
+};
+use super::file::{FileClickHouse, FileJangar, FileKafka};
+use super::secret::{readable_file, secret, SecretSources};
+use super::{
+    env, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane, SaslMechanism,
+    SecurityProtocol, MAX_FRESHNESS_SECS, REQUEST_TIMEOUT_MS, RETRIES,
+};
+
+/// A setting from the file and/or its environment variable. Both are checked, each under its
+/// own name (the key in the file, the variable), then the variable wins.
+pub(super) fn layered<T>(
+    env: &dyn Env,
+    var: &str,
+    key: &str,
+    file: Option<String>,
+    check: impl Fn(&str, &str) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    let from_file = file.map(|v| check(key, &v)).transpose()?;
+    match env.get(var) {
+        Some(v) => check(var, &v).map(Some),
+        None => Ok(from_file),
+    }
+}
+
+pub(super) fn resolve_jangar(file: FileJangar, env: &dyn Env) -> Result<JangarTarget, ConfigError> {
+    let base = layered(
+        env,
+        env::JANGAR_URL,
+        "jangar.base_url",
+        file.base_url,
+        url_with_auth,
+    )?;
+    let (base_url, auth) = match base {
+        Some((url, auth)) => (Some(url), auth),
+        None => (None, None),
+    };
+    let request_timeout_ms = in_range(
+        "jangar.request_timeout_ms",
+        file.request_timeout_ms.unwrap_or(10_000),
+        REQUEST_TIMEOUT_MS,
+        "milliseconds",
+    )?;
+    let max_freshness_secs = in_range(
+        "jangar.max_freshness_secs",
+        file.max_freshness_secs.unwrap_or(180),
+        MAX_FRESHNESS_SECS,
+        "seconds",
+    )?;
+    Ok(JangarTarget {
+        base_url,
+        auth,
+        live_symbol: layered(
+            env,
+            env::JANGAR_LIVE_SYMBOL,
+            "jangar.live_symbol",
+            file.live_symbol,
+            non_empty,
+        )?,
+        request_timeout: Duration::from_millis(request_timeout_ms),
+        max_freshness: Duration::from_secs(max_freshness_secs),
+        retries: in_range(
+            "jangar.retries",
+            file.retries.unwrap_or(2),
+            RETRIES,
+            "retries",
+        )?,
+        clickhouse_database: layered(
+            env,
+            env::JANGAR_CLICKHOUSE_DATABASE,
+            "jangar.clickhouse_database",
+            file.clickhouse_database,
+            non_empty,
+        )?,
+        strict_contract: strict_contract(file.strict_contract, env)?,
+    })
+}
+
+/// `jangar.strict_contract`: the environment over the file.
+pub(super) fn strict_contract(file: Option<bool>, env: &dyn Env) -> Result<bool, ConfigError> {
+    match env.get(env::JANGAR_STRICT_CONTRACT) {
+        Some(v) => parse_bool(env::JANGAR_STRICT_CONTRACT, &v),
+        None => Ok(file.unwrap_or(false)),
+    }
+}
+
+pub(super) fn resolve_kafka(
+    file: FileKafka,
+    lane: Lane,
+    env: &dyn Env,
+) -> Result<KafkaTarget, ConfigError> {
+    let security_protocol = layered(
+        env,
+        env::KAFKA_SECURITY_PROTOCOL,
+        "kafka.security_protocol",
+        file.security_protocol,
+        SecurityProtocol::parse,
+    )?
+    .unwrap_or(SecurityProtocol::SaslPlaintext);
+    let sasl_mechanism = layered(
+        env,
+        env::KAFKA_SASL_MECHANISM,
+        "kafka.sasl_mechanism",
+        file.sasl_mechanism,
+        SaslMechanism::parse,
+    )?
+    .unwrap_or(SaslMechanism::ScramSha512);
+    let password = secret(
+        "kafka password",
+        env,
+        SecretSources {
+            var: env::KAFKA_PASSWORD,
+            file_var: env::KAFKA_PASSWORD_FILE,
+            named_var: file.password_env.as_deref(),
+            named_file: file.password_file.as_deref(),
+        },
+    )?;
+    if security_protocol.uses_sasl() && password.is_empty() {
+        return Err(invalid(
+            "kafka password",
+            "",
+            "a password for SASL: TORGHUT_E2E_KAFKA_PASSWORD, \
+             TORGHUT_E2E_KAFKA_PASSWORD_FILE, or kafka.password_env / password_file",
+        ));
+    }
+    let ca_file = layered(
+        env,
+        env::KAFKA_CA_FILE,
+        "kafka.ca_file",
+        file.ca_file.as_ref().map(|p| p.display().to_string()),
+        path_value,
+    )?;
+    // The bundle in effect must open when TLS uses it (librdkafka would fail later, and say
+    // less); an overridden file value was checked as a path above.
+    if let (true, Some(path)) = (security_protocol.uses_tls(), ca_file.as_deref()) {
+        let name = match env.get(env::KAFKA_CA_FILE) {
+            Some(_) => env::KAFKA_CA_FILE,
+            None => "kafka.ca_file",
+        };
+        readable_file(name, path)?;
+    }
+    Ok(KafkaTarget {
+        bootstrap: layered(
+            env,
+            env::KAFKA_BOOTSTRAP,
+            "kafka.bootstrap",
+            file.bootstrap,
+            bootstrap,
+        )?
+        .unwrap_or_else(|| "127.0.0.1:9093".into()),
+        security_protocol,
+        sasl_mechanism,
+        username: layered(
+            env,
+            env::KAFKA_USERNAME,
+            "kafka.username",
+            file.username,
+            non_empty,
+        )?
+        .unwrap_or_else(|| "torghut-ws".into()),
+        password,
+        ca_file,
+        trades_topic: file
+            .trades_topic
+            .map(|t| kafka_name("kafka.trades_topic", &t))
+            .transpose()?
+            .unwrap_or_else(|| lane.trades_topic().into()),
+        quotes_topic: file
+            .quotes_topic
+            .map(|t| kafka_name("kafka.quotes_topic", &t))
+            .transpose()?
+            .unwrap_or_else(|| lane.quotes_topic().into()),
+        ta_group_id: file
+            .ta_group_id
+            .map(|t| kafka_name("kafka.ta_group_id", &t))
+            .transpose()?
+            .unwrap_or_else(|| lane.ta_group_id().into()),
+    })
+}
+
+pub(super) fn resolve_clickhouse(
+    file: FileClickHouse,
+    lane: Lane,
+    env: &dyn Env,
+) -> Result<ClickHouseTarget, ConfigError> {
+    let password = secret(
+        "clickhouse password",
+        env,
+        SecretSources {
+            var: env::CLICKHOUSE_PASSWORD,
+            file_var: env::CLICKHOUSE_PASSWORD_FILE,
+            named_var: file.password_env.as_deref(),
+            named_file: file.password_file.as_deref(),
+        },
+    )?;
+    let located = layered(
+        env,
+        env::CLICKHOUSE_URL,
+        "clickhouse.url",
+        file.url,
+        |name, value| {
+            let mut url = http_url(name, value)?;
+            // ClickHouse also takes credentials as `user` and `password` parameters.
+            let found = take_credentials(name, &mut url, Some(("user", "password")))?;
+            Ok((url_text(&url), found))
+        },
+    )?;
+    let (url, in_url) =
+        located.unwrap_or_else(|| ("http://127.0.0.1:8123".into(), Default::default()));
+    let user = layered(
+        env,
+        env::CLICKHOUSE_USER,
+        "clickhouse.user",
+        file.user,
+        non_empty,
+    )?;
+    let user = match (user, in_url.user) {
+        (Some(set), Some(from_url)) if set != from_url => {
+            return Err(ConfigError::Conflict(format!(
+                "clickhouse.url names user {from_url:?} and the ClickHouse user is also set to \
+                 {set:?} (clickhouse.user or {}): give it once",
+                env::CLICKHOUSE_USER
+            )))
+        }
+        (set, from_url) => set.or(from_url).unwrap_or_else(|| "torghut".into()),
+    };
+    let password = match in_url.password {
+        Some(from_url) if !password.is_empty() && password != from_url => {
+            return Err(ConfigError::Conflict(format!(
+                "clickhouse.url carries a password and another ClickHouse password is set \
+                 ({}, {} or clickhouse.password_env / password_file): give it once",
+                env::CLICKHOUSE_PASSWORD,
+                env::CLICKHOUSE_PASSWORD_FILE
+            )))
+        }
+        Some(from_url) => from_url,
+        None => password,
+    };
+    Ok(ClickHouseTarget {
+        url,
+        database: layered(
+            env,
+            env::CLICKHOUSE_DATABASE,
+            "clickhouse.database",
+            file.database,
+            non_empty,
+        )?
+        .unwrap_or_else(|| lane.database().into()),
+        user,
+        password,
+    })
+}

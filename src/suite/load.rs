@@ -1,0 +1,191 @@
+//! What a run reads before anything is published: the configuration, the scenario files (of
+//! one shard of the suite), the page model; every problem at once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::domain::pool::PoolName;
+use crate::domain::scenario::{self, Limits, Scenario, Stage};
+use crate::stage::browser::model::{PageModel, MODEL_ENV};
+
+/// What to run and against what.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Scenario files or directories of them (`*.toml`).
+    pub scenarios: Vec<PathBuf>,
+    /// Config file; `TORGHUT_E2E_*` variables override it.
+    pub config: Option<PathBuf>,
+    pub shard: Option<Shard>,
+    /// Reuse this reserved pool's symbols instead of fresh ones per run.
+    pub pool: Option<PoolName>,
+    pub limits: Limits,
+}
+
+/// A suite ready to run: its configuration and (this shard's) scenarios.
+pub struct Suite {
+    pub config: Config,
+    pub scenarios: Vec<Scenario>,
+    pub shard: Option<Shard>,
+    pub pool: Option<PoolName>,
+}
+
+/// Why a suite cannot run: every problem, each a line for the operator (a usage or
+/// configuration error: nothing was published).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    fn one(line: impl Into<String>) -> Self {
+        Problems(vec![line.into()])
+    }
+}
+
+/// Loads the configuration, the scenarios and every input file the run will read. Nothing is
+/// published before this has passed.
+pub fn load(options: &SuiteOptions) -> Result<Suite, Problems> {
+    let config = Config::load(options.config.as_deref())
+        .map_err(|e| Problems::one(format!("torghut-e2e: {e}")))?;
+    let scenarios = load_scenarios(&options.scenarios, options.shard, &options.limits)?;
+    if options.pool.is_some() {
+        pool_aliases_unique(&scenarios)?;
+    }
+    if scenarios.iter().any(|s| s.stages.contains(&Stage::Browser)) {
+        // The page model is an input like the scenarios: a broken one is the operator's
+        // mistake, not a finding about the pipeline after a run has published.
+        PageModel::load_default()
+            .map_err(|e| Problems::one(format!("torghut-e2e: {MODEL_ENV}: {e}")))?;
+    }
+    Ok(Suite {
+        config,
+        scenarios,
+        shard: options.shard,
+        pool: options.pool.clone(),
+    })
+}
+
+/// Loads every file (of the shard, when given); every problem when any.
+pub fn load_scenarios(
+    paths: &[PathBuf],
+    shard: Option<Shard>,
+    limits: &Limits,
+) -> Result<Vec<Scenario>, Problems> {
+    let mut files =
+        scenario::collect(paths).map_err(|e| Problems::one(format!("torghut-e2e: {e}")))?;
+    if files.is_empty() {
+        return Err(Problems::one("torghut-e2e: no scenario files found"));
+    }
+    if let Some(shard) = shard {
+        // Every shard must see the same order, whatever order the paths were given in.
+        files.sort();
+        files.dedup();
+        let total = files.len();
+        files = shard.select(files);
+        tracing::info!(%shard, files = files.len(), total, "running one shard of the suite");
+        if files.is_empty() {
+            // More shards than files (an Indexed Job sized for a larger suite): this shard has
+            // nothing to check, which is not a failure of the pipeline.
+            tracing::warn!(%shard, total, "this shard has no scenario file; only preflight runs");
+        }
+    }
+    let mut scenarios = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match scenario::load_with(&f, limits) {
+            Ok(s) => scenarios.push(s),
+            Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// In a pool an alias names one symbol for the whole suite: two scenarios sharing it would
+/// each change the history the other is predicted from.
+fn pool_aliases_unique(scenarios: &[Scenario]) -> Result<(), Problems> {
+    let mut owner: HashMap<&str, &Scenario> = HashMap::new();
+    for s in scenarios {
+        for alias in &s.symbols {
+            if let Some(first) = owner.insert(alias, s) {
+                return Err(Problems::one(format!(
+                    "torghut-e2e: symbol alias {alias:?} is used by {} and {}: with --pool every \
+                     alias must belong to one scenario",
+                    first.path.display(),
+                    s.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One share of a suite split across N workers: files at positions ≡ index (mod count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Keeps this shard's items; `items` must already be in a stable (sorted) order.
+    pub fn select<T>(self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.count == self.index)
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parses_and_rejects_out_of_range() {
+        assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["4/4", "1/0", "x/2", "3", "-1/2", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(Shard { index: 0, count: 3 }.to_string(), "0/3");
+    }
+
+    #[test]
+    fn shards_partition_the_suite() {
+        let files: Vec<u32> = (0..10).collect();
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let part = Shard { index, count: 3 }.select(files.clone());
+            assert!(part.iter().all(|f| f % 3 == index as u32), "{part:?}");
+            seen.extend(part);
+        }
+        seen.sort();
+        assert_eq!(seen, files, "every file in exactly one shard");
+        assert_eq!(Shard { index: 0, count: 1 }.select(files.clone()), files);
+    }
+}

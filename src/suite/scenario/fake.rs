@@ -1,0 +1,279 @@
+//! In-memory seams for the runner's unit tests: a publisher that acknowledges each message (or
+//! stops acknowledging at a chosen one), a warehouse holding rows, and a stand-in TA job between
+//! them (the oracle, fed every message the publisher acknowledges, its rows passed through an
+//! edit the test chooses: lose a bar, change a value). Nothing here talks to a system; the
+//! integration tests run the same runner against the real stack.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::{Ran, Stages};
+use crate::adapter::clickhouse::ClickHouseError;
+use crate::domain::model::{Microbar, Signal};
+use crate::domain::oracle::{Expected, Oracle};
+use crate::domain::pool::HistoryStats;
+use crate::domain::publish::{Ack, Channel, Delivery};
+use crate::domain::report::StageReport;
+use crate::suite::seam::{Publisher, Warehouse};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the stand-in job does to a row before it writes it: `None` loses it.
+pub type Edit = Box<dyn Fn(Expected) -> Option<Expected> + Send + Sync>;
+
+/// The TA job's stand-in: every acknowledged message goes through the oracle, and the rows it
+/// emits (edited) land in the warehouse with the wall clock as `ingest_ts`.
+pub struct FakeJob {
+    oracle: Mutex<Oracle>,
+    warehouse: Arc<FakeWarehouse>,
+    edit: Edit,
+}
+
+impl FakeJob {
+    pub fn new(warehouse: Arc<FakeWarehouse>, edit: Edit) -> Arc<Self> {
+        Arc::new(Self {
+            oracle: Mutex::new(Oracle::new()),
+            warehouse,
+            edit,
+        })
+    }
+
+    fn take(&self, value: &str) {
+        let rows = lock(&self.oracle).on_message(value).unwrap_or_default();
+        let now = OffsetDateTime::now_utc();
+        for row in rows.into_iter().filter_map(&self.edit) {
+            match row {
+                Expected::Microbar(mut b) => {
+                    b.ingest_ts = now;
+                    lock(&self.warehouse.bars).push(b);
+                }
+                Expected::Signal(mut s) => {
+                    s.ingest_ts = now;
+                    lock(&self.warehouse.signals).push(s);
+                }
+            }
+        }
+    }
+}
+
+/// A publisher that acknowledges at once, each message on partition 0 at its index as offset.
+#[derive(Default)]
+pub struct FakePublisher {
+    /// Where acknowledged messages go; `None`: nowhere (no row ever appears).
+    pub job: Option<Arc<FakeJob>>,
+    /// This message's acknowledgement fails, and later ones never come (until purged).
+    pub stall_at: Option<usize>,
+    /// Messages a read-back finds on the topic although unacknowledged.
+    pub landed: BTreeSet<usize>,
+    /// Every message taken: index, channel, symbol.
+    pub sent: Mutex<Vec<(usize, Channel, String)>>,
+    purged: Mutex<Option<watch::Sender<bool>>>,
+}
+
+impl FakePublisher {
+    /// A publisher whose acknowledged messages go to `job`.
+    pub fn feeding(job: Arc<FakeJob>) -> Self {
+        FakePublisher {
+            job: Some(job),
+            ..FakePublisher::default()
+        }
+    }
+
+    fn purge_signal(&self) -> watch::Receiver<bool> {
+        lock(&self.purged)
+            .get_or_insert_with(|| watch::channel(false).0)
+            .subscribe()
+    }
+}
+
+impl Publisher for FakePublisher {
+    fn enqueue(
+        &self,
+        index: usize,
+        channel: Channel,
+        symbol: &str,
+        value: &str,
+    ) -> impl Future<Output = Ack> + Send + 'static {
+        lock(&self.sent).push((index, channel, symbol.to_string()));
+        let ack = match self.stall_at {
+            Some(at) if index == at => Ack::Failed("no acknowledgement within 6s".into()),
+            Some(at) if index > at => {
+                let mut purged = self.purge_signal();
+                return boxed(async move {
+                    let _ = purged.wait_for(|p| *p).await;
+                    Ack::Purged
+                });
+            }
+            _ => {
+                if let Some(job) = &self.job {
+                    job.take(value);
+                }
+                Ack::Delivered(Delivery {
+                    index,
+                    channel,
+                    symbol: symbol.to_string(),
+                    partition: 0,
+                    offset: index as i64,
+                    acked_at: OffsetDateTime::now_utc(),
+                })
+            }
+        };
+        boxed(async move { ack })
+    }
+
+    fn topic(&self, channel: Channel) -> &str {
+        match channel {
+            Channel::Trades => "fake.trades",
+            Channel::Quotes => "fake.quotes",
+        }
+    }
+
+    fn since_last_send(&self) -> Option<Duration> {
+        None
+    }
+
+    fn purge(&self) {
+        lock(&self.purged)
+            .get_or_insert_with(|| watch::channel(false).0)
+            .send_replace(true);
+    }
+
+    async fn read_back(
+        &self,
+        _channel: Channel,
+        _since: SystemTime,
+        values: Vec<(usize, String)>,
+        _bound: Duration,
+    ) -> Result<BTreeMap<usize, (i32, i64)>, String> {
+        Ok(values
+            .into_iter()
+            .filter(|(i, _)| self.landed.contains(i))
+            .map(|(i, _)| (i, (0, i as i64)))
+            .collect())
+    }
+}
+
+/// One future type for both arms of [`FakePublisher::enqueue`].
+fn boxed(
+    f: impl Future<Output = Ack> + Send + 'static,
+) -> std::pin::Pin<Box<dyn Future<Output = Ack> + Send>> {
+    Box::pin(f)
+}
+
+/// A warehouse holding the rows written to it, and the facts a test sets.
+#[derive(Default)]
+pub struct FakeWarehouse {
+    pub bars: Mutex<Vec<Microbar>>,
+    pub signals: Mutex<Vec<Signal>>,
+    /// Symbols that already have rows (a run refuses them).
+    pub taken: Vec<String>,
+    pub other_database: Option<String>,
+    pub replicas: Vec<String>,
+    /// The TA job's committed offsets on the trades topic.
+    pub committed: BTreeMap<i32, i64>,
+    pub unmerged: u64,
+}
+
+impl Warehouse for FakeWarehouse {
+    async fn microbars(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        Ok(lock(&self.bars)
+            .iter()
+            .filter(|b| symbols.contains(&b.symbol) && b.event_ts > after)
+            .cloned()
+            .collect())
+    }
+
+    async fn signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
+        Ok(lock(&self.signals)
+            .iter()
+            .filter(|s| symbols.contains(&s.symbol) && s.event_ts > after)
+            .cloned()
+            .collect())
+    }
+
+    async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {
+        Ok(self.taken.iter().any(|t| t == symbol))
+    }
+
+    async fn unmerged_duplicates(
+        &self,
+        _table: &str,
+        _symbols: &[String],
+        _after: OffsetDateTime,
+    ) -> Result<u64, ClickHouseError> {
+        Ok(self.unmerged)
+    }
+
+    async fn database_holding(
+        &self,
+        _symbols: &[String],
+    ) -> Result<Option<String>, ClickHouseError> {
+        Ok(self.other_database.clone())
+    }
+
+    async fn unhealthy_replicas(&self) -> Result<Vec<String>, ClickHouseError> {
+        Ok(self.replicas.clone())
+    }
+
+    async fn committed_offsets(&self, partitions: &[i32]) -> Result<BTreeMap<i32, i64>, String> {
+        Ok(self
+            .committed
+            .iter()
+            .filter(|(p, _)| partitions.contains(p))
+            .map(|(p, o)| (*p, *o))
+            .collect())
+    }
+
+    async fn history_stats(
+        &self,
+        _symbols: &[String],
+    ) -> Result<Vec<HistoryStats>, ClickHouseError> {
+        Ok(Vec::new())
+    }
+
+    async fn latest_microbars(
+        &self,
+        _symbol: &str,
+        _limit: usize,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        Ok(Vec::new())
+    }
+
+    async fn microbars_between_seqs(
+        &self,
+        _symbol: &str,
+        _after: u64,
+        _before: u64,
+    ) -> Result<Vec<Microbar>, ClickHouseError> {
+        Ok(Vec::new())
+    }
+
+    async fn latest_vwap_session(&self, _symbol: &str) -> Result<Option<f64>, ClickHouseError> {
+        Ok(None)
+    }
+}
+
+/// Later stages that report what the test gives them (none by default).
+#[derive(Default)]
+pub struct FakeStages(pub Vec<StageReport>);
+
+impl Stages for FakeStages {
+    async fn run(&self, _ran: &Ran<'_>) -> Vec<StageReport> {
+        self.0.clone()
+    }
+}

@@ -1,0 +1,213 @@
+//! One scenario, end to end: the ClickHouse stage, then the stages after it.
+//!
+//! [`Runner::run`] plans the symbols (`plan`), publishes the messages while the oracle predicts
+//! the rows they make the TA job emit (`publish`, acknowledgements collected by the `window`),
+//! polls until those rows are visible (`poll`), compares them, measures latency and diagnoses
+//! (`judge`), and hands what it established to the later stages.
+//!
+//! It runs against seams, not systems: a [`Publisher`] (Kafka), a [`Warehouse`] (ClickHouse and
+//! the TA job's offsets) and the [`Stages`] after ClickHouse (the Jangar API, the charts page).
+//! Its unit tests (`tests`) run it on in-memory ones (`fake`); the integration tests run it
+//! against the real stack.
+
+mod expect;
+#[cfg(test)]
+mod fake;
+mod judge;
+mod plan;
+mod poll;
+mod publish;
+mod stages;
+#[cfg(test)]
+mod tests;
+pub mod window;
+
+use std::time::Instant;
+
+use crate::adapter::clickhouse::ClickHouseError;
+use crate::adapter::kafka::PublishError;
+use crate::domain::diagnose::{self, Finding, Hop};
+use crate::domain::pool::{PoolName, PoolReport};
+use crate::domain::publish::Delivery;
+use crate::domain::report::{ScenarioReport, Series, Verdict};
+use crate::domain::scenario::Scenario;
+use crate::domain::symbols::RunId;
+use crate::suite::ledger::{Ledger, Record};
+use crate::suite::pool::PoolError;
+use crate::suite::seam::{Publisher, Warehouse};
+use expect::{expected_bars, predict_again};
+use judge::Evidence;
+use publish::Published;
+
+pub use stages::{LiveStages, Ran, Stages};
+
+/// Why a scenario could not run at all (as opposed to a check failing).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("symbol {0} already has rows; refusing to publish (a fresh run id avoids this)")]
+    SymbolNotFresh(String),
+    #[error("{0} is not a reserved synthetic symbol; refusing to publish")]
+    UnsafeSymbol(String),
+    #[error(transparent)]
+    ClickHouse(#[from] ClickHouseError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("the oracle rejected message {index}: {message}")]
+    Oracle { index: usize, message: String },
+    #[error("event offset {0} ms does not map onto a wall-clock time")]
+    Offset(u64),
+}
+
+impl RunError {
+    /// Unreachable targets exit 3; everything else here is a failed check.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            RunError::ClickHouse(e) | RunError::Pool(PoolError::ClickHouse(e))
+                if e.is_unreachable()
+        ) || matches!(self, RunError::Publish(_))
+    }
+
+    /// The hop a target that stopped answering mid-scenario points at.
+    pub fn finding(&self) -> Option<Finding> {
+        match self {
+            RunError::Publish(e) => Some(Finding::failure(
+                Hop::KafkaPublish,
+                format!("the broker stopped acknowledging the run's messages: {e}"),
+                diagnose::RUNBOOK_KAFKA_PRODUCE,
+            )),
+            RunError::ClickHouse(e) | RunError::Pool(PoolError::ClickHouse(e)) => {
+                Some(Finding::failure(
+                    Hop::ClickhouseSink,
+                    format!("ClickHouse stopped answering the validator: {e}"),
+                    diagnose::RUNBOOK_CLICKHOUSE_DOWN,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A scenario that could not finish: why, and its report with what it had published.
+#[derive(Debug)]
+pub struct Stopped {
+    pub error: RunError,
+    pub report: ScenarioReport,
+}
+
+/// Runs scenarios of one run against its seams.
+pub struct Runner<'a, P, W, S> {
+    pub run_id: &'a RunId,
+    pub publisher: &'a P,
+    pub warehouse: &'a W,
+    /// The stages after ClickHouse.
+    pub stages: &'a S,
+    /// Reuse this pool's symbols, seeded from their history, instead of fresh ones per run.
+    pub pool: Option<&'a PoolName>,
+    /// Where the run records what it publishes as it goes.
+    pub ledger: &'a Ledger,
+}
+
+impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
+    /// The scenario's report; when it could not finish, the error with a report that still
+    /// holds what it published (symbols, deliveries, unconfirmed messages).
+    pub async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, Box<Stopped>> {
+        let record = self.ledger.begin(scenario);
+        let started = Instant::now();
+        match self.attempt(scenario, &record).await {
+            Ok(report) => {
+                record.finish(&report);
+                Ok(report)
+            }
+            Err(error) => {
+                let mut report = record.get().cut_short(&error.to_string());
+                report.findings.extend(error.finding());
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                record.finish(&report);
+                Err(Box::new(Stopped { error, report }))
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        scenario: &Scenario,
+        record: &Record,
+    ) -> Result<ScenarioReport, RunError> {
+        let started = Instant::now();
+        let plan = self.plan(scenario).await?;
+        record.symbols(&plan.symbols);
+        self.settle(scenario).await;
+        let history_wait = Instant::now();
+        let base = plan::start_time(scenario, plan.lease.as_ref()).await;
+        let history_wait = history_wait.elapsed();
+        let names: Vec<String> = plan.symbols.values().cloned().collect();
+        let (published, state) = self.publish_watched(scenario, &plan, base, record).await;
+        let Published {
+            mut sent,
+            closers,
+            mut expected,
+            values,
+        } = published?;
+        expected.drop_bars_of(&closers);
+        let published_at = Instant::now();
+        let mut bars = expected_bars(&sent, &expected);
+        let observed = self.wait_for(&plan, &names, base, &bars, state).await?;
+        let mut pool_report = plan
+            .lease
+            .as_ref()
+            .map(|l| PoolReport::new(l, history_wait, base));
+        if let (Some(lease), Some(report)) = (&plan.lease, pool_report.as_mut()) {
+            let lease =
+                crate::suite::pool::catch_up(self.warehouse, lease, &observed.bars, report).await?;
+            if let Some(again) = predict_again(&lease, &values, &closers, &observed, report) {
+                (expected, bars) = again.adopt(&mut sent);
+            }
+        }
+        let deliveries: Vec<Delivery> = sent.iter().map(|s| s.delivery.clone()).collect();
+        let (stored_bars, stored_signals) = (observed.bars.clone(), observed.signals.clone());
+        let evidence = Evidence {
+            symbols: &names,
+            after: base,
+            expected: &expected,
+            bars: &bars,
+            closers: &closers,
+            deliveries: &deliveries,
+        };
+        let mut report = self.judge(scenario, evidence, observed).await?;
+        if let Some(pool) = &pool_report {
+            let findings = pool.findings(&stored_bars);
+            if !findings.is_empty() {
+                report.verdict = Verdict::Fail;
+                report.findings.extend(findings);
+            }
+        }
+        let ran = Ran {
+            scenario,
+            symbols: &plan.symbols,
+            expected_bars: &expected.bars,
+            expected_signals: &expected.signals,
+            stored_bars: &stored_bars,
+            stored_signals: &stored_signals,
+        };
+        report.stages = self.stages.run(&ran).await;
+        // The HTML evidence report plots what was expected against what was stored.
+        report.series = Series::new(
+            &expected.bars,
+            &expected.signals,
+            &stored_bars,
+            &stored_signals,
+        );
+        judge::include_stages(&mut report);
+        report.symbols = plan.symbols;
+        report.pool = pool_report;
+        report.messages_published = sent.len();
+        report.messages_acknowledged = deliveries.len();
+        report.deliveries = deliveries;
+        report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+}

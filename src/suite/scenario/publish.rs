@@ -1,0 +1,164 @@
+//! Publishing a scenario: every event at its time (real-time pacing) or back to back
+//! (compressed), then the closing trades, each message value fed to the oracle as it is sent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::expect::{seeded_oracle, Expectations};
+use super::plan::{closing_trades, offset, open_bar_key, Outgoing, Plan};
+use super::window::Window;
+use super::{RunError, Runner};
+use crate::domain::envelope;
+use crate::domain::model::RowKey;
+use crate::domain::publish::{Channel, Delivery};
+use crate::domain::scenario::{Close, Event, Pacing, Scenario};
+use crate::suite::ledger::Record;
+use crate::suite::seam::{Publisher, Warehouse};
+
+/// Messages sent and not yet acknowledged, at most: publishing waits for acknowledgements
+/// beyond this, so memory stays bounded and a broker that stops answering is noticed within
+/// one acknowledgement timeout however fast the scenario publishes.
+const MAX_IN_FLIGHT: usize = 512;
+/// Wall time between a compressed scenario's last message and its watermark clock trade.
+const CLOCK_GAP: Duration = Duration::from_secs(2);
+
+/// One published message and the rows the oracle says it makes production emit.
+pub(super) struct Sent {
+    pub delivery: Delivery,
+    pub emitted: Vec<RowKey>,
+}
+
+/// What the publish phase produced.
+pub(super) struct Published {
+    pub sent: Vec<Sent>,
+    /// The closing trades' own bars: tolerated, never expected.
+    pub closers: Vec<RowKey>,
+    pub expected: Expectations,
+    /// Every message value in publish order, to predict again with another seed.
+    pub values: Vec<String>,
+}
+
+impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
+    /// Publishes every event (plus the closing trades) and runs the oracle on the very same
+    /// message values, in the same order. Acknowledgements are collected as publishing goes
+    /// (see [`Window`]): the first one that fails stops the scenario.
+    pub(super) async fn publish(
+        &self,
+        scenario: &Scenario,
+        plan: &Plan,
+        base: OffsetDateTime,
+        record: &Record,
+    ) -> Result<Published, RunError> {
+        let mut oracle = seeded_oracle(plan.lease.as_ref());
+        let mut window = Window::new(self.publisher, record.clone(), MAX_IN_FLIGHT);
+        let mut emitted_by = Vec::new();
+        let mut expected = Expectations::default();
+        let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
+        let mut messages = Vec::new();
+        for event in &scenario.events {
+            messages.push(Outgoing {
+                channel: event_channel(event),
+                symbol: plan.symbols[event.symbol()].clone(),
+                at: offset(base, event.at_ms())?,
+                event: event.clone(),
+            });
+        }
+        let closers = closing_trades(scenario, plan, base)?;
+        let closer_keys: Vec<RowKey> = closers
+            .iter()
+            .map(|c| open_bar_key(&c.symbol, c.at))
+            .collect();
+        let first_closer = messages.len();
+        messages.extend(closers);
+        let mut values = Vec::with_capacity(messages.len());
+        for (index, out) in messages.into_iter().enumerate() {
+            let until = if scenario.pacing == Pacing::Realtime {
+                Some(instant_of(out.at))
+            } else if index == first_closer && plan.close == Close::Watermark {
+                // Sent at once, the clock's partition would go idle together with the ones
+                // holding the last bars, and an all-idle watermark never advances (the job's
+                // idleness rule): the clock must outlive them by a moment.
+                Some(tokio::time::Instant::now() + CLOCK_GAP)
+            } else {
+                None
+            };
+            if let Err(e) = window.wait(until).await {
+                window.abandon().await;
+                return Err(e.into());
+            }
+            if scenario.pacing == Pacing::Realtime {
+                wait_until_past(out.at).await;
+            }
+            let seq = seq_per_symbol.entry(out.symbol.clone()).or_insert(0);
+            *seq += 1;
+            let value = message(&out.event, &out.symbol, out.at, *seq);
+            let rows = match oracle.on_message(&value) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    if window.drain().await.is_err() {
+                        window.abandon().await;
+                    }
+                    return Err(RunError::Oracle {
+                        index,
+                        message: e.to_string(),
+                    });
+                }
+            };
+            emitted_by.push(expected.add(rows));
+            values.push(value.clone());
+            window.send(index, out.channel, &out.symbol, value);
+        }
+        if let Err(e) = window.drain().await {
+            window.abandon().await;
+            return Err(e.into());
+        }
+        // Every message is acknowledged: the deliveries line up with the messages.
+        let sent = window
+            .deliveries()
+            .into_iter()
+            .zip(emitted_by)
+            .map(|(delivery, emitted)| Sent { delivery, emitted })
+            .collect();
+        Ok(Published {
+            sent,
+            closers: closer_keys,
+            expected,
+            values,
+        })
+    }
+}
+
+/// The monotonic instant at which the wall clock reaches `at` (now, when it has).
+fn instant_of(at: OffsetDateTime) -> tokio::time::Instant {
+    let ahead = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+    tokio::time::Instant::now() + ahead.unsigned_abs()
+}
+
+/// Sleeps until the wall clock has passed `at` (so event times are never in the future).
+async fn wait_until_past(at: OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    if at > now {
+        let wait = (at - now).unsigned_abs();
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn event_channel(event: &Event) -> Channel {
+    match event {
+        Event::Trade(_) => Channel::Trades,
+        Event::Quote(_) => Channel::Quotes,
+    }
+}
+
+/// The forwarder's message value for one event.
+fn message(event: &Event, symbol: &str, at: OffsetDateTime, seq: i64) -> String {
+    let ingest = OffsetDateTime::now_utc();
+    match event {
+        Event::Trade(t) => envelope::trade_message(symbol, at, t.price, t.size, seq, ingest),
+        Event::Quote(q) => envelope::quote_message(
+            symbol, at, q.bid, q.bid_size, q.ask, q.ask_size, seq, ingest,
+        ),
+    }
+}

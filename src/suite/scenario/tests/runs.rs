@@ -1,0 +1,266 @@
+//! Whole scenarios on the in-memory seams: each diagnosis follows from what the warehouse holds.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::domain::diagnose::Hop;
+use crate::domain::model::Columns;
+use crate::domain::oracle::Expected;
+use crate::domain::pool::PoolName;
+use crate::domain::publish::Fate;
+use crate::domain::report::{ScenarioReport, StageReport, Verdict};
+use crate::domain::scenario::Scenario;
+use crate::domain::symbols::RunId;
+use crate::suite::ledger::Ledger;
+use crate::suite::scenario::fake::{Edit, FakeJob, FakePublisher, FakeStages, FakeWarehouse};
+use crate::suite::scenario::{RunError, Runner, Stopped};
+
+use super::*;
+
+/// The seams of one test run: a warehouse, a publisher feeding the stand-in job (or nothing),
+/// later stages.
+struct Rig {
+    warehouse: Arc<FakeWarehouse>,
+    publisher: FakePublisher,
+    stages: FakeStages,
+    ledger: Ledger,
+    run_id: RunId,
+}
+
+impl Rig {
+    /// A job that writes what the oracle predicts, edited by `edit`.
+    fn with_job(warehouse: FakeWarehouse, edit: Edit) -> Self {
+        let warehouse = Arc::new(warehouse);
+        let job = FakeJob::new(warehouse.clone(), edit);
+        Rig {
+            publisher: FakePublisher::feeding(job),
+            ..Rig::without_job(warehouse)
+        }
+    }
+
+    /// Nothing reaches the warehouse.
+    fn without_job(warehouse: Arc<FakeWarehouse>) -> Self {
+        Rig {
+            warehouse,
+            publisher: FakePublisher::default(),
+            stages: FakeStages::default(),
+            ledger: Ledger::default(),
+            run_id: RunId::from_string("FAKE").unwrap(),
+        }
+    }
+
+    async fn run(&self, scenario: &Scenario) -> Result<ScenarioReport, Box<Stopped>> {
+        self.run_in(scenario, None).await
+    }
+
+    async fn run_in(
+        &self,
+        scenario: &Scenario,
+        pool: Option<&PoolName>,
+    ) -> Result<ScenarioReport, Box<Stopped>> {
+        let runner = Runner {
+            run_id: &self.run_id,
+            publisher: &self.publisher,
+            warehouse: self.warehouse.as_ref(),
+            stages: &self.stages,
+            pool,
+            ledger: &self.ledger,
+        };
+        runner.run(scenario).await
+    }
+}
+
+fn keep() -> Edit {
+    Box::new(Some)
+}
+
+fn hops(report: &ScenarioReport) -> Vec<Hop> {
+    report.findings.iter().map(|f| f.hop).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_rows_all_arrive_passes_on_every_row() {
+    let rig = Rig::with_job(FakeWarehouse::default(), keep());
+    let s = scenario(TWO_SYMBOLS);
+    let report = rig.run(&s).await.expect("the scenario runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    // Three bars per symbol, each closed by a trade of its own symbol.
+    for table in ["ta_microbars", "ta_signals"] {
+        let t = &report.tables[table];
+        assert_eq!((t.expected, t.matched), (6, 6), "{table}: {t:?}");
+    }
+    assert_eq!(report.symbols["A"], "ZZT2E-FAKE-A");
+    // Six events and a closing trade per symbol, every one acknowledged, in publish order.
+    assert_eq!(report.messages_published, 8);
+    let order: Vec<usize> = report.deliveries.iter().map(|d| d.index).collect();
+    assert_eq!(order, (0..8).collect::<Vec<_>>());
+    assert_eq!(report.latency.publish_to_visible.count, 6);
+    assert_eq!(report.latency.watermark_closed.publish_to_visible.count, 0);
+    assert!(report
+        .wait_attempts
+        .last()
+        .is_some_and(|a| a.outcome == "ready"));
+    // The ledger holds the finished report.
+    assert_eq!(rig.ledger.totals().sent, 8);
+    assert_eq!(rig.ledger.reports("unused")[0].verdict, Verdict::Pass);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bar_lost_between_others_is_missing_and_named_at_the_ta_job() {
+    // The job loses symbol A's second bar (and its signal).
+    let lose: Edit = Box::new(|row: Expected| {
+        let k = match &row {
+            Expected::Microbar(b) => b.key(),
+            Expected::Signal(s) => s.key(),
+        };
+        (!(k.symbol == "ZZT2E-FAKE-A" && k.seq == 2)).then_some(row)
+    });
+    let rig = Rig::with_job(FakeWarehouse::default(), lose);
+    let report = rig.run(&scenario(TWO_SYMBOLS)).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(report.tables["ta_microbars"].missing.len(), 1);
+    let f = &report.findings[0];
+    assert_eq!(f.hop, Hop::TaJob);
+    assert!(
+        f.cause.contains("1 of 6 bars are missing between rows"),
+        "{}",
+        f.cause
+    );
+    // The deadline passed waiting for the lost bar.
+    assert!(report.waited_ms >= 5_000, "{}", report.waited_ms);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_value_the_job_gets_wrong_is_a_column_diff() {
+    let skew: Edit = Box::new(|row: Expected| match row {
+        Expected::Signal(mut s) if s.symbol == "ZZT2E-FAKE-B" && s.seq == 3 => {
+            s.ema12 = s.ema12.map(|v| v + 0.01);
+            Some(Expected::Signal(s))
+        }
+        other => Some(other),
+    });
+    let rig = Rig::with_job(FakeWarehouse::default(), skew);
+    let report = rig.run(&scenario(TWO_SYMBOLS)).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Fail);
+    let signals = &report.tables["ta_signals"];
+    assert_eq!(signals.mismatches.len(), 1);
+    assert_eq!(signals.mismatches[0].columns[0].column, "ema12");
+    assert!(report.tables["ta_microbars"].is_clean());
+    assert_eq!(hops(&report), [Hop::TaJob]);
+    assert!(report.findings[0].cause.contains("ema12"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_row_anywhere_is_placed_by_what_else_the_warehouse_knows() {
+    let s = scenario(TWO_SYMBOLS);
+    // Nothing committed: the job is not consuming.
+    let rig = Rig::without_job(Arc::new(FakeWarehouse::default()));
+    let report = rig.run(&s).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(hops(&report), [Hop::TaJob]);
+    assert!(report.findings[0].cause.contains("not consuming"));
+
+    // The group committed past every trade: the writes fail.
+    let committed = FakeWarehouse {
+        committed: [(0, 100)].into(),
+        ..FakeWarehouse::default()
+    };
+    let report = Rig::without_job(Arc::new(committed))
+        .run(&s)
+        .await
+        .expect("runs");
+    assert_eq!(hops(&report), [Hop::ClickhouseSink]);
+    assert!(report.findings[0].cause.contains("consumed every trade"));
+
+    // The rows are in another database.
+    let elsewhere = FakeWarehouse {
+        other_database: Some("torghut".into()),
+        ..FakeWarehouse::default()
+    };
+    let report = Rig::without_job(Arc::new(elsewhere))
+        .run(&s)
+        .await
+        .expect("runs");
+    assert_eq!(hops(&report), [Hop::ClickhouseSink]);
+    assert!(report.findings[0].cause.contains("rows are in torghut"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_symbol_that_already_has_rows_is_refused_before_anything_is_published() {
+    let taken = FakeWarehouse {
+        taken: vec!["ZZT2E-FAKE-B".into()],
+        ..FakeWarehouse::default()
+    };
+    let rig = Rig::without_job(Arc::new(taken));
+    let stopped = rig.run(&scenario(TWO_SYMBOLS)).await.unwrap_err();
+    assert!(matches!(&stopped.error, RunError::SymbolNotFresh(s) if s == "ZZT2E-FAKE-B"));
+    assert!(!stopped.error.is_unreachable());
+    assert_eq!(stopped.report.verdict, Verdict::Error);
+    assert!(rig.publisher.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broker_that_stops_acknowledging_stops_the_scenario_and_keeps_what_it_sent() {
+    let mut rig = Rig::with_job(FakeWarehouse::default(), keep());
+    rig.publisher.stall_at = Some(3);
+    // Message 3 was written although never acknowledged.
+    rig.publisher.landed = BTreeSet::from([3]);
+    let stopped = rig.run(&scenario(TWO_SYMBOLS)).await.unwrap_err();
+    assert!(stopped.error.is_unreachable());
+    let r = &stopped.report;
+    assert_eq!(r.verdict, Verdict::Error);
+    assert_eq!(hops(r), [Hop::KafkaPublish]);
+    assert_eq!(r.messages_published, 8);
+    assert_eq!(r.messages_acknowledged, 3);
+    let fates: Vec<(usize, Fate)> = r.unconfirmed.iter().map(|u| (u.index, u.fate)).collect();
+    assert_eq!(
+        fates,
+        [
+            (
+                3,
+                Fate::Landed {
+                    partition: 0,
+                    offset: 3
+                }
+            ),
+            (4, Fate::NotSent),
+            (5, Fate::NotSent),
+            (6, Fate::NotSent),
+            (7, Fate::NotSent),
+        ]
+    );
+    assert_eq!(rig.ledger.totals().acknowledged, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_after_clickhouse_that_errs_makes_the_scenario_an_error() {
+    let mut rig = Rig::with_job(FakeWarehouse::default(), keep());
+    rig.stages = FakeStages(vec![StageReport {
+        stage: "browser".into(),
+        verdict: Verdict::Error,
+        ..StageReport::default()
+    }]);
+    let report = rig.run(&scenario(TWO_SYMBOLS)).await.expect("runs");
+    assert!(report.tables.values().all(|t| t.is_clean()));
+    assert_eq!(report.verdict, Verdict::Error);
+    assert_eq!(report.stages.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_run_reuses_the_pool_symbols_and_closes_by_the_watermark() {
+    let rig = Rig::with_job(FakeWarehouse::default(), keep());
+    let pool: PoolName = "UNIT".parse().unwrap();
+    let report = rig
+        .run_in(&scenario(TWO_SYMBOLS), Some(&pool))
+        .await
+        .expect("runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    assert_eq!(report.symbols["A"], "ZZT2E-UNIT.0-A");
+    let p = report.pool.as_ref().expect("a pool report");
+    assert_eq!((p.pool.as_str(), p.generation), ("UNIT", 0));
+    // One clock trade closes both symbols' last bars: those are timed apart.
+    let last = rig.publisher.sent.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.2, "ZZT2E-UNIT.CLOCK");
+    assert_eq!(report.latency.watermark_closed.publish_to_visible.count, 2);
+    assert_eq!(report.latency.publish_to_visible.count, 4);
+}
