@@ -19,6 +19,7 @@ macro_rules! errln {
 }
 
 pub mod api;
+pub mod audit;
 pub mod browser;
 pub mod canary;
 pub mod cli;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError, HistoryStats};
+use crate::clickhouse::{ClickHouse, ClickHouseError, HistoryCut, HistoryStats};
 use crate::diagnose::{self, Finding, Hop};
 use crate::model::{Columns, Microbar, RowKey, Signal};
 use crate::oracle::{BarInput, SeedState, SessionSums};
@@ -24,7 +24,7 @@ use crate::symbols::RESERVED_PREFIX;
 /// How many generations a pool may use before it must be renamed.
 pub const GENERATIONS: u8 = 10;
 /// The job's retained bar list (`SignalConfig::history_limit`).
-const RETAINED_BARS: usize = 360;
+pub const RETAINED_BARS: usize = 360;
 
 /// A pool's name: 1 to 8 characters of `A-Z 0-9`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub async fn lease(
     let mut retired = Vec::new();
     for generation in 0..GENERATIONS {
         let symbols: Vec<String> = aliases.iter().map(|a| pool.symbol(generation, a)).collect();
-        let stats = clickhouse.history_stats(&symbols).await?;
+        let stats = clickhouse.history_stats(&symbols, None).await?;
         let mut kinds = Vec::new();
         let mut clean = true;
         for symbol in &symbols {
@@ -198,7 +198,7 @@ pub async fn lease(
         }
         let mut seeded = Vec::new();
         for (alias, (stats, kind)) in aliases.iter().zip(kinds) {
-            seeded.push((alias.clone(), seed(clickhouse, stats, kind).await?));
+            seeded.push((alias.clone(), seed(clickhouse, stats, kind, None).await?));
         }
         return Ok(Lease {
             pool: pool.clone(),
@@ -213,7 +213,8 @@ pub async fn lease(
     })
 }
 
-fn empty_stats(symbol: &str) -> HistoryStats {
+/// The stats of a symbol without rows.
+pub fn empty_stats(symbol: &str) -> HistoryStats {
     HistoryStats {
         symbol: symbol.to_string(),
         rows: 0,
@@ -225,10 +226,14 @@ fn empty_stats(symbol: &str) -> HistoryStats {
     }
 }
 
-async fn seed(
+/// The oracle's seed for one symbol from its stored history (`stats`, classified as `kind`): the
+/// last seq, the retained bars and the session sums, as they are now or, with a `cut`, as they
+/// were right after the job emitted that bar (the audit's window start).
+pub async fn seed(
     clickhouse: &ClickHouse,
     stats: HistoryStats,
     kind: HistoryKind,
+    cut: Option<HistoryCut>,
 ) -> Result<Seeded, ClickHouseError> {
     if kind == HistoryKind::Fresh {
         return Ok(Seeded {
@@ -242,9 +247,9 @@ async fn seed(
         });
     }
     let bars = clickhouse
-        .latest_microbars(&stats.symbol, RETAINED_BARS)
+        .latest_microbars(&stats.symbol, RETAINED_BARS, cut)
         .await?;
-    let last_vwap_session = clickhouse.latest_vwap_session(&stats.symbol).await?;
+    let last_vwap_session = clickhouse.latest_vwap_session(&stats.symbol, cut).await?;
     Ok(Seeded {
         kind,
         rows: stats.rows,
@@ -400,7 +405,9 @@ pub fn fit_session(seeded: &Seeded, bars: &[Microbar], signals: &[Signal]) -> Se
         .filter(|b| b.symbol == seeded.symbol)
         .map(|b| (b, session.get(&b.key()).copied().flatten()))
         .collect();
-    rows.sort_by_key(|(b, _)| (b.event_ts, b.seq));
+    // Emission order: the session sums accumulate bar by bar as the job emitted them, and a
+    // late bar (an earlier end, a later seq) joins them when it is emitted.
+    rows.sort_by_key(|(b, _)| b.seq);
     let cv: Vec<(f64, f64)> = rows.iter().map(|(b, _)| (b.c, b.v)).collect();
     let observed: Vec<Option<f64>> = rows.iter().map(|(_, r)| *r).collect();
     let session = |volume: f64| SessionSums {

@@ -325,7 +325,16 @@ pub async fn push(
     report: &RunReport,
     text: String,
 ) -> Result<(), MetricsError> {
-    let url = push_url(base, report);
+    push_to(&push_url(base, report), auth, text).await
+}
+
+/// [`push`] to a full grouping-key URL (a verb with its own grouping key, e.g. `audit`).
+pub async fn push_to(
+    url: &str,
+    auth: Option<&crate::config::BasicAuth>,
+    text: String,
+) -> Result<(), MetricsError> {
+    let url = url.to_string();
     let fail = |message: String| MetricsError::Push {
         url: url.clone(),
         message,

@@ -63,6 +63,9 @@ pub struct ScenarioReport {
     /// Set when the symbols came from a reserved pool: their history and how it was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<crate::pool::PoolReport>,
+    /// Set by `audit`: the window, where the audit of the symbol started and how it was seeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::audit::AuditSymbol>,
     pub messages_published: usize,
     pub deliveries: Vec<Delivery>,
     pub tables: BTreeMap<String, TableDiff>,
