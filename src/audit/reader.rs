@@ -1,6 +1,7 @@
 //! Reading the job's inputs back from Kafka, read-only: the offsets of the window's start and
-//! end by timestamp (`offsets_for_times`), then every partition from there, assigned (no consumer
-//! group, nothing committed), keeping the chosen symbols' trades or quotes in partition order.
+//! end by timestamp (`offsets_for_times`), then every partition from there, assigned (the group
+//! is never joined, nothing is committed), keeping the chosen symbols' trades or quotes in
+//! partition order.
 //!
 //! Every partition is read: the forwarder's Java client places a symbol by murmur2, other
 //! producers (the local stack's) by CRC32, and the job itself keys by the envelope's `symbol`,
@@ -19,6 +20,9 @@ use crate::config::KafkaTarget;
 use crate::envelope::{self, Message as Decoded};
 use crate::kafka::{self, ErrorCapture, KafkaProbeError};
 use crate::oracle::{Quote, Trade};
+
+/// The group id librdkafka requires for `assign` (never joined, never committed to).
+pub const AUDIT_GROUP: &str = "torghut-e2e-audit";
 
 /// One record of a chosen symbol: where it sits on the topic and what the job reads from it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -134,8 +138,11 @@ fn read<T>(
 ) -> Result<TopicRead<T>, ReadError> {
     let capture = ErrorCapture::default();
     let fail = |e: KafkaError| ReadError::Kafka(kafka::explain(target, &capture, e));
-    // No group.id: nothing can be committed, and no group is joined or disturbed.
+    // librdkafka's assign needs a group id, but an assigning consumer never joins the group,
+    // and with nothing committed (auto-commit off, no commit call) the broker never records
+    // it: no group is created or disturbed.
     let consumer: BaseConsumer<ErrorCapture> = kafka::client_config(target)
+        .set("group.id", AUDIT_GROUP)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")

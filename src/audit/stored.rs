@@ -102,7 +102,7 @@ pub async fn epoch_start(
         .bounded(
             ch.client()
                 .query(
-                    "SELECT max(ingest_ts) FROM ta_microbars FINAL WHERE symbol = ? AND seq = 1 \
+                    "SELECT max(ingest_ts) AS at FROM ta_microbars FINAL WHERE symbol = ? AND seq = 1 \
                      AND ingest_ts <= fromUnixTimestamp64Milli(?, 'UTC')",
                 )
                 .bind(symbol)
@@ -110,11 +110,14 @@ pub async fn epoch_start(
                 .fetch_one::<Millis>(),
         )
         .await?;
-    Ok((start.0 != OffsetDateTime::UNIX_EPOCH).then_some(start.0))
+    Ok((start.at != OffsetDateTime::UNIX_EPOCH).then_some(start.at))
 }
 
 #[derive(Debug, clickhouse::Row, serde::Deserialize)]
-struct Millis(#[serde(with = "clickhouse::serde::time::datetime64::millis")] OffsetDateTime);
+struct Millis {
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    at: OffsetDateTime,
+}
 
 /// One state epoch of the job for a symbol, as the stored rows show it: from a restart without
 /// state (its seq-1 row) to the next one.
