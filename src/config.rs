@@ -455,6 +455,15 @@ impl Config {
         Self::resolve(parse_file(text, path)?, env)
     }
 
+    /// [`Config::from_toml`] for a verb that only reads (see [`Config::load_read_only`]).
+    pub fn from_toml_read_only(
+        text: &str,
+        path: &Path,
+        env: &dyn Env,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve_values(parse_file(text, path)?, env)
+    }
+
     fn resolve(file: FileConfig, env: &dyn Env) -> Result<Self, ConfigError> {
         let config = Self::resolve_values(file, env)?;
         config.check_safety()?;
