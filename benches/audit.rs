@@ -16,6 +16,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use torghut_e2e::audit::judge::{self, CompareOptions, PredictInput, Prediction};
+use torghut_e2e::audit::quotes::QuoteBounds;
 use torghut_e2e::audit::reader::Record;
 use torghut_e2e::audit::replay::Timing;
 use torghut_e2e::envelope::IsoInstant;
@@ -173,7 +174,11 @@ fn bench(c: &mut Criterion) {
         history_from_seq: 0,
         skip_session: false,
         ttl_floor: time::OffsetDateTime::UNIX_EPOCH,
-        quote_slack_ms: 2_500,
+        quotes: QuoteBounds {
+            slack_ms: 2_500,
+            horizon_ms: i64::MAX,
+            to_end: false,
+        },
     };
     let check = judge::compare(
         &prediction,

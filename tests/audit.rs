@@ -389,6 +389,22 @@ async fn audits_pass_on_realistic_traffic_and_each_maths_fault_names_its_first_d
         "{busy}"
     );
     assert!(rows_matched(&report) > 1_000, "{}", rows_matched(&report));
+    // The quote columns were judged, on rows that carry quotes.
+    assert_eq!(stretch["quote_rows_unjudged"], 0, "{busy}");
+    let ch = ClickHouse::new(&common::clickhouse(&stand_ins[0].database), common::TIMEOUT);
+    let with_quotes = ch
+        .bounded(
+            ch.client()
+                .query(
+                    "SELECT countIf(imbalance_bid_px IS NOT NULL) FROM ta_signals FINAL \
+                     WHERE symbol = ?",
+                )
+                .bind(&symbols[0])
+                .fetch_one::<u64>(),
+        )
+        .await
+        .unwrap();
+    assert!(with_quotes > 50, "{with_quotes} rows with a quote");
 
     for (fault, stand_in) in faults.iter().zip(&stand_ins[1..]) {
         let (out, report, html) = stand_in.audit(&symbols, (&from, &to), &[]).await;

@@ -447,7 +447,14 @@ fn a_closed_stdout_or_stderr_never_panics_a_verb() {
 fn an_audit_that_fails_preflight_keeps_exit_3_and_writes_its_outputs() {
     let dir = scratch();
     let out = bin()
-        .args(["audit", "--symbols", "NVDA,AMD", "--last", "15m", "--config"])
+        .args([
+            "audit",
+            "--symbols",
+            "NVDA,AMD",
+            "--last",
+            "15m",
+            "--config",
+        ])
         .arg(quick_config(&dir))
         .arg("--report-json")
         .arg(dir.join("r.json"))

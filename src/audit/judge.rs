@@ -129,8 +129,8 @@ pub struct CompareOptions {
     pub skip_session: bool,
     /// Rows ending before this are past the TTL: missing ones are not failures.
     pub ttl_floor: OffsetDateTime,
-    /// Emission delay plus clock slack, for the quote columns.
-    pub quote_slack_ms: i64,
+    /// How the quote columns are judged (see [`quotes::QuoteBounds`]).
+    pub quotes: quotes::QuoteBounds,
 }
 
 /// The stretch's rows against the stored ones.
@@ -142,6 +142,8 @@ pub struct Comparison {
     pub expired: usize,
     /// Rows compared without their history columns.
     pub history_unchecked: usize,
+    /// Rows whose quote columns could not be judged (emitted after the quotes read).
+    pub quotes_unjudged: usize,
 }
 
 /// Compares a prediction with the stored rows of the same seqs (`observed_*`, seq order).
@@ -187,13 +189,14 @@ pub fn compare(
         compare::compare(&late_exp, &late_obs, late_ignore, |_| options.tolerance),
     );
     let ordered: Vec<&Signal> = observed_signals.iter().collect();
-    let quote_rows = quotes::judge(quotes, &ordered, options.quote_slack_ms, options.tolerance);
-    add_row_mismatches(&mut signals_diff, quote_rows);
+    let judged = quotes::judge(quotes, &ordered, options.quotes, options.tolerance);
+    add_row_mismatches(&mut signals_diff, judged.mismatches);
     Comparison {
         bars: bars_diff,
         signals: signals_diff,
         expired: gone,
         history_unchecked: early_exp.len(),
+        quotes_unjudged: judged.unjudged,
     }
 }
 
@@ -284,7 +287,11 @@ mod tests {
             history_from_seq: 0,
             skip_session: false,
             ttl_floor: OffsetDateTime::UNIX_EPOCH,
-            quote_slack_ms: 0,
+            quotes: quotes::QuoteBounds {
+                slack_ms: 0,
+                horizon_ms: i64::MAX,
+                to_end: false,
+            },
         }
     }
 

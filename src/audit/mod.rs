@@ -21,7 +21,7 @@
 
 mod anchor;
 pub mod judge;
-mod quotes;
+pub mod quotes;
 pub mod reader;
 pub mod replay;
 mod stored;
@@ -55,6 +55,8 @@ use window::Window;
 
 /// Most symbols one audit takes.
 pub const MAX_SYMBOLS: usize = 50;
+/// An audit starting this long after the window's start says why (quiet symbols start late).
+const LATE_START_SECS: i64 = 30;
 /// Points plotted per symbol around the first divergence (or at the window's end).
 const PLOTTED_SECONDS: i64 = 120;
 
@@ -77,6 +79,18 @@ pub async fn run(args: &AuditArgs) -> Outcome {
         Ok(w) => w,
         Err(e) => return usage(&e),
     };
+    for (flag, d) in [
+        ("--clock-skew", args.clock_skew),
+        ("--emit-delay", args.emit_delay),
+        ("--idle-timeout", args.idle_timeout),
+    ] {
+        if d > window::MAX_SETTLE {
+            return usage(&format!(
+                "{flag} must be at most {}",
+                humantime::format_duration(window::MAX_SETTLE)
+            ));
+        }
+    }
     let config = match Config::load_read_only(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return usage(&e.to_string()),
@@ -123,6 +137,10 @@ pub async fn run(args: &AuditArgs) -> Outcome {
                 idle_timeout_ms: args.idle_timeout.as_millis() as i64,
             },
             quote_slack_ms: (args.clock_skew + args.emit_delay).as_millis() as i64,
+            // Quotes are read some minutes past the window (the window's last bars may be
+            // emitted well after it), or to the topic's end when that is sooner.
+            quote_horizon_ms: window::millis(window::after(window.to, window::QUOTES_PAST))
+                .min(window::millis(started_at)),
             now: started_at,
         };
         audit(&ctx, &symbols, &mut report).await
@@ -212,6 +230,8 @@ struct Context<'a> {
     window: Window,
     timing: Timing,
     quote_slack_ms: i64,
+    /// Every quote recorded before this is read.
+    quote_horizon_ms: i64,
     now: OffsetDateTime,
 }
 
@@ -324,11 +344,13 @@ async fn read_inputs(
         Duration::from_millis(crate::oracle::SignalConfig::default().quote_stale_after_ms as u64);
     let to_ms = window::millis(window::after(w.to, window::TAIL));
     let trades_from = window::millis(window::before(w.from, window::TRADES_LEAD));
-    // A quote older than the freshness window before the start can only ever give NULL.
+    // Quotes as far back as the trades (a restarted job's bars may end before the window), and
+    // the freshness window before them: an older quote can only give NULL.
     let quotes_from = window::millis(window::before(
         w.from,
         stale + window::TRADES_LEAD + Duration::from_millis(ctx.quote_slack_ms as u64),
     ));
+    let quotes_to = ctx.quote_horizon_ms;
     let (k1, s1) = (kafka.clone(), symbols.to_vec());
     let trades = tokio::task::spawn_blocking(move || {
         reader::read_trades(
@@ -351,7 +373,7 @@ async fn read_inputs(
                 topic: &k2.quotes_topic,
                 symbols: &s2,
                 from_ms: quotes_from,
-                to_ms,
+                to_ms: quotes_to,
                 required: false,
                 timeout,
             },
@@ -418,6 +440,8 @@ pub struct Stretch {
     pub prior_volume: Option<f64>,
     /// Rows compared without the columns that depend on bars before the start.
     pub history_unchecked_rows: usize,
+    /// Rows whose quote columns could not be judged: emitted after the quotes read ended.
+    pub quote_rows_unjudged: usize,
     /// Buckets the job's watermark closed before a trade of their own second (followed).
     pub watermark_splits: Vec<Split>,
     pub trades: usize,
@@ -476,6 +500,25 @@ async fn audit_symbol(
     if segments.is_empty() {
         return Ok(unanchored(ctx, input, &around, section, findings).await);
     }
+    let first_epoch = segments[0].epoch;
+    for (index, epoch) in epochs.iter().enumerate().skip(first_epoch + 1) {
+        if epoch.since.is_some() && !segments.iter().any(|s| s.epoch == index) {
+            findings.push(Finding::warning(
+                Hop::TaJob,
+                format!(
+                    "{}: the job began a new state epoch (seq 1, emitted {}) but no trade read \
+                     opens its first bars, so its rows were not audited (a restart that re-read \
+                     trades from before those read, or bars that do not follow the trades)",
+                    input.symbol,
+                    epoch
+                        .since
+                        .map(crate::model::iso_millis)
+                        .unwrap_or_default()
+                ),
+                diagnose::RUNBOOK_TA_STALLED,
+            ));
+        }
+    }
     let mut expected = (Vec::new(), Vec::new());
     let mut observed = (Vec::new(), Vec::new());
     let mut diffs = (TableDiff::default(), TableDiff::default());
@@ -516,6 +559,23 @@ async fn audit_symbol(
         diffs.0 = judge::merge(std::mem::take(&mut diffs.0), outcome.comparison.bars);
         diffs.1 = judge::merge(std::mem::take(&mut diffs.1), outcome.comparison.signals);
         section.stretches.push(outcome.stretch);
+    }
+    if let Some(first) = section.stretches.first().and_then(|s| s.first_bar) {
+        let late = first - w.from;
+        if late > time::Duration::seconds(LATE_START_SECS) {
+            findings.push(Finding::warning(
+                Hop::TaJob,
+                format!(
+                    "{}: the audit starts at the bar ending {}, {late} after the window's start: \
+                     no earlier change of second among the trades was followed by two stored \
+                     bars ending in those seconds (a quiet start, or bars the job merged, split \
+                     or lost there), so the bars before it are not audited",
+                    input.symbol,
+                    crate::model::iso_millis(first)
+                ),
+                diagnose::RUNBOOK_TA_MATHS,
+            ));
+        }
     }
     if section.expired_rows > 0 {
         findings.push(Finding::warning(
@@ -646,7 +706,11 @@ async fn stretch(
             history_from_seq: seeding.history_from_seq,
             skip_session,
             ttl_floor: ctx.ttl_floor(),
-            quote_slack_ms: ctx.quote_slack_ms,
+            quotes: quotes::QuoteBounds {
+                slack_ms: ctx.quote_slack_ms,
+                horizon_ms: ctx.quote_horizon_ms,
+                to_end: ctx.quote_horizon_ms >= window::millis(ctx.now),
+            },
         },
     );
     let stretch = Stretch {
@@ -662,6 +726,7 @@ async fn stretch(
         vwap_session,
         prior_volume,
         history_unchecked_rows: comparison.history_unchecked,
+        quote_rows_unjudged: comparison.quotes_unjudged,
         watermark_splits: prediction.splits.clone(),
         trades: prediction.window_trades + prediction.tail_trades,
     };

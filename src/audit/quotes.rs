@@ -36,15 +36,34 @@ pub const COLUMNS: &[&str] = &[
     "imbalance_ask_sz",
 ];
 
+/// How late a quote may have been processed before a bar, and how far the quotes were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteBounds {
+    /// Emission delay plus clock slack, added to a bar's `ingest_ts`.
+    pub slack_ms: i64,
+    /// Every quote recorded before this was read. A row whose bound reaches past it may have
+    /// met a quote that was not read: it is not judged (counted instead)…
+    pub horizon_ms: i64,
+    /// …unless the read went to the topic's end: a row stored by then met its quotes before.
+    pub to_end: bool,
+}
+
+/// What the quote columns came to: rows no quote explains, and rows that could not be judged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judged {
+    pub mismatches: Vec<RowMismatch>,
+    pub unjudged: usize,
+}
+
 /// Judges the stored signals of one state epoch, in seq order, against the symbol's quotes in
-/// partition order. `slack_ms`: emission delay plus clock slack. Returns one mismatch per row
-/// no quote explains, with the most recent quote that could have applied as the expectation.
+/// partition order. Returns one mismatch per row no quote explains, with the most recent quote
+/// that could have applied as the expectation.
 pub fn judge(
     quotes: &[Record<Quote>],
     signals: &[&Signal],
-    slack_ms: i64,
+    bounds: QuoteBounds,
     tolerance: Tolerance,
-) -> Vec<RowMismatch> {
+) -> Judged {
     let stale_after = SignalConfig::default().quote_stale_after_ms;
     // A quote recorded after the bound stops the prefix there, whatever follows it on the
     // partition: the running maximum of the timestamps is what to search.
@@ -56,10 +75,17 @@ pub fn judge(
         })
         .collect();
     let mut current: Option<usize> = None;
-    let mut mismatches = Vec::new();
+    let mut judged = Judged::default();
     for signal in signals {
         let bar_end = millis(signal.event_ts);
-        let latest = millis(signal.ingest_ts).saturating_add(slack_ms);
+        let mut latest = millis(signal.ingest_ts).saturating_add(bounds.slack_ms);
+        if latest >= bounds.horizon_ms {
+            if !bounds.to_end {
+                judged.unjudged += 1;
+                continue;
+            }
+            latest = bounds.horizon_ms;
+        }
         let end = recorded.partition_point(|&ts| ts <= latest);
         let from = current.unwrap_or(0);
         let fresh = |j: usize| quotes[j].value.is_fresh_for(bar_end, stale_after);
@@ -81,12 +107,12 @@ pub fn judge(
                 if let Some(m) =
                     expected_row(signal, quote).and_then(|row| differs(&row, signal, tolerance))
                 {
-                    mismatches.push(m);
+                    judged.mismatches.push(m);
                 }
             }
         }
     }
-    mismatches
+    judged
 }
 
 fn is_null(s: &Signal) -> bool {
@@ -148,6 +174,12 @@ mod tests {
     use crate::envelope::IsoInstant;
     use crate::model::Columns;
 
+    const BOUNDS: QuoteBounds = QuoteBounds {
+        slack_ms: 0,
+        horizon_ms: i64::MAX,
+        to_end: false,
+    };
+
     fn quote(ts_ms: i64, event_ms: i64, bid: f64) -> Record<Quote> {
         Record {
             partition: 0,
@@ -174,7 +206,7 @@ mod tests {
         let a = with(signal_at(3_000, 1, 3_000), &quotes[1]);
         let b = with(signal_at(4_000, 2, 4_000), &quotes[0]);
         let rows = [&a, &b];
-        let bad = judge(&quotes, &rows, 0, Tolerance::default());
+        let bad = judge(&quotes, &rows, BOUNDS, Tolerance::default()).mismatches;
         assert_eq!(bad.len(), 1, "the second row went back to an earlier quote");
         assert_eq!(bad[0].key, b.key().to_string());
         assert!(
@@ -187,7 +219,9 @@ mod tests {
         // In the other order both are fine.
         let a = with(signal_at(3_000, 1, 3_000), &quotes[0]);
         let b = with(signal_at(4_000, 2, 4_000), &quotes[1]);
-        assert!(judge(&quotes, &[&a, &b], 0, Tolerance::default()).is_empty());
+        assert!(judge(&quotes, &[&a, &b], BOUNDS, Tolerance::default())
+            .mismatches
+            .is_empty());
     }
 
     #[test]
@@ -195,14 +229,42 @@ mod tests {
         let quotes = [quote(5_000, 2_500, 10.0), quote(2_000, 3_500, 11.0)];
         // The first is recorded after the bar's emission (3.000).
         let late = with(signal_at(3_000, 1, 3_000), &quotes[0]);
-        assert_eq!(judge(&quotes, &[&late], 0, Tolerance::default()).len(), 1);
+        assert_eq!(
+            judge(&quotes, &[&late], BOUNDS, Tolerance::default())
+                .mismatches
+                .len(),
+            1
+        );
         // The second is stamped after the bar's end: look-ahead, so the row must be NULL.
         let ahead = with(signal_at(3_000, 1, 3_000), &quotes[1]);
-        let bad = judge(&quotes[1..], &[&ahead], 0, Tolerance::default());
+        let bad = judge(&quotes[1..], &[&ahead], BOUNDS, Tolerance::default()).mismatches;
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].columns[0].expected, "NULL");
         let null = signal_at(3_000, 1, 3_000);
-        assert!(judge(&quotes[1..], &[&null], 0, Tolerance::default()).is_empty());
+        assert!(judge(&quotes[1..], &[&null], BOUNDS, Tolerance::default())
+            .mismatches
+            .is_empty());
+    }
+
+    #[test]
+    fn a_row_emitted_after_the_quotes_read_is_not_judged() {
+        // The job may have met a quote recorded after the read ended: nothing can be said.
+        let quotes = [quote(1_000, 1_000, 10.0)];
+        let held = with(signal_at(2_000, 1, 2_000), &quotes[0]);
+        let null = signal_at(3_000, 2, 9_000);
+        let bounds = QuoteBounds {
+            slack_ms: 0,
+            horizon_ms: 5_000,
+            to_end: false,
+        };
+        let judged = judge(&quotes, &[&held, &null], bounds, Tolerance::default());
+        assert_eq!((judged.mismatches.len(), judged.unjudged), (0, 1));
+        let judged = judge(&quotes, &[&held, &null], BOUNDS, Tolerance::default());
+        assert_eq!(
+            judged.mismatches.len(),
+            1,
+            "judged, the fresh quote applies"
+        );
     }
 
     #[test]
@@ -216,8 +278,15 @@ mod tests {
         );
         // 15 s after the quote it is still fresh; 16 s after it is stale.
         let fresh = with(signal_at(16_000, 1, 16_000), &quotes[0]);
-        assert!(judge(&quotes, &[&fresh], 0, Tolerance::default()).is_empty());
+        assert!(judge(&quotes, &[&fresh], BOUNDS, Tolerance::default())
+            .mismatches
+            .is_empty());
         let stale = with(signal_at(17_000, 1, 17_000), &quotes[0]);
-        assert_eq!(judge(&quotes, &[&stale], 0, Tolerance::default()).len(), 1);
+        assert_eq!(
+            judge(&quotes, &[&stale], BOUNDS, Tolerance::default())
+                .mismatches
+                .len(),
+            1
+        );
     }
 }

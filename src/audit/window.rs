@@ -9,14 +9,20 @@ use time::OffsetDateTime;
 /// The longest window one audit reads (an hour of a busy symbol is ~100,000 trades; a day
 /// keeps memory and time bounded).
 pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The longest `--settle`, `--clock-skew`, `--emit-delay` or `--idle-timeout` taken.
+pub const MAX_SETTLE: Duration = Duration::from_secs(24 * 3600);
 /// The rows' TTL (`pipeline.md` §5): older rows may be gone.
 pub const ROW_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
 
-/// Trades are read from this long before the window's start, to see the second change the
-/// audit starts at (see `anchor`).
-pub const TRADES_LEAD: Duration = Duration::from_secs(10);
+/// Trades are read from this long before the window's start: to see the second change the
+/// audit starts at (see `anchor`), and the trades a job restarted early in the window read
+/// again (it resumes from its last checkpoint, up to 60 s back, `pipeline.md` §9 item 4).
+pub const TRADES_LEAD: Duration = Duration::from_secs(75);
 /// Trades recorded this long after the window's end are read to close its last bar.
 pub const TAIL: Duration = Duration::from_secs(10);
+/// Quotes recorded this long after the window's end are read (or up to now): the signal
+/// operator may meet them before the window's last bars (`quotes`).
+pub const QUOTES_PAST: Duration = Duration::from_secs(300);
 /// Stored rows ending this long around the window are read to find the start and restarts
 /// (a restarted job re-reads up to a checkpoint interval, 60 s, of trades).
 pub const ROWS_AROUND: Duration = Duration::from_secs(180);
@@ -37,19 +43,27 @@ impl Window {
         settle: Duration,
         now: OffsetDateTime,
     ) -> Result<Window, String> {
-        let latest = now - settle;
+        if settle > MAX_SETTLE {
+            return Err(format!(
+                "--settle must be at most {}",
+                humantime::format_duration(MAX_SETTLE)
+            ));
+        }
+        let latest = before(now, settle);
         let window = match (from, to, last) {
             (Some(from), Some(to), None) => Window {
                 from: instant("--from", from)?,
                 to: instant("--to", to)?,
             },
-            (None, None, Some(last)) => {
-                let span = time::Duration::try_from(last)
-                    .map_err(|_| format!("--last {last:?} is too long"))?;
-                Window {
-                    from: latest - span,
-                    to: latest,
-                }
+            (None, None, Some(last)) if last <= MAX_WINDOW => Window {
+                from: before(latest, last),
+                to: latest,
+            },
+            (None, None, Some(_)) => {
+                return Err(format!(
+                    "--last is longer than {}: audit it in parts",
+                    humantime::format_duration(MAX_WINDOW)
+                ))
             }
             _ => return Err("give --from and --to, or --last".into()),
         };
@@ -88,12 +102,20 @@ pub fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// `t - d`, saturating at the ends of the supported range (no panic on a huge duration).
 pub fn before(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    t - time::Duration::try_from(d).unwrap_or(time::Duration::ZERO)
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_sub(d))
+        .unwrap_or(time::PrimitiveDateTime::MIN.assume_utc())
 }
 
+/// `t + d`, saturating.
 pub fn after(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    t + time::Duration::try_from(d).unwrap_or(time::Duration::ZERO)
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d))
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 /// An RFC 3339 instant (`2026-07-21T14:30:00Z`); a usage error names the flag.
@@ -145,5 +167,9 @@ mod tests {
             .unwrap_err()
             .starts_with("--from \"yesterday\""));
         assert!(Window::resolve(None, None, None, SETTLE, NOW).is_err());
+        // Durations near the type's limits are usage errors, not overflows.
+        let huge = Duration::from_secs(u64::MAX / 2);
+        assert!(Window::resolve(None, None, Some(huge), SETTLE, NOW).is_err());
+        assert!(Window::resolve(None, None, Some(SETTLE), huge, NOW).is_err());
     }
 }
