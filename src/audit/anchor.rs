@@ -90,13 +90,7 @@ fn after(
     from_ms: i64,
     timing: Timing,
 ) -> Option<Segment> {
-    let changes = (1..trades.len())
-        .filter(|&i| {
-            let (prev, next) = (&trades[i - 1].value, &trades[i].value);
-            prev.t.unix_seconds() != next.t.unix_seconds() && next.t.unix_millis() >= from_ms
-        })
-        .take(MAX_TRIES);
-    for i in changes {
+    for i in changes(trades, from_ms).take(MAX_TRIES) {
         let prev_end = end_ms(&trades[i - 1].value);
         let next_end = end_ms(&trades[i].value);
         let opened_at = trades[i].ts_ms.saturating_sub(timing.clock_skew_ms);
@@ -122,6 +116,15 @@ fn after(
         }
     }
     None
+}
+
+/// The second changes at or after the window's start (`t[i]` of another second than
+/// `t[i-1]`), by index of `t[i]`.
+pub fn changes(trades: &[Record<Trade>], from_ms: i64) -> impl Iterator<Item = usize> + '_ {
+    (1..trades.len()).filter(move |&i| {
+        let (prev, next) = (&trades[i - 1].value, &trades[i].value);
+        prev.t.unix_seconds() != next.t.unix_seconds() && next.t.unix_millis() >= from_ms
+    })
 }
 
 /// The trade that opened an epoch's first bar (see the module docs).

@@ -498,7 +498,7 @@ async fn audit_symbol(
         ));
     }
     if segments.is_empty() {
-        return Ok(unanchored(ctx, input, &around, section, findings).await);
+        return Ok(unanchored(ctx.window, input, &around, section, findings));
     }
     let first_epoch = segments[0].epoch;
     for (index, epoch) in epochs.iter().enumerate().skip(first_epoch + 1) {
@@ -847,22 +847,23 @@ fn restart_warning(symbol: &str, epoch: &Epoch) -> Finding {
 }
 
 /// No start could be found: a quiet symbol, or rows that do not follow the trades.
-async fn unanchored(
-    ctx: &Context<'_>,
+fn unanchored(
+    w: Window,
     input: &SymbolInput<'_>,
     around: &[Microbar],
     mut section: AuditSymbol,
     mut findings: Vec<Finding>,
 ) -> ScenarioReport {
-    let w = ctx.window;
     let in_window_trades = input
         .trades
         .iter()
         .filter(|r| r.ts_ms >= w.from_ms() && r.ts_ms < w.to_ms())
         .count();
+    // Bars wholly inside the window: a bar ending in the start's second may hold trades
+    // recorded before it.
     let in_window_rows = around
         .iter()
-        .filter(|b| b.event_ts > w.from && b.event_ts <= w.to)
+        .filter(|b| b.event_ts > w.from + time::Duration::SECOND && b.event_ts <= w.to)
         .count();
     let verdict = if in_window_trades == 0 && in_window_rows == 0 {
         section.quiet = true;
@@ -873,6 +874,31 @@ async fn unanchored(
                 input.symbol
             ),
             diagnose::RUNBOOK_TA_STALLED,
+        ));
+        Verdict::Pass
+    } else if in_window_trades == 0 {
+        findings.push(Finding::failure(
+            Hop::TaJob,
+            format!(
+                "{}: {in_window_rows} stored bars in the window but no trade recorded in it: \
+                 rows without input (another writer, or the job's clock or bucketing is off)",
+                input.symbol
+            ),
+            diagnose::RUNBOOK_TA_MATHS,
+        ));
+        Verdict::Fail
+    } else if anchor::changes(input.trades, w.from_ms()).next().is_none() {
+        // One trade (or one second of trades) after a long silence: no change of second
+        // after a known trade, so no start can be found; nothing says the rows are wrong.
+        findings.push(Finding::warning(
+            Hop::TaJob,
+            format!(
+                "{}: {in_window_trades} trades and {in_window_rows} stored bars in the window, \
+                 but no change of second after a trade read: too few trades to find where the \
+                 job's state stood, so nothing was checked",
+                input.symbol
+            ),
+            diagnose::RUNBOOK_TA_MATHS,
         ));
         Verdict::Pass
     } else if in_window_rows == 0 {
@@ -1143,6 +1169,50 @@ pub(crate) mod tests {
         assert!(check_symbols(&list(&["NV DA"])).is_err());
         assert!(check_symbols(&list(&[""])).is_err());
         assert!(check_symbols(&list(&[])).is_err());
+    }
+
+    #[test]
+    fn a_symbol_without_a_start_is_quiet_thin_or_wrong() {
+        let w = Window {
+            from: crate::oracle::datetime_from_millis(10_000),
+            to: crate::oracle::datetime_from_millis(60_000),
+        };
+        let verdict = |trades: &[Record<Trade>], rows: &[Microbar]| {
+            let input = SymbolInput {
+                symbol: "X",
+                trades,
+                quotes: &[],
+                dropped: 0,
+                spread: false,
+            };
+            let r = unanchored(w, &input, rows, AuditSymbol::default(), Vec::new());
+            let failed = diagnose::any_failure(&r.findings);
+            (r.verdict, failed, r.audit.is_some_and(|a| a.quiet))
+        };
+        assert_eq!(verdict(&[], &[]), (Verdict::Pass, false, true), "quiet");
+        let row = [bar_at(20_000, 7, 1)];
+        assert_eq!(
+            verdict(&[], &row),
+            (Verdict::Fail, true, false),
+            "rows without trades"
+        );
+        let one = [trade(0, 19_500, 19_500, 1.0)];
+        assert_eq!(
+            verdict(&one, &row),
+            (Verdict::Pass, false, false),
+            "too thin to start"
+        );
+        let two = [one[0], trade(1, 21_500, 21_500, 1.0)];
+        assert_eq!(
+            verdict(&two, &row),
+            (Verdict::Fail, true, false),
+            "rows off the trades"
+        );
+        assert_eq!(
+            verdict(&two, &[]),
+            (Verdict::Fail, true, false),
+            "trades, no rows"
+        );
     }
 
     #[test]
