@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use super::audit::AuditOptions;
 use super::canary::CanaryOptions;
 use super::oracle::OracleOptions;
 use super::outputs::OutputOptions;
@@ -40,6 +41,9 @@ pub enum Command {
     Lint(LintArgs),
     /// Compute the rows production must write for a recorded stream of forwarder messages.
     Oracle(OracleArgs),
+    /// Verify the rows the TA job stored for real symbols over a past window against the oracle,
+    /// read-only: the window's trades and quotes from Kafka, the rows from ClickHouse.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -178,6 +182,48 @@ pub struct OracleArgs {
     pub strict: bool,
 }
 
+/// `audit`: which symbols over which window, how much timing slack, where the reports go.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("window").required(true).args(["from", "last"])))]
+pub struct AuditArgs {
+    /// Symbols to audit, comma-separated (e.g. NVDA,AMD).
+    #[arg(long, required = true, value_delimiter = ',', value_name = "SYMBOLS")]
+    pub symbols: Vec<String>,
+    /// Window start, RFC 3339 (e.g. 2026-07-21T14:30:00Z); with --to.
+    #[arg(long, requires = "to", value_name = "TIME")]
+    pub from: Option<String>,
+    /// Window end, RFC 3339; at least --settle ago.
+    #[arg(long, requires = "from", value_name = "TIME")]
+    pub to: Option<String>,
+    /// The window of this length ending --settle ago (e.g. 15m, 1h).
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["from", "to"],
+          value_parser = humantime::parse_duration)]
+    pub last: Option<std::time::Duration>,
+    /// How long ago the window must end at the latest, so the job has written its last bars.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = humantime::parse_duration)]
+    pub settle: std::time::Duration,
+    /// How far record timestamps, event times and the job's ingest_ts may disagree.
+    #[arg(long, value_name = "DURATION", default_value = "500ms",
+          value_parser = humantime::parse_duration)]
+    pub clock_skew: std::time::Duration,
+    /// The longest a bar may take from its emission (ingest_ts) to the job's signal operator,
+    /// i.e. how late a quote may still be processed before it.
+    #[arg(long, value_name = "DURATION", default_value = "2s",
+          value_parser = humantime::parse_duration)]
+    pub emit_delay: std::time::Duration,
+    /// The job's watermark idle timeout (TA_WATERMARK_IDLE_TIMEOUT_MS).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Config file (TOML); TORGHUT_E2E_* environment variables override it. The production
+    /// lane needs no allow_production: the audit only reads.
+    #[arg(long, short = 'c', env = "TORGHUT_E2E_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
 impl SuiteArgs {
     pub fn options(self) -> Result<SuiteOptions, String> {
         Ok(SuiteOptions {
@@ -242,6 +288,23 @@ impl From<PreflightArgs> for PreflightOptions {
             config: a.config,
             timeout_ms: a.timeout_ms,
             no_webdriver: a.no_webdriver,
+        }
+    }
+}
+
+impl From<AuditArgs> for AuditOptions {
+    fn from(a: AuditArgs) -> Self {
+        AuditOptions {
+            symbols: a.symbols,
+            from: a.from,
+            to: a.to,
+            last: a.last,
+            settle: a.settle,
+            clock_skew: a.clock_skew,
+            emit_delay: a.emit_delay,
+            idle_timeout: a.idle_timeout,
+            config: a.config,
+            outputs: a.outputs.into(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! what cannot be written (see `stdio`).
 
 pub mod args;
+pub mod audit;
 pub mod canary;
 mod console;
 pub mod oracle;
@@ -90,6 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(e) => usage(&e),
         },
         Command::Oracle(args) => oracle::run(&args.into()),
+        Command::Audit(args) => in_runtime(audit::run(&args.into())),
     };
     outcome.into()
 }

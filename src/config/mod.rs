@@ -149,12 +149,41 @@ impl Config {
         Ok(config)
     }
 
+    /// [`Config::load`] for a verb that only reads (`audit`): the production lane needs no
+    /// `allow_production`, since nothing is published and no row is written; every value is
+    /// checked all the same.
+    pub fn load_read_only(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let parsed = match file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let config = Self::resolve_values(parsed, &ProcessEnv)?;
+        crate::domain::redact::register(config.secrets());
+        Ok(config)
+    }
+
     /// Parses config text; the path is only for messages.
     pub fn from_toml(text: &str, path: &Path, env: &dyn Env) -> Result<Self, ConfigError> {
         Self::resolve(parse_file(text, path)?, env)
     }
 
+    /// [`Config::from_toml`] for a verb that only reads (see [`Config::load_read_only`]).
+    pub fn from_toml_read_only(
+        text: &str,
+        path: &Path,
+        env: &dyn Env,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve_values(parse_file(text, path)?, env)
+    }
+
     fn resolve(file: FileConfig, env: &dyn Env) -> Result<Self, ConfigError> {
+        let config = Self::resolve_values(file, env)?;
+        config.check_safety()?;
+        Ok(config)
+    }
+
+    /// Every value layered and checked, but not yet the lane's safety.
+    fn resolve_values(file: FileConfig, env: &dyn Env) -> Result<Self, ConfigError> {
         let lane = layered(env, env::LANE, "lane", file.lane, Lane::parse)?.unwrap_or(Lane::Sim);
         let allow_production = match env.get(env::ALLOW_PRODUCTION) {
             Some(v) => parse_bool(env::ALLOW_PRODUCTION, &v)?,
@@ -166,7 +195,7 @@ impl Config {
             CONNECT_TIMEOUT_MS,
             "milliseconds",
         )?;
-        let config = Config {
+        Ok(Config {
             lane,
             allow_production,
             kafka: resolve_kafka(file.kafka, lane, env)?,
@@ -190,9 +219,7 @@ impl Config {
             )?
             .unwrap_or_else(|| PathBuf::from("artifacts")),
             connect_timeout: Duration::from_millis(connect_timeout_ms),
-        };
-        config.check_safety()?;
-        Ok(config)
+        })
     }
 
     /// Refuses production targets unless explicitly allowed (`pipeline.md` §7).

@@ -4,6 +4,7 @@
 //! the report of [`crate::domain::report`]; the verbs of [`crate::cli`] decide the exit code and
 //! write the outputs.
 
+pub mod audit;
 pub mod ledger;
 mod load;
 pub mod pool;

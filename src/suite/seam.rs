@@ -227,7 +227,7 @@ impl Warehouse for LiveWarehouse<'_> {
         &self,
         symbols: &[String],
     ) -> Result<Vec<HistoryStats>, ClickHouseError> {
-        self.clickhouse.history_stats(symbols).await
+        self.clickhouse.history_stats(symbols, None).await
     }
 
     async fn latest_microbars(
@@ -235,7 +235,7 @@ impl Warehouse for LiveWarehouse<'_> {
         symbol: &str,
         limit: usize,
     ) -> Result<Vec<Microbar>, ClickHouseError> {
-        self.clickhouse.latest_microbars(symbol, limit).await
+        self.clickhouse.latest_microbars(symbol, limit, None).await
     }
 
     async fn microbars_between_seqs(
@@ -250,6 +250,6 @@ impl Warehouse for LiveWarehouse<'_> {
     }
 
     async fn latest_vwap_session(&self, symbol: &str) -> Result<Option<f64>, ClickHouseError> {
-        self.clickhouse.latest_vwap_session(symbol).await
+        self.clickhouse.latest_vwap_session(symbol, None).await
     }
 }

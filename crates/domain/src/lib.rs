@@ -9,6 +9,7 @@
 //! `clickhouse` feature derives the `clickhouse` crate's `Row` for the table rows, so the
 //! validator and the reference stack read and write them as they are.
 
+pub mod audit;
 pub mod compare;
 pub mod diagnose;
 pub mod envelope;

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{ClickHouse, ClickHouseError};
 use crate::domain::model::{Microbar, Signal};
-use crate::domain::pool::HistoryStats;
+use crate::domain::pool::{HistoryCut, HistoryStats};
 
 impl ClickHouse {
     /// The symbols' bars that end after `after` (a reused symbol's history stays out).
@@ -133,53 +133,64 @@ impl ClickHouse {
     }
 }
 
-/// A reused symbol's history (`pipeline.md` §7.2 rule 4), read to seed the oracle.
+/// A reused symbol's history (`pipeline.md` §7.2 rule 4), read to seed the oracle: as it is now
+/// (the pool), or as it was when the job emitted a given bar (the audit, [`HistoryCut`]).
 impl ClickHouse {
     /// Per symbol with rows: count, seq range, last bar end and the session sums of
     /// `ta_microbars FINAL` since the job's state for it last began: a job restarted without
     /// state (the simulation lane's deployment upgrades `stateless`) starts the symbol's seq at 1
     /// again, with no bars and no session behind it. Emission order is `ingest_ts`; with no seq-1
     /// row left (expired) every row counts. Symbols without rows are absent.
+    ///
+    /// With a `cut`, only what the job had emitted up to and including the cut bar counts (and
+    /// the epoch is the one that bar belongs to); give one symbol then.
     pub async fn history_stats(
         &self,
         symbols: &[String],
+        cut: Option<HistoryCut>,
     ) -> Result<Vec<HistoryStats>, ClickHouseError> {
+        let (emitted, upto) = cut_clauses(cut);
         // The epoch's start per symbol as a window (no correlated subquery before 25.8).
-        let sql = "SELECT symbol, count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, \
+        let sql = format!(
+            "SELECT symbol, count() AS rows, min(seq) AS first_seq, max(seq) AS last_seq, \
              max(event_ts) AS last_event_ts, sum(c * v) AS sum_cv, sum(v) AS sum_v \
              FROM (SELECT symbol, seq, event_ts, c, v, ingest_ts, \
                    maxIf(ingest_ts, seq = 1) OVER (PARTITION BY symbol) AS epoch \
-                   FROM ta_microbars FINAL WHERE has(?, symbol)) \
-             WHERE ingest_ts >= epoch GROUP BY symbol ORDER BY symbol";
-        self.bounded(
-            self.client
-                .query(sql)
-                .bind(symbols)
-                .fetch_all::<HistoryStats>(),
-        )
-        .await
+                   FROM ta_microbars FINAL WHERE has(?, symbol) {emitted}) \
+             WHERE ingest_ts >= epoch {upto} GROUP BY symbol ORDER BY symbol"
+        );
+        let mut query = self.client.query(&sql).bind(symbols);
+        if let Some(cut) = cut {
+            query = query.bind(unix_millis(cut.ingest_ts)).bind(cut.seq);
+        }
+        self.bounded(query.fetch_all::<HistoryStats>()).await
     }
 
-    /// The symbol's newest `limit` bars of the current state epoch, oldest first (the job's
-    /// retained list order).
+    /// The symbol's newest `limit` bars of the current state epoch (or of the cut bar's, up to
+    /// it), oldest first (the job's retained list order).
     pub async fn latest_microbars(
         &self,
         symbol: &str,
         limit: usize,
+        cut: Option<HistoryCut>,
     ) -> Result<Vec<Microbar>, ClickHouseError> {
-        let sql = "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? \
+        let (emitted, upto) = cut_clauses(cut);
+        let sql = format!(
+            "SELECT ?fields FROM ta_microbars FINAL WHERE symbol = ? {emitted} {upto} \
              AND ingest_ts >= (SELECT max(ingest_ts) FROM ta_microbars FINAL \
-                               WHERE symbol = ? AND seq = 1) \
-             ORDER BY event_ts DESC, seq DESC LIMIT ?";
+                               WHERE symbol = ? AND seq = 1 {emitted}) \
+             ORDER BY event_ts DESC, seq DESC LIMIT ?"
+        );
+        let mut query = self.client.query(&sql).bind(symbol);
+        if let Some(cut) = cut {
+            query = query.bind(unix_millis(cut.ingest_ts)).bind(cut.seq);
+        }
+        query = query.bind(symbol);
+        if let Some(cut) = cut {
+            query = query.bind(unix_millis(cut.ingest_ts));
+        }
         let mut bars = self
-            .bounded(
-                self.client
-                    .query(sql)
-                    .bind(symbol)
-                    .bind(symbol)
-                    .bind(limit as u64)
-                    .fetch_all::<Microbar>(),
-            )
+            .bounded(query.bind(limit as u64).fetch_all::<Microbar>())
             .await?;
         bars.reverse();
         Ok(bars)
@@ -206,20 +217,47 @@ impl ClickHouse {
         .await
     }
 
-    /// `vwap_session` of the symbol's newest 1-second signal (None: no signal, or NULL).
-    pub async fn latest_vwap_session(&self, symbol: &str) -> Result<Option<f64>, ClickHouseError> {
-        let value = self
-            .bounded(
-                self.client
-                    .query(
-                        "SELECT vwap_session FROM ta_signals FINAL WHERE symbol = ? \
-                         AND window_size = 'PT1S' ORDER BY event_ts DESC, seq DESC LIMIT 1",
-                    )
-                    .bind(symbol)
-                    .fetch_optional::<Option<f64>>(),
-            )
-            .await?;
+    /// `vwap_session` of the symbol's newest 1-second signal, or of the cut bar's signal (None:
+    /// no signal, or NULL).
+    pub async fn latest_vwap_session(
+        &self,
+        symbol: &str,
+        cut: Option<HistoryCut>,
+    ) -> Result<Option<f64>, ClickHouseError> {
+        let query = match cut {
+            None => self
+                .client
+                .query(
+                    "SELECT vwap_session FROM ta_signals FINAL WHERE symbol = ? \
+                     AND window_size = 'PT1S' ORDER BY event_ts DESC, seq DESC LIMIT 1",
+                )
+                .bind(symbol),
+            Some(cut) => self
+                .client
+                .query(
+                    "SELECT vwap_session FROM ta_signals FINAL WHERE symbol = ? \
+                     AND window_size = 'PT1S' AND seq = ? \
+                     AND ingest_ts <= fromUnixTimestamp64Milli(?, 'UTC') \
+                     ORDER BY ingest_ts DESC LIMIT 1",
+                )
+                .bind(symbol)
+                .bind(cut.seq)
+                .bind(unix_millis(cut.ingest_ts)),
+        };
+        let value = self.bounded(query.fetch_optional::<Option<f64>>()).await?;
         Ok(value.flatten())
+    }
+}
+
+/// The clauses that keep what the job had emitted by the cut bar, and the bars up to it; empty
+/// without a cut. Their parameters are bound by the caller, in this order.
+fn cut_clauses(cut: Option<HistoryCut>) -> (&'static str, &'static str) {
+    match cut {
+        Some(_) => (
+            "AND ingest_ts <= fromUnixTimestamp64Milli(?, 'UTC')",
+            "AND seq <= ?",
+        ),
+        None => ("", ""),
     }
 }
 

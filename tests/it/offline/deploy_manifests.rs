@@ -69,7 +69,7 @@ fn flags_of(verb: &str) -> BTreeSet<String> {
 fn assert_args_are_real(args: &[String], context: &str) {
     let verb = args.first().map(String::as_str).unwrap_or_default();
     assert!(
-        ["run", "canary", "preflight"].contains(&verb),
+        ["run", "canary", "preflight", "audit"].contains(&verb),
         "{context}: verb {verb:?}"
     );
     let known = flags_of(verb);
@@ -94,8 +94,22 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The pod-level rules every workload follows; returns the validator container.
+/// The pod-level rules every workload follows, a chromedriver sidecar for the ones that drive
+/// a browser; returns the validator container.
 fn assert_pod(pod: &Value, context: &str) -> Value {
+    let init = get(pod, "spec.initContainers")
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    // chromedriver as a native sidecar: stops with the validator, so the Job completes.
+    let driver = init.iter().find(|c| c["name"] == "chromedriver");
+    let driver = driver.unwrap_or_else(|| panic!("{context}: chromedriver sidecar"));
+    assert_eq!(str_of(driver, "restartPolicy"), "Always", "{context}");
+    assert_pod_without_browser(pod, context)
+}
+
+/// [`assert_pod`] for a workload that drives no browser (the audit).
+fn assert_pod_without_browser(pod: &Value, context: &str) -> Value {
     assert_eq!(str_of(pod, "spec.restartPolicy"), "Never", "{context}");
     assert_eq!(
         get(pod, "spec.securityContext.runAsNonRoot").as_bool(),
@@ -111,10 +125,6 @@ fn assert_pod(pod: &Value, context: &str) -> Value {
         assert_eq!(str_of(c, "image"), IMAGE, "{context}: pinned image");
         assert_secrets_by_reference(c, context);
     }
-    // chromedriver as a native sidecar: stops with the validator, so the Job completes.
-    let driver = init.iter().find(|c| c["name"] == "chromedriver");
-    let driver = driver.unwrap_or_else(|| panic!("{context}: chromedriver sidecar"));
-    assert_eq!(str_of(driver, "restartPolicy"), "Always", "{context}");
     let main = containers
         .iter()
         .find(|c| c["name"] == "torghut-e2e")
@@ -185,6 +195,69 @@ fn canary_cronjob_runs_one_isolated_cycle_and_never_overlaps() {
     assert!(
         pool.parse::<torghut_e2e::domain::pool::PoolName>().is_ok(),
         "{pool}"
+    );
+}
+
+#[test]
+fn audit_cronjob_reads_production_on_a_schedule_with_a_read_only_config() {
+    let cj = manifest("audit-cronjob.yaml");
+    assert_eq!(str_of(&cj, "kind"), "CronJob");
+    assert_eq!(str_of(&cj, "spec.concurrencyPolicy"), "Forbid");
+    assert_eq!(int_of(&cj, "spec.jobTemplate.spec.backoffLimit"), 0);
+    assert_eq!(str_of(&cj, "spec.timeZone"), "America/New_York");
+    // Every 15 minutes, inside the regular session (09:30–16:00 New York), on weekdays.
+    let schedule: Vec<&str> = str_of(&cj, "spec.schedule").split(' ').collect();
+    assert_eq!(schedule[0], "*/15");
+    let (first, last) = schedule[1].split_once('-').unwrap();
+    let (first, last): (u32, u32) = (first.parse().unwrap(), last.parse().unwrap());
+    assert!(first >= 10 && last <= 15, "{schedule:?}");
+    assert_eq!(schedule[4], "1-5");
+    let deadline = int_of(&cj, "spec.jobTemplate.spec.activeDeadlineSeconds");
+    assert!(
+        (60..900).contains(&deadline),
+        "under the period: {deadline}"
+    );
+    let pod = get(&cj, "spec.jobTemplate.spec.template");
+    let main = assert_pod_without_browser(pod, "audit");
+    let args = strings(&main["args"]);
+    assert_args_are_real(&args, "audit");
+    assert_eq!(args[0], "audit");
+    let at = |flag: &str| args.iter().position(|a| a == flag).map(|i| &args[i + 1]);
+    // The window is the schedule's period, so consecutive audits cover the session.
+    let last = humantime::parse_duration(at("--last").unwrap()).unwrap();
+    assert_eq!(last.as_secs(), 15 * 60);
+    let symbols = at("--symbols").unwrap();
+    assert_eq!(
+        symbols.split(',').count(),
+        10,
+        "the trading universe: {symbols}"
+    );
+    assert!(
+        at("--pushgateway").is_some(),
+        "a scheduled audit publishes metrics"
+    );
+    // Its config is the ConfigMap's audit.toml: the production lane, loadable read-only, and
+    // refused by the verbs that publish.
+    let config = at("--config").unwrap();
+    let key = config.strip_prefix("/etc/torghut-e2e/").unwrap();
+    let cm = manifest("configmap.yaml");
+    let toml = get(&cm, "data")[key].as_str().unwrap();
+    assert!(!toml.contains("password ="), "no password in the ConfigMap");
+    let env: std::collections::HashMap<String, String> = [(
+        "TORGHUT_E2E_KAFKA_PASSWORD".to_string(),
+        "from-the-secret".to_string(),
+    )]
+    .into();
+    let path = Path::new("configmap.yaml");
+    let c = torghut_e2e::config::Config::from_toml_read_only(toml, path, &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.kafka.trades_topic, "torghut.trades.v1");
+    assert_eq!(c.clickhouse.database, "torghut");
+    assert!(!c.allow_production);
+    let refused = torghut_e2e::config::Config::from_toml(toml, path, &env);
+    assert!(
+        refused.is_err(),
+        "run and canary must refuse the audit's config"
     );
 }
 

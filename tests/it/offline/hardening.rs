@@ -455,9 +455,57 @@ fn a_closed_stdout_or_stderr_never_panics_a_verb() {
             .arg(&messages);
         closed_pipe(oracle, both);
 
+        let mut audit = bin();
+        audit
+            .args(["audit", "--symbols", "NVDA", "--last", "5m", "--config"])
+            .arg(&config);
+        assert_eq!(closed_pipe(audit, both).status.code(), Some(3), "audit");
+
         let mut help = bin();
         help.arg("--help");
         assert_eq!(closed_pipe(help, both).status.code(), Some(0), "--help");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn an_audit_that_fails_preflight_keeps_exit_3_and_writes_its_outputs() {
+    let dir = scratch();
+    let out = bin()
+        .args([
+            "audit",
+            "--symbols",
+            "NVDA,AMD",
+            "--last",
+            "15m",
+            "--config",
+        ])
+        .arg(quick_config(&dir))
+        .arg("--report-json")
+        .arg(dir.join("r.json"))
+        .arg("--junit")
+        .arg(dir.join("j.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    for f in ["r.json", "j.xml"] {
+        assert!(dir.join(f).is_file(), "{f}: {}", shown(&out));
+    }
+    // A window that cannot be audited is a usage error before any target is touched.
+    for bad in [
+        &["--symbols", "NVDA", "--last", "25h"][..],
+        &["--symbols", "NV DA", "--last", "5m"],
+        &["--symbols", "NVDA", "--from", "2026-07-21T14:30:00Z"],
+        &["--symbols", "NVDA"],
+    ] {
+        let out = bin()
+            .arg("audit")
+            .args(bad)
+            .arg("--config")
+            .arg(quick_config(&dir))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", shown(&out));
     }
     std::fs::remove_dir_all(dir).ok();
 }

@@ -2,6 +2,7 @@
 //! verbs end to end, its stages and reports, and its behaviour when a target breaks.
 
 mod api_stage;
+mod audit;
 mod browser_stage;
 mod canary;
 mod cli_preflight;

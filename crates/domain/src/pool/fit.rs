@@ -77,7 +77,9 @@ pub fn fit_session(seeded: &Seeded, bars: &[Microbar], signals: &[Signal]) -> Se
         .filter(|b| b.symbol == seeded.symbol)
         .map(|b| (b, session.get(&b.key()).copied().flatten()))
         .collect();
-    rows.sort_by_key(|(b, _)| (b.event_ts, b.seq));
+    // Emission order: the session sums accumulate bar by bar as the job emitted them, and a
+    // late bar (an earlier end, a later seq) joins them when it is emitted.
+    rows.sort_by_key(|(b, _)| b.seq);
     let cv: Vec<(f64, f64)> = rows.iter().map(|(b, _)| (b.c, b.v)).collect();
     let observed: Vec<Option<f64>> = rows.iter().map(|(_, r)| *r).collect();
     let session = |volume: f64| SessionSums {

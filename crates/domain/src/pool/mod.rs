@@ -90,6 +90,14 @@ pub enum HistoryKind {
     PrefixExpired,
 }
 
+/// The state the job had right after emitting one bar: the bar's `seq` and its `ingest_ts`
+/// (which tells the state epoch it belongs to, as a restart without state reuses seqs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCut {
+    pub seq: u64,
+    pub ingest_ts: OffsetDateTime,
+}
+
 /// One symbol's `ta_microbars FINAL` history in aggregate.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]

@@ -79,6 +79,9 @@ pub struct ScenarioReport {
     /// Set when the symbols came from a reserved pool: their history and how it was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<crate::pool::PoolReport>,
+    /// Set by `audit`: the window, where the audit of the symbol started and how it was seeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::audit::AuditSymbol>,
     /// Messages handed to the producer (acknowledged or not).
     pub messages_published: usize,
     /// Messages the broker acknowledged: `deliveries`.

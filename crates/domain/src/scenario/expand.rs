@@ -120,6 +120,23 @@ impl Generator {
                 .enumerate()
                 .map(|(i, at)| on_time(symbol, at, price + 0.01 * i as f64, *size))
                 .collect(),
+            Generator::Sweep {
+                symbol,
+                at_ms,
+                count,
+                price,
+                step,
+                size,
+            } => (0..*count)
+                .map(|i| {
+                    on_time(
+                        symbol,
+                        *at_ms,
+                        round_cents(price + step * f64::from(i)),
+                        *size,
+                    )
+                })
+                .collect(),
             Generator::ZeroSize {
                 symbol,
                 at_ms,

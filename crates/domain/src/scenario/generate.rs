@@ -131,6 +131,18 @@ pub enum Generator {
         price: f64,
         size: f64,
     },
+    /// `count` trades in the one millisecond `at_ms`, the price moving by `step` from trade to
+    /// trade: an order sweeping the book, printed as several trades with one timestamp (real
+    /// feeds do this; the job merges them in arrival order, so `o` and `c` are the first and
+    /// last published, not the lowest and highest).
+    Sweep {
+        symbol: String,
+        at_ms: u64,
+        count: u32,
+        price: f64,
+        step: f64,
+        size: f64,
+    },
     /// A trade of size zero (counted, but no volume).
     ZeroSize {
         symbol: String,
@@ -149,6 +161,7 @@ impl Generator {
             | Generator::OutOfOrder { symbol, .. }
             | Generator::Duplicates { symbol, .. }
             | Generator::Boundaries { symbol, .. }
+            | Generator::Sweep { symbol, .. }
             | Generator::ZeroSize { symbol, .. } => symbol,
         }
     }
@@ -240,6 +253,24 @@ impl Generator {
                 check_trade(*price, *size)?;
                 check_count("seconds", *seconds, 1, 3600)
             }
+            Generator::Sweep {
+                price,
+                step,
+                size,
+                count,
+                ..
+            } => {
+                check_trade(*price, *size)?;
+                check_count("count", *count as u64, 2, 1000)?;
+                let last = price + step * (*count - 1) as f64;
+                if !(last.is_finite() && last > 0.0 && last < MAX_PRICE) {
+                    return Err(format!(
+                        "step {step} takes the price to {last} by the last trade: prices must \
+                         stay positive and below {MAX_PRICE:e}"
+                    ));
+                }
+                Ok(())
+            }
             Generator::ZeroSize { price, .. } => check_trade(*price, 0.0),
         }
     }
@@ -299,6 +330,7 @@ impl Generator {
             // Published at `at_ms`, stamped earlier (validate: late_by_ms <= at_ms).
             Generator::OutOfOrder { at_ms, .. } | Generator::ZeroSize { at_ms, .. } => (1, *at_ms),
             Generator::Duplicates { at_ms, copies, .. } => (u64::from(*copies), *at_ms),
+            Generator::Sweep { at_ms, count, .. } => (u64::from(*count), *at_ms),
         };
         Some(Extent { count, last_ms })
     }
@@ -378,8 +410,10 @@ fn check_count(name: &str, value: u64, min: u64, max: u64) -> Result<(), String>
     Ok(())
 }
 
-/// Explicit trades of one symbol must have strictly increasing offsets: anything else is a
-/// generator's job, so it is never an accident.
+/// Explicit trades of one symbol must not go back in time: disorder is a generator's job, so it
+/// is never an accident. Several trades in one millisecond are allowed (real feeds print them:
+/// one order filling at several prices); they are published in file order, which is the order
+/// the TA job merges them in (arrival order, `pipeline.md` §3.1).
 pub fn check_explicit_order(trades: &[Spanned<TradeSpec>]) -> Result<(), (Range<usize>, String)> {
     let mut last: std::collections::HashMap<&str, u64> = Default::default();
     for t in trades {
@@ -387,12 +421,12 @@ pub fn check_explicit_order(trades: &[Spanned<TradeSpec>]) -> Result<(), (Range<
         let symbol = spec.symbol.get_ref().as_str();
         let at_ms = *spec.at_ms.get_ref();
         if let Some(prev) = last.insert(symbol, at_ms) {
-            if at_ms <= prev {
+            if at_ms < prev {
                 return Err((
                     t.span(),
                     format!(
-                        "trades of {symbol} must have increasing at_ms ({at_ms} after {prev}); \
-                         use the out_of_order or duplicates generators for deliberate disorder"
+                        "trades of {symbol} must have non-decreasing at_ms ({at_ms} after {prev}); \
+                         use the out_of_order generator for deliberate disorder"
                     ),
                 ));
             }

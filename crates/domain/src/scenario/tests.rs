@@ -84,11 +84,64 @@ size = 1.0
 }
 
 #[test]
-fn explicit_trades_must_increase_per_symbol() {
+fn explicit_trades_must_not_go_back_in_time_per_symbol() {
     let text =
-        format!("{MINIMAL}[[trades]]\nsymbol = \"A\"\nat_ms = 100\nprice = 1.0\nsize = 1.0\n");
+        format!("{MINIMAL}[[trades]]\nsymbol = \"A\"\nat_ms = 99\nprice = 1.0\nsize = 1.0\n");
     let errs = lint(&text).unwrap_err();
-    assert!(errs[0].message.contains("increasing at_ms"), "{}", errs[0]);
+    assert!(
+        errs[0].message.contains("non-decreasing at_ms"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn several_trades_in_one_millisecond_are_published_in_file_order() {
+    let mut text = MINIMAL.to_string();
+    for price in [101.0, 99.5, 100.25] {
+        text.push_str(&format!(
+            "[[trades]]\nsymbol = \"A\"\nat_ms = 100\nprice = {price}\nsize = 1.0\n"
+        ));
+    }
+    let s = lint(&text).expect("same-millisecond trades are valid");
+    let prices: Vec<(u64, f64)> = s
+        .events
+        .iter()
+        .map(|e| match e {
+            Event::Trade(t) => (t.at_ms, t.price),
+            Event::Quote(_) => panic!("no quotes"),
+        })
+        .collect();
+    assert_eq!(
+        prices,
+        vec![(100, 100.0), (100, 101.0), (100, 99.5), (100, 100.25)]
+    );
+}
+
+#[test]
+fn a_sweep_prints_several_prices_in_one_millisecond() {
+    let text = with_generator(
+        "sweep",
+        "at_ms = 1500\ncount = 4\nprice = 10.0\nstep = -0.01\nsize = 2.0",
+    );
+    let s = lint(&text).expect("valid");
+    let trades: Vec<(u64, f64)> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Trade(t) if t.at_ms == 1500 => Some((t.at_ms, t.price)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        trades,
+        vec![(1500, 10.0), (1500, 9.99), (1500, 9.98), (1500, 9.97)]
+    );
+    let one = with_generator(
+        "sweep",
+        "at_ms = 1500\ncount = 1\nprice = 10.0\nstep = 0.01\nsize = 2.0",
+    );
+    assert!(lint(&one).is_err(), "a sweep is at least two trades");
 }
 
 #[test]
