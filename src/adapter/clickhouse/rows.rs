@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::{ClickHouse, ClickHouseError};
+use super::{ClickHouse, ClickHouseError, UNKNOWN_DATABASE, UNKNOWN_TABLE};
 use crate::domain::model::{Microbar, Signal};
 use crate::domain::pool::{HistoryCut, HistoryStats};
 
@@ -105,9 +105,15 @@ impl ClickHouse {
             .await?;
         for db in others {
             let sql = format!("SELECT count() FROM `{db}`.ta_microbars WHERE has(?, symbol)");
-            let n = self
+            let n = match self
                 .bounded(self.client.query(&sql).bind(symbols).fetch_one::<u64>())
-                .await?;
+                .await
+            {
+                Ok(n) => n,
+                // Dropped since it was listed (scratch databases come and go): it holds nothing.
+                Err(e) if matches!(e.server_code(), Some(UNKNOWN_DATABASE | UNKNOWN_TABLE)) => 0,
+                Err(e) => return Err(e),
+            };
             if n > 0 {
                 return Ok(Some(db));
             }

@@ -221,6 +221,18 @@ pub async fn create_topics(topics: &[&str]) {
     assert_eq!(ensured.created, topics, "fresh topics");
 }
 
+/// Topics a test created, deleted when it is dropped unless the test failed (they are kept for
+/// inspection then).
+pub struct ScratchTopics(pub Vec<String>);
+
+impl Drop for ScratchTopics {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            drop_scratch(std::mem::take(&mut self.0), Vec::new());
+        }
+    }
+}
+
 /// Deletes `topics` and drops `databases` that a test created, best effort and bounded. It
 /// runs from destructors, which cannot await and may run on a runtime's thread: so on a thread
 /// of its own, with a runtime of its own.

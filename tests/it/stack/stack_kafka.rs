@@ -10,11 +10,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use torghut_e2e::adapter::kafka::{self, KafkaProbeError};
 use torghut_e2e::config::{KafkaTarget, Secret};
 
-async fn create_topic(name: &str) {
+async fn create_topic(name: &str) -> common::ScratchTopics {
     create_topic_with(name, 1).await
 }
 
-async fn create_topic_with(name: &str, partitions: i32) {
+/// A fresh topic, deleted when the returned guard goes.
+async fn create_topic_with(name: &str, partitions: i32) -> common::ScratchTopics {
     let ensured = kafka_admin::ensure_topics(
         &kafka::client_config(&common::kafka_plain()),
         &[kafka_admin::TopicSpec::new(name, partitions)],
@@ -23,6 +24,7 @@ async fn create_topic_with(name: &str, partitions: i32) {
     .await
     .unwrap_or_else(|e| panic!("creating {name}: {e}"));
     assert_eq!(ensured.created, [name], "a fresh topic");
+    common::ScratchTopics(vec![name.to_string()])
 }
 
 async fn produce(target: &KafkaTarget, topic: &str, key: &str, value: &str) -> (i32, i64) {
@@ -61,7 +63,7 @@ fn consume(target: &KafkaTarget, topic: &str, n: usize) -> Vec<(Option<String>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_on_plaintext_and_scram_listeners() {
     let topic = common::unique("t2e_roundtrip");
-    create_topic(&topic).await;
+    let _scratch = create_topic(&topic).await;
     let plain = common::kafka_plain();
     let sasl = common::kafka_sasl();
     let (p1, o1) = produce(&plain, &topic, "AAA", "via-plaintext").await;
@@ -163,7 +165,7 @@ async fn stopped_broker_is_unreachable_within_the_bound() {
 #[tokio::test]
 async fn symbols_land_on_the_partition_the_java_forwarder_picks() {
     let topic = common::unique("t2e.partitioner");
-    create_topic_with(&topic, 3).await;
+    let _scratch = create_topic_with(&topic, 3).await;
     let java = [
         ("NVDA", 2),
         ("AMD", 1),
@@ -187,7 +189,7 @@ async fn symbols_land_on_the_partition_the_java_forwarder_picks() {
 #[tokio::test]
 async fn messages_are_found_on_the_topic_by_value() {
     let topic = common::unique("t2e.readback");
-    create_topic(&topic).await;
+    let _scratch = create_topic(&topic).await;
     let target = common::kafka_plain();
     let since = std::time::SystemTime::now();
     let mut wanted = Vec::new();
