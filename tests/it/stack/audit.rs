@@ -334,6 +334,9 @@ async fn audits_pass_on_realistic_traffic_and_each_maths_fault_names_its_first_d
             "20",
             "--end-ago",
             "8s",
+            // Paced (12 s), so the stand-ins meet quotes as a live job does (see `--speed`).
+            "--speed",
+            "20",
         ],
     )
     .await;
