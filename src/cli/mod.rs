@@ -139,7 +139,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use crate::cli::colour;
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

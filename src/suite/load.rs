@@ -20,7 +20,13 @@ pub struct SuiteOptions {
     /// Reuse this reserved pool's symbols instead of fresh ones per run.
     pub pool: Option<PoolName>,
     pub limits: Limits,
+    /// At most this many scenarios at once (default: [`DEFAULT_JOBS`]).
+    pub jobs: Option<usize>,
 }
+
+/// Scenarios run at once unless `--jobs` says otherwise: every shipped one, with room; a
+/// bound all the same, since each holds its rows, its evidence and maybe a browser.
+pub const DEFAULT_JOBS: usize = 8;
 
 /// A suite ready to run: its configuration and (this shard's) scenarios.
 pub struct Suite {
@@ -28,6 +34,8 @@ pub struct Suite {
     pub scenarios: Vec<Scenario>,
     pub shard: Option<Shard>,
     pub pool: Option<PoolName>,
+    /// How many scenarios run at once (1: one after another, in file order).
+    pub jobs: usize,
 }
 
 /// Why a suite cannot run: every problem, each a line for the operator (a usage or
@@ -56,12 +64,30 @@ pub fn load(options: &SuiteOptions) -> Result<Suite, Problems> {
         PageModel::load_default()
             .map_err(|e| Problems::one(format!("torghut-e2e: {MODEL_ENV}: {e}")))?;
     }
+    let jobs = jobs(options, &scenarios);
     Ok(Suite {
         config,
         scenarios,
         shard: options.shard,
         pool: options.pool.clone(),
+        jobs,
     })
+}
+
+/// How many scenarios run at once. A pool's scenarios share its clock symbol and are each
+/// predicted from a history the others write to: they run one at a time.
+fn jobs(options: &SuiteOptions, scenarios: &[Scenario]) -> usize {
+    let asked = options.jobs.unwrap_or(DEFAULT_JOBS).max(1);
+    if options.pool.is_some() {
+        if asked > 1 && options.jobs.is_some() {
+            tracing::warn!(
+                jobs = asked,
+                "a pool's scenarios run one at a time (they share the pool's clock symbol)"
+            );
+        }
+        return 1;
+    }
+    asked.min(scenarios.len()).max(1)
 }
 
 /// Loads every file (of the shard, when given); every problem when any.
