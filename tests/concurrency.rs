@@ -203,6 +203,14 @@ fn concurrent_suite_matches_sequential_and_a_faulted_scenario_fails_alone() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let concurrent = report(&conc_path);
+    // It did run concurrently: scenarios started before the first one finished.
+    let log = String::from_utf8_lossy(&out.stderr);
+    let started_together = log
+        .lines()
+        .take_while(|l| !l.contains(" finished "))
+        .filter(|l| l.contains(" running "))
+        .count();
+    assert!(started_together > 1, "one scenario at a time: {log}");
 
     // Reports in file order, the extra file last, as given.
     let seq_names: Vec<String> = by_name(&sequential).into_iter().map(|(n, _)| n).collect();
