@@ -114,6 +114,12 @@ pub struct SuiteArgs {
     /// bounded for long-running canaries. One process per pool at a time.
     #[arg(long, value_name = "POOL", env = "TORGHUT_E2E_POOL")]
     pub pool: Option<PoolName>,
+    /// Run at most N scenarios at once (default 8). Real-time scenarios publish together;
+    /// compressed ones, which need the lane to themselves while they publish, take turns
+    /// first. 1: one after another, in file order.
+    #[arg(long, short = 'j', value_name = "N", env = "TORGHUT_E2E_JOBS",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -232,6 +238,7 @@ impl SuiteArgs {
             config: self.config,
             shard: self.shard,
             pool: self.pool,
+            jobs: self.jobs.map(usize::from),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! What the command line shows while a suite runs: a spinner per scenario on a terminal, and
 //! the suite's notices on stderr.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use indicatif::ProgressBar;
@@ -10,10 +11,11 @@ use crate::domain::report::ScenarioReport;
 use crate::domain::scenario::Scenario;
 use crate::suite::Observer;
 
-/// The terminal's view of a run.
+/// The terminal's view of a run: a spinner per running scenario (several when they run
+/// concurrently), keyed by the scenario's file.
 #[derive(Default)]
 pub struct Console {
-    spinner: Mutex<Option<ProgressBar>>,
+    spinners: Mutex<BTreeMap<std::path::PathBuf, ProgressBar>>,
 }
 
 impl Observer for Console {
@@ -29,13 +31,13 @@ impl Observer for Console {
             format!("{:?}", s.pacing).to_lowercase(),
             s.deadline.as_secs()
         ));
-        if let Some(old) = self.lock().replace(spinner) {
+        if let Some(old) = self.lock().insert(s.path.clone(), spinner) {
             old.finish_and_clear();
         }
     }
 
-    fn scenario_finished(&self, _scenario: &Scenario, _report: &ScenarioReport) {
-        if let Some(spinner) = self.lock().take() {
+    fn scenario_finished(&self, scenario: &Scenario, _report: &ScenarioReport) {
+        if let Some(spinner) = self.lock().remove(&scenario.path) {
             spinner.finish_and_clear();
         }
     }
@@ -46,7 +48,7 @@ impl Observer for Console {
 }
 
 impl Console {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
-        self.spinner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<std::path::PathBuf, ProgressBar>> {
+        self.spinners.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

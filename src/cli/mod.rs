@@ -23,6 +23,7 @@ pub mod signals;
 pub mod stdio;
 pub mod write;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::domain::report::Verdict;
@@ -70,8 +71,19 @@ pub fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::cli::progress::LogWriter)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .init();
+}
+
+/// Colour codes only for a person at a terminal: a log piped to a file or a CI collector
+/// keeps plain text (which the redactor and `grep` read as written), and a non-empty
+/// `NO_COLOR` turns them off everywhere (no-color.org).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Runs the verb `cli` names; its exit code.
@@ -123,4 +135,17 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 }

@@ -118,6 +118,36 @@ pub(super) fn bootstrap(name: &str, value: &str) -> Result<String, ConfigError> 
     Ok(value.to_string())
 }
 
+/// Every server of a bootstrap list (already checked by [`bootstrap`]) is on this machine:
+/// `localhost` or a loopback address.
+pub(super) fn bootstrap_is_loopback(value: &str) -> bool {
+    value.split(',').map(str::trim).all(|server| {
+        let address = server.split_once("://").map_or(server, |(_, rest)| rest);
+        let host = match address.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or(v6, |(host, _)| host),
+            None => address.rsplit_once(':').map_or(address, |(host, _)| host),
+        };
+        host_is_loopback(host)
+    })
+}
+
+/// A URL (already checked by [`http_url`]) whose host is this machine.
+pub(super) fn url_is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(host)) => host_is_loopback(host),
+        None => false,
+    }
+}
+
+fn host_is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An `http://` or `https://` URL with a host and a valid port.
 pub(super) fn http_url(name: &str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value.trim())

@@ -3,15 +3,35 @@
 use std::time::Duration;
 
 use super::check::{
-    bootstrap, http_url, in_range, invalid, kafka_name, non_empty, parse_bool, path_value,
-    take_credentials, url_text, url_with_auth,
+    bootstrap, bootstrap_is_loopback, http_url, in_range, invalid, kafka_name, non_empty,
+    parse_bool, path_value, take_credentials, url_is_loopback, url_text, url_with_auth,
+    UrlCredentials,
 };
 use super::file::{FileClickHouse, FileJangar, FileKafka};
 use super::secret::{readable_file, secret, SecretSources};
 use super::{
     env, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane, SaslMechanism,
-    SecurityProtocol, MAX_FRESHNESS_SECS, REQUEST_TIMEOUT_MS, RETRIES,
+    Secret, SecurityProtocol, MAX_FRESHNESS_SECS, REQUEST_TIMEOUT_MS, RETRIES,
 };
+
+/// The built-in defaults are the local stack (`scripts/stack up` with its defaults), never a
+/// remote target: Kafka's PLAINTEXT listener without credentials, its SASL listener with
+/// them, ClickHouse on loopback as the stack's user with the stack's published default
+/// password (`STACK_CH_PASSWORD`, a test fixture's, not a secret). A target configured
+/// elsewhere gets none of these credentials.
+const LOCAL_STACK_KAFKA_PLAINTEXT: &str = "127.0.0.1:9092";
+const LOCAL_STACK_KAFKA_SASL: &str = "127.0.0.1:9093";
+const LOCAL_STACK_KAFKA_USER: &str = "torghut-ws";
+const LOCAL_STACK_CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
+const LOCAL_STACK_CLICKHOUSE_USER: &str = "torghut";
+const LOCAL_STACK_CLICKHOUSE_PASSWORD: &str = "torghut-e2e-local";
+
+fn local_stack_bootstrap(protocol: SecurityProtocol) -> &'static str {
+    match protocol {
+        SecurityProtocol::Plaintext => LOCAL_STACK_KAFKA_PLAINTEXT,
+        _ => LOCAL_STACK_KAFKA_SASL,
+    }
+}
 
 /// A setting from the file and/or its environment variable. Both are checked, each under its
 /// own name (the key in the file, the variable), then the variable wins.
@@ -95,14 +115,13 @@ pub(super) fn resolve_kafka(
     lane: Lane,
     env: &dyn Env,
 ) -> Result<KafkaTarget, ConfigError> {
-    let security_protocol = layered(
+    let protocol = layered(
         env,
         env::KAFKA_SECURITY_PROTOCOL,
         "kafka.security_protocol",
         file.security_protocol,
         SecurityProtocol::parse,
-    )?
-    .unwrap_or(SecurityProtocol::SaslPlaintext);
+    )?;
     let sasl_mechanism = layered(
         env,
         env::KAFKA_SASL_MECHANISM,
@@ -111,6 +130,13 @@ pub(super) fn resolve_kafka(
         SaslMechanism::parse,
     )?
     .unwrap_or(SaslMechanism::ScramSha512);
+    let username = layered(
+        env,
+        env::KAFKA_USERNAME,
+        "kafka.username",
+        file.username,
+        non_empty,
+    )?;
     let password = secret(
         "kafka password",
         env,
@@ -121,12 +147,28 @@ pub(super) fn resolve_kafka(
             named_file: file.password_file.as_deref(),
         },
     )?;
+    let servers = layered(
+        env,
+        env::KAFKA_BOOTSTRAP,
+        "kafka.bootstrap",
+        file.bootstrap,
+        bootstrap,
+    )?;
+    let security_protocol = match protocol {
+        Some(p) => p,
+        None if username.is_some() || !password.is_empty() => SecurityProtocol::SaslPlaintext,
+        // Nothing says how to authenticate: the local stack's open listener, which only a
+        // broker on this machine may be taken for (a remote one needs its credentials).
+        None if servers.as_deref().is_none_or(bootstrap_is_loopback) => SecurityProtocol::Plaintext,
+        None => SecurityProtocol::SaslPlaintext,
+    };
     if security_protocol.uses_sasl() && password.is_empty() {
         return Err(invalid(
             "kafka password",
             "",
             "a password for SASL: TORGHUT_E2E_KAFKA_PASSWORD, \
-             TORGHUT_E2E_KAFKA_PASSWORD_FILE, or kafka.password_env / password_file",
+             TORGHUT_E2E_KAFKA_PASSWORD_FILE, or kafka.password_env / password_file \
+             (only a broker on loopback, the local stack, is reached without credentials)",
         ));
     }
     let ca_file = layered(
@@ -146,24 +188,10 @@ pub(super) fn resolve_kafka(
         readable_file(name, path)?;
     }
     Ok(KafkaTarget {
-        bootstrap: layered(
-            env,
-            env::KAFKA_BOOTSTRAP,
-            "kafka.bootstrap",
-            file.bootstrap,
-            bootstrap,
-        )?
-        .unwrap_or_else(|| "127.0.0.1:9093".into()),
+        bootstrap: servers.unwrap_or_else(|| local_stack_bootstrap(security_protocol).into()),
         security_protocol,
         sasl_mechanism,
-        username: layered(
-            env,
-            env::KAFKA_USERNAME,
-            "kafka.username",
-            file.username,
-            non_empty,
-        )?
-        .unwrap_or_else(|| "torghut-ws".into()),
+        username: username.unwrap_or_else(|| LOCAL_STACK_KAFKA_USER.into()),
         password,
         ca_file,
         trades_topic: file
@@ -212,7 +240,7 @@ pub(super) fn resolve_clickhouse(
         },
     )?;
     let (url, in_url) =
-        located.unwrap_or_else(|| ("http://127.0.0.1:8123".into(), Default::default()));
+        located.unwrap_or_else(|| (LOCAL_STACK_CLICKHOUSE_URL.into(), UrlCredentials::default()));
     let user = layered(
         env,
         env::CLICKHOUSE_USER,
@@ -220,6 +248,7 @@ pub(super) fn resolve_clickhouse(
         file.user,
         non_empty,
     )?;
+    let user_set = user.is_some() || in_url.user.is_some();
     let user = match (user, in_url.user) {
         (Some(set), Some(from_url)) if set != from_url => {
             return Err(ConfigError::Conflict(format!(
@@ -228,7 +257,9 @@ pub(super) fn resolve_clickhouse(
                 env::CLICKHOUSE_USER
             )))
         }
-        (set, from_url) => set.or(from_url).unwrap_or_else(|| "torghut".into()),
+        (set, from_url) => set
+            .or(from_url)
+            .unwrap_or_else(|| LOCAL_STACK_CLICKHOUSE_USER.into()),
     };
     let password = match in_url.password {
         Some(from_url) if !password.is_empty() && password != from_url => {
@@ -240,6 +271,10 @@ pub(super) fn resolve_clickhouse(
             )))
         }
         Some(from_url) => from_url,
+        // No credentials at all for a ClickHouse on this machine: the local stack's.
+        None if password.is_empty() && !user_set && loopback(&url) => {
+            Secret::new(LOCAL_STACK_CLICKHOUSE_PASSWORD.to_string())
+        }
         None => password,
     };
     Ok(ClickHouseTarget {
@@ -255,4 +290,9 @@ pub(super) fn resolve_clickhouse(
         user,
         password,
     })
+}
+
+/// The kept URL text (checked when it was read) names this machine.
+fn loopback(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| url_is_loopback(&u))
 }

@@ -19,13 +19,58 @@ fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 
 #[test]
 fn sasl_without_a_password_is_a_config_error() {
-    let err = Config::from_toml("", Path::new("t.toml"), &env(&[])).unwrap_err();
-    assert!(
-        err.to_string().contains("TORGHUT_E2E_KAFKA_PASSWORD"),
-        "{err}"
-    );
+    for vars in [
+        vec![(env::KAFKA_SECURITY_PROTOCOL, "SASL_PLAINTEXT")],
+        vec![(env::KAFKA_USERNAME, "torghut-ws")],
+        // A remote broker is never taken for the local stack's open listener.
+        vec![(env::KAFKA_BOOTSTRAP, "kafka-kafka-bootstrap.kafka:9092")],
+        vec![(env::KAFKA_BOOTSTRAP, "127.0.0.1:9092,10.0.0.7:9092")],
+    ] {
+        let err = Config::from_toml("", Path::new("t.toml"), &env(&vars)).unwrap_err();
+        assert!(
+            err.to_string().contains("TORGHUT_E2E_KAFKA_PASSWORD"),
+            "{vars:?}: {err}"
+        );
+    }
     let plain = [(env::KAFKA_SECURITY_PROTOCOL, "PLAINTEXT")];
     assert!(Config::from_toml("", Path::new("t.toml"), &env(&plain)).is_ok());
+}
+
+#[test]
+fn nothing_configured_is_the_local_stack_on_loopback() {
+    let c = Config::from_toml("", Path::new("t.toml"), &env(&[])).unwrap();
+    assert_eq!(c.lane, Lane::Sim);
+    assert_eq!(c.kafka.security_protocol, SecurityProtocol::Plaintext);
+    assert_eq!(c.kafka.bootstrap, "127.0.0.1:9092");
+    assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
+    assert_eq!(c.clickhouse.user, "torghut");
+    assert_eq!(c.clickhouse.password.expose(), "torghut-e2e-local");
+    // Only the ports given: still the local stack, on those ports.
+    let ports = [
+        (env::KAFKA_BOOTSTRAP, "localhost:19092"),
+        (env::CLICKHOUSE_URL, "http://[::1]:18123"),
+    ];
+    let c = Config::from_toml("", Path::new("t.toml"), &env(&ports)).unwrap();
+    assert_eq!(c.kafka.security_protocol, SecurityProtocol::Plaintext);
+    assert_eq!(c.kafka.bootstrap, "localhost:19092");
+    assert_eq!(c.clickhouse.password.expose(), "torghut-e2e-local");
+}
+
+#[test]
+fn the_local_stack_password_goes_nowhere_else() {
+    let remote = [(
+        env::CLICKHOUSE_URL,
+        "http://torghut-clickhouse.torghut.svc:8123",
+    )];
+    let c = Config::from_toml("", Path::new("t.toml"), &env(&remote)).unwrap();
+    assert_eq!(c.clickhouse.password.expose(), "");
+    // A user of one's own on loopback: its password is one's own (none here).
+    let own_user = [(env::CLICKHOUSE_USER, "default")];
+    let c = Config::from_toml("", Path::new("t.toml"), &env(&own_user)).unwrap();
+    assert_eq!(c.clickhouse.password.expose(), "");
+    let own_password = [(env::CLICKHOUSE_PASSWORD, "mine")];
+    let c = Config::from_toml("", Path::new("t.toml"), &env(&own_password)).unwrap();
+    assert_eq!(c.clickhouse.password.expose(), "mine");
 }
 
 #[test]
@@ -34,8 +79,11 @@ fn defaults_point_at_the_local_sim_lane() {
     assert_eq!(c.lane, Lane::Sim);
     assert_eq!(c.kafka.trades_topic, "torghut.sim.trades.v1");
     assert_eq!(c.clickhouse.database, "torghut_sim_default");
+    // A password and nothing else: SASL on the local stack's SASL listener.
     assert_eq!(c.kafka.security_protocol, SecurityProtocol::SaslPlaintext);
     assert_eq!(c.kafka.sasl_mechanism, SaslMechanism::ScramSha512);
+    assert_eq!(c.kafka.bootstrap, "127.0.0.1:9093");
+    assert_eq!(c.kafka.username, "torghut-ws");
 }
 
 #[test]

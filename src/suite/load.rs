@@ -20,7 +20,13 @@ pub struct SuiteOptions {
     /// Reuse this reserved pool's symbols instead of fresh ones per run.
     pub pool: Option<PoolName>,
     pub limits: Limits,
+    /// At most this many scenarios at once (default: [`DEFAULT_JOBS`]).
+    pub jobs: Option<usize>,
 }
+
+/// Scenarios run at once unless `--jobs` says otherwise: every shipped one, with room; a
+/// bound all the same, since each holds its rows, its evidence and maybe a browser.
+pub const DEFAULT_JOBS: usize = 8;
 
 /// A suite ready to run: its configuration and (this shard's) scenarios.
 pub struct Suite {
@@ -28,6 +34,8 @@ pub struct Suite {
     pub scenarios: Vec<Scenario>,
     pub shard: Option<Shard>,
     pub pool: Option<PoolName>,
+    /// How many scenarios run at once (1: one after another, in file order).
+    pub jobs: usize,
 }
 
 /// Why a suite cannot run: every problem, each a line for the operator (a usage or
@@ -56,12 +64,41 @@ pub fn load(options: &SuiteOptions) -> Result<Suite, Problems> {
         PageModel::load_default()
             .map_err(|e| Problems::one(format!("torghut-e2e: {MODEL_ENV}: {e}")))?;
     }
+    let jobs = jobs(options, &scenarios);
     Ok(Suite {
         config,
         scenarios,
         shard: options.shard,
         pool: options.pool.clone(),
+        jobs,
     })
+}
+
+/// How many scenarios run at once. A pool's scenarios share its clock symbol and are each
+/// predicted from a history the others write to: they run one at a time.
+fn jobs(options: &SuiteOptions, scenarios: &[Scenario]) -> usize {
+    let asked = options.jobs.unwrap_or(DEFAULT_JOBS).max(1);
+    if options.pool.is_some() {
+        if asked > 1 && options.jobs.is_some() {
+            tracing::warn!(
+                jobs = asked,
+                "a pool's scenarios run one at a time (they share the pool's clock symbol)"
+            );
+        }
+        return 1;
+    }
+    if let (true, Some((alias, first, second))) = (asked > 1, shared_alias(scenarios)) {
+        // One run, one symbol per alias: together both would publish to it at once. One
+        // after the other, the second finds the first's rows and says so, as it always has.
+        tracing::warn!(
+            alias,
+            first = %first.path.display(),
+            second = %second.path.display(),
+            "two scenarios share a symbol alias: the suite runs one scenario at a time"
+        );
+        return 1;
+    }
+    asked.min(scenarios.len()).max(1)
 }
 
 /// Loads every file (of the shard, when given); every problem when any.
@@ -106,20 +143,28 @@ pub fn load_scenarios(
 /// In a pool an alias names one symbol for the whole suite: two scenarios sharing it would
 /// each change the history the other is predicted from.
 fn pool_aliases_unique(scenarios: &[Scenario]) -> Result<(), Problems> {
+    match shared_alias(scenarios) {
+        None => Ok(()),
+        Some((alias, first, second)) => Err(Problems::one(format!(
+            "torghut-e2e: symbol alias {alias:?} is used by {} and {}: with --pool every \
+             alias must belong to one scenario",
+            first.path.display(),
+            second.path.display()
+        ))),
+    }
+}
+
+/// An alias two scenarios share (so, in one run, one symbol), with the two.
+fn shared_alias(scenarios: &[Scenario]) -> Option<(&str, &Scenario, &Scenario)> {
     let mut owner: HashMap<&str, &Scenario> = HashMap::new();
     for s in scenarios {
         for alias in &s.symbols {
             if let Some(first) = owner.insert(alias, s) {
-                return Err(Problems::one(format!(
-                    "torghut-e2e: symbol alias {alias:?} is used by {} and {}: with --pool every \
-                     alias must belong to one scenario",
-                    first.path.display(),
-                    s.path.display()
-                )));
+                return Some((alias, first, s));
             }
         }
     }
-    Ok(())
+    None
 }
 
 /// One share of a suite split across N workers: files at positions ≡ index (mod count).
@@ -165,6 +210,43 @@ impl std::fmt::Display for Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scenario(alias: &str) -> Scenario {
+        let text = format!(
+            "name = \"{alias}\"\nsymbols = [\"{alias}\"]\n[[trades]]\nsymbol = \"{alias}\"\n\
+             at_ms = 0\nprice = 1.0\nsize = 1.0\n"
+        );
+        scenario::parse(&text, std::path::Path::new("x.toml")).unwrap()
+    }
+
+    fn options(jobs: Option<usize>, pool: bool) -> SuiteOptions {
+        SuiteOptions {
+            scenarios: Vec::new(),
+            config: None,
+            shard: None,
+            pool: pool.then(|| "CANARY".parse().unwrap()),
+            limits: Limits::default(),
+            jobs,
+        }
+    }
+
+    #[test]
+    fn jobs_default_to_every_scenario_up_to_the_bound() {
+        let three: Vec<Scenario> = ["A", "B", "C"].map(scenario).into();
+        assert_eq!(jobs(&options(None, false), &three), 3);
+        assert_eq!(jobs(&options(Some(2), false), &three), 2);
+        assert_eq!(jobs(&options(Some(1), false), &three), 1);
+        let many: Vec<Scenario> = (0..20).map(|i| scenario(&format!("S{i}"))).collect();
+        assert_eq!(jobs(&options(None, false), &many), DEFAULT_JOBS);
+    }
+
+    #[test]
+    fn a_pool_or_a_shared_alias_runs_one_at_a_time() {
+        let three: Vec<Scenario> = ["A", "B", "C"].map(scenario).into();
+        assert_eq!(jobs(&options(Some(3), true), &three), 1);
+        let shared: Vec<Scenario> = ["A", "B", "A"].map(scenario).into();
+        assert_eq!(jobs(&options(None, false), &shared), 1);
+    }
 
     #[test]
     fn shard_parses_and_rejects_out_of_range() {

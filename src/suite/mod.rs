@@ -5,6 +5,7 @@
 //! write the outputs.
 
 pub mod audit;
+pub mod lane;
 pub mod ledger;
 mod load;
 pub mod pool;
@@ -15,26 +16,30 @@ pub mod wait;
 
 use std::time::Instant;
 
+use futures::StreamExt;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::adapter::clickhouse::ClickHouse;
 use crate::adapter::kafka::KafkaPublisher;
 use crate::config::Config;
 use crate::domain::redact;
 use crate::domain::report::{self, PreflightLine, RunReport, ScenarioReport, Target, Verdict};
-use crate::domain::scenario::{Scenario, Stage};
+use crate::domain::scenario::{Pacing, Scenario, Stage};
 use crate::domain::symbols::RunId;
+use lane::Lane;
 use ledger::Ledger;
 use preflight::Components;
 use scenario::{LiveStages, Runner};
 use seam::LiveWarehouse;
 
-pub use load::{load, load_scenarios, Problems, Shard, Suite, SuiteOptions};
+pub use load::{load, load_scenarios, Problems, Shard, Suite, SuiteOptions, DEFAULT_JOBS};
 
 /// Told what the run does as it goes: the command line shows a spinner per scenario and
-/// prints the notices on stderr.
+/// prints the notices on stderr. Scenarios may run concurrently: calls for several scenarios
+/// interleave, each scenario's start before its finish.
 pub trait Observer {
-    /// Scenario `index` (0-based) of `total` starts.
+    /// Scenario `index` (0-based, its place in the suite) of `total` starts.
     fn scenario_started(&self, index: usize, total: usize, scenario: &Scenario);
     fn scenario_finished(&self, scenario: &Scenario, report: &ScenarioReport);
     /// A line for the operator: why nothing was published, or what was before a target
@@ -107,6 +112,17 @@ async fn run_scenarios(
         run_id,
         clickhouse: &clickhouse,
     };
+    let concurrent = suite.jobs > 1;
+    let lane = if concurrent {
+        Lane::concurrent(
+            scenarios
+                .iter()
+                .filter(|s| s.pacing == Pacing::Compressed)
+                .count(),
+        )
+    } else {
+        Lane::sequential()
+    };
     let runner = Runner {
         run_id,
         publisher: &publisher,
@@ -114,25 +130,39 @@ async fn run_scenarios(
         stages: &stages,
         pool: suite.pool.as_ref(),
         ledger,
+        lane: &lane,
     };
+    let total = scenarios.len();
+    let runs = futures::stream::iter(schedule(scenarios, concurrent))
+        .map(|i| {
+            let s = &scenarios[i];
+            let runner = &runner;
+            async move {
+                tracing::info!(events = s.events.len(), pacing = ?s.pacing, "running");
+                observer.scenario_started(i, total, s);
+                let (r, unreachable) = match runner.run(s).await {
+                    // An error verdict on a finished scenario: a stage's tool (the WebDriver)
+                    // stopped answering.
+                    Ok(r) => {
+                        let unreachable = r.verdict == Verdict::Error;
+                        (r, unreachable)
+                    }
+                    Err(stopped) => (stopped.report, stopped.error.is_unreachable()),
+                };
+                observer.scenario_finished(s, &r);
+                tracing::info!(verdict = ?r.verdict, duration_ms = r.duration_ms, "finished");
+                (i, r, unreachable)
+            }
+            // Every log line of the scenario names it, however the scenarios interleave.
+            .instrument(tracing::info_span!("scenario", name = %s.name))
+        })
+        .buffer_unordered(suite.jobs.max(1));
+    let mut finished: Vec<(usize, ScenarioReport, bool)> = runs.collect().await;
+    // Reports in file order, whatever order the scenarios finished in.
+    finished.sort_by_key(|(i, _, _)| *i);
     let mut unreachable = false;
-    for (i, s) in scenarios.iter().enumerate() {
-        tracing::info!(scenario = %s.name, events = s.events.len(), "running");
-        observer.scenario_started(i, scenarios.len(), s);
-        let r = match runner.run(s).await {
-            // An error verdict on a finished scenario: a stage's tool (the WebDriver) stopped
-            // answering.
-            Ok(r) => {
-                unreachable |= r.verdict == Verdict::Error;
-                r
-            }
-            Err(stopped) => {
-                unreachable |= stopped.error.is_unreachable();
-                stopped.report
-            }
-        };
-        observer.scenario_finished(s, &r);
-        tracing::info!(scenario = %s.name, verdict = ?r.verdict, duration_ms = r.duration_ms, "finished");
+    for (_, r, u) in finished {
+        unreachable |= u;
         report.scenarios.push(r);
     }
     let all_pass = report.scenarios.iter().all(|s| s.verdict == Verdict::Pass);
@@ -163,12 +193,31 @@ pub fn stopped_report(
     (started, started_at): (Instant, OffsetDateTime),
     cause: &str,
 ) -> RunReport {
+    let mut scenarios = ledger.reports(cause);
+    // Concurrent scenarios begin in schedule order: report them in file order.
+    scenarios.sort_by_key(|r| {
+        suite
+            .scenarios
+            .iter()
+            .position(|s| s.path.display().to_string() == r.path)
+    });
     RunReport {
         duration_ms: started.elapsed().as_millis() as u64,
         verdict: Verdict::Error,
-        scenarios: ledger.reports(cause),
+        scenarios,
         ..empty_report(suite, run_id, started_at)
     }
+}
+
+/// The order scenarios start in: file order one at a time; concurrently, the compressed ones
+/// first (they take turns on the lane, and the real-time ones wait for every turn: see
+/// [`Lane`]), then the real-time ones, each group in file order.
+fn schedule(scenarios: &[Scenario], concurrent: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scenarios.len()).collect();
+    if concurrent {
+        order.sort_by_key(|&i| scenarios[i].pacing != Pacing::Compressed);
+    }
+    order
 }
 
 /// A report with the run's identity and target, and nothing run yet.

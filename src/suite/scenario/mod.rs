@@ -32,6 +32,7 @@ use crate::domain::publish::Delivery;
 use crate::domain::report::{ScenarioReport, Series, Verdict};
 use crate::domain::scenario::Scenario;
 use crate::domain::symbols::RunId;
+use crate::suite::lane::Lane;
 use crate::suite::ledger::{Ledger, Record};
 use crate::suite::pool::PoolError;
 use crate::suite::seam::{Publisher, Warehouse};
@@ -108,6 +109,8 @@ pub struct Runner<'a, P, W, S> {
     pub pool: Option<&'a PoolName>,
     /// Where the run records what it publishes as it goes.
     pub ledger: &'a Ledger,
+    /// When this scenario may publish, beside the run's others.
+    pub lane: &'a Lane,
 }
 
 impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
@@ -136,6 +139,9 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         scenario: &Scenario,
         record: &Record,
     ) -> Result<ScenarioReport, RunError> {
+        // A compressed scenario's turn on the lane lasts until its rows are visible: see
+        // `Lane`. Its duration counts from the turn, not from the wait for it.
+        let turn = self.lane.enter(scenario.pacing).await;
         let started = Instant::now();
         let plan = self.plan(scenario).await?;
         record.symbols(&plan.symbols);
@@ -155,6 +161,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let published_at = Instant::now();
         let mut bars = expected_bars(&sent, &expected);
         let observed = self.wait_for(&plan, &names, base, &bars, state).await?;
+        drop(turn);
         let mut pool_report = plan
             .lease
             .as_ref()

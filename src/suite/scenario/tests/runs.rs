@@ -65,6 +65,7 @@ impl Rig {
             stages: &self.stages,
             pool,
             ledger: &self.ledger,
+            lane: &crate::suite::lane::Lane::sequential(),
         };
         runner.run(scenario).await
     }
