@@ -21,7 +21,8 @@ use crate::suite::seam::{Publisher, Warehouse};
 /// beyond this, so memory stays bounded and a broker that stops answering is noticed within
 /// one acknowledgement timeout however fast the scenario publishes.
 const MAX_IN_FLIGHT: usize = 512;
-/// Wall time between a compressed scenario's last message and its watermark clock trade.
+/// Wall time between a compressed scenario's last message and its first watermark clock trade,
+/// and between the two ticks.
 const CLOCK_GAP: Duration = Duration::from_secs(2);
 
 /// One published message and the rows the oracle says it makes production emit.
@@ -76,10 +77,12 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         for (index, out) in messages.into_iter().enumerate() {
             let until = if scenario.pacing == Pacing::Realtime {
                 Some(instant_of(out.at))
-            } else if index == first_closer && plan.close == Close::Watermark {
+            } else if index >= first_closer && plan.close == Close::Watermark {
                 // Sent at once, the clock's partition would go idle together with the ones
                 // holding the last bars, and an all-idle watermark never advances (the job's
-                // idleness rule): the clock must outlive them by a moment.
+                // idleness rule): the clock must outlive them by a moment. A job that reads in
+                // batches (lagging, or starved of CPU) may still take the first tick with the
+                // last trades, so a second tick follows as long again after it.
                 Some(tokio::time::Instant::now() + CLOCK_GAP)
             } else {
                 None

@@ -193,12 +193,20 @@ fn closing_trades_close_each_symbol_or_move_the_watermark_past_every_bar() {
     let open = open_bar_key("ZZT2E-UNIT-A", T0 + ms(3_100));
     assert_eq!(open.event_ts, T0 + ms(4_000));
 
-    // By watermark: one clock trade 2.5 s into the second after the last event, past the
-    // 2 s out-of-orderness bound.
+    // By watermark: a clock trade 2.5 s into the second after the last event, past the 2 s
+    // out-of-orderness bound, and a second tick a second later.
     let by_watermark = closing_trades(&s, &plan(&s, Close::Watermark), T0).unwrap();
-    assert_eq!(by_watermark.len(), 1);
-    assert_eq!(by_watermark[0].symbol, "ZZT2E-UNIT-CLOCK");
-    assert_eq!(by_watermark[0].at, T0 + ms(5_500));
+    let ticks: Vec<_> = by_watermark
+        .iter()
+        .map(|c| (c.symbol.as_str(), c.at))
+        .collect();
+    assert_eq!(
+        ticks,
+        [
+            ("ZZT2E-UNIT-CLOCK", T0 + ms(5_500)),
+            ("ZZT2E-UNIT-CLOCK", T0 + ms(6_500))
+        ]
+    );
 }
 
 #[test]

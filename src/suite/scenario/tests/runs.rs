@@ -259,7 +259,7 @@ async fn a_pool_run_reuses_the_pool_symbols_and_closes_by_the_watermark() {
     assert_eq!(report.symbols["A"], "ZZT2E-UNIT.0-A");
     let p = report.pool.as_ref().expect("a pool report");
     assert_eq!((p.pool.as_str(), p.generation), ("UNIT", 0));
-    // One clock trade closes both symbols' last bars: those are timed apart.
+    // The first clock trade closes both symbols' last bars: those are timed apart.
     let last = rig.publisher.sent.lock().unwrap().last().cloned().unwrap();
     assert_eq!(last.2, "ZZT2E-UNIT.CLOCK");
     assert_eq!(report.latency.watermark_closed.publish_to_visible.count, 2);

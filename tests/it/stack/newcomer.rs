@@ -7,7 +7,7 @@
 //! else: no protocol, user or password. What they prove is the rule the defaults follow (no
 //! credentials + a target on loopback = the local stack's), on whatever ports it listens.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -10,7 +10,7 @@
 //! times are printed (`--nocapture`) for information; they are measured, not asserted (see the
 //! README's figures).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
