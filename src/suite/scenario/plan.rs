@@ -154,8 +154,8 @@ pub(super) async fn start_time(scenario: &Scenario, lease: Option<&Lease>) -> Of
     }
 }
 
-/// The trades that close each symbol's last bar: per symbol in the next second, or two clock
-/// trades 3 s and 4 s after the last event that move the watermark past every bar.
+/// The trades that close each symbol's last bar: per symbol in the next second, or a clock
+/// trade 3 s after the last event that moves the watermark past every bar (sent twice).
 pub(super) fn closing_trades(
     scenario: &Scenario,
     plan: &Plan,
@@ -202,12 +202,14 @@ pub(super) fn closing_trades(
             .collect(),
         Close::Watermark => {
             let end = last.values().map(|(at, _)| *at).max().unwrap_or(0);
-            // Past the last bar's end by more than the 2,000 ms out-of-orderness bound; a
-            // second tick a second later in case the job read the first together with the
-            // scenario's last trades (see `publish`).
-            [2_500, 3_500]
-                .into_iter()
-                .map(|ms| trade(CLOCK_ALIAS, plan.clock.clone(), next_second(end, ms), 1.0))
+            // Past the last bar's end by more than the 2,000 ms out-of-orderness bound. A
+            // second tick at the same time, sent later, in case the job read the first together
+            // with the scenario's last trades (see `publish`): it only marks the clock's
+            // partition active again, and moves the watermark no further, so a tick read late
+            // cannot split the next scenario's bars.
+            let at_ms = next_second(end, 2_500);
+            (0..2)
+                .map(|_| trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0))
                 .collect()
         }
     }
