@@ -267,3 +267,36 @@ pub fn drop_scratch(topics: Vec<String>, databases: Vec<String>) {
     .join()
     .ok();
 }
+
+/// A scratch directory of its own under the system's temp dir, removed when dropped unless the
+/// environment variable given to [`ScratchDir::kept_when`] is set (to look at what a test left).
+pub struct ScratchDir {
+    path: std::path::PathBuf,
+    keep: bool,
+}
+
+impl ScratchDir {
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&path).unwrap();
+        ScratchDir { path, keep: false }
+    }
+
+    /// Kept when `var` is set.
+    pub fn kept_when(mut self, var: &str) -> Self {
+        self.keep = std::env::var_os(var).is_some();
+        self
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            std::fs::remove_dir_all(&self.path).ok();
+        }
+    }
+}

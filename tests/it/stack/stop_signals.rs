@@ -159,25 +159,15 @@ fn assert_all_gone(started: &BTreeSet<Proc>) {
     }
 }
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-fn scratch() -> Scratch {
-    let dir = std::env::temp_dir().join(common::unique("t2e-stop"));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
 #[test]
 fn sigterm_to_run_kills_its_chromedriver_and_browsers_and_keeps_the_report() {
-    let dir = scratch();
-    let report = dir.0.join("report.json");
-    let mut child = start("run", &dir.0, &["--report-json", report.to_str().unwrap()]);
+    let dir = common::ScratchDir::new("t2e-stop");
+    let report = dir.path().join("report.json");
+    let mut child = start(
+        "run",
+        dir.path(),
+        &["--report-json", report.to_str().unwrap()],
+    );
     let started = wait_for_browser(&mut child);
     let sent = sigterm(&child);
     let code = exit(&mut child, sent, Duration::from_secs(20));
@@ -203,11 +193,11 @@ fn sigterm_to_run_kills_its_chromedriver_and_browsers_and_keeps_the_report() {
 
 #[test]
 fn sigterm_to_canary_kills_its_chromedriver_and_browsers_and_keeps_the_history() {
-    let dir = scratch();
-    let history = dir.0.join("history.jsonl");
+    let dir = common::ScratchDir::new("t2e-stop");
+    let history = dir.path().join("history.jsonl");
     let mut child = start(
         "canary",
-        &dir.0,
+        dir.path(),
         &["--stop-grace", "1s", "--history", history.to_str().unwrap()],
     );
     let started = wait_for_browser(&mut child);

@@ -5,7 +5,7 @@ use super::*;
 /// One cell: break the target, run the validator, judge its verdict.
 pub(super) async fn cell(target: Target, mode: Mode) -> Outcome {
     let name = format!("{}/{}", target.name(), mode.name());
-    let scratch = Scratch::new("t2e-fault");
+    let scratch = common::ScratchDir::new("t2e-fault").kept_when("FAULT_KEEP");
     let mut run = Run::new(&scratch, &name);
     let mut guard = Guard::default();
     // Broken from the start: preflight fails, nothing is published.
@@ -50,7 +50,11 @@ pub(super) async fn cell(target: Target, mode: Mode) -> Outcome {
 /// without an acknowledgement, and the read-back must find them (`landed`). The pause must stay
 /// under the broker's session timeout (9 s), or its own controller fences it on waking and it
 /// writes nothing: this run's acknowledgement timeout is 6 s.
-pub(super) async fn kafka_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome {
+pub(super) async fn kafka_stopped(
+    name: String,
+    mut run: Run,
+    scratch: &common::ScratchDir,
+) -> Outcome {
     let connect_timeout = Duration::from_secs(2);
     run.connect_timeout(connect_timeout);
     let broker = Arc::new(PrivateKafka::start(scratch.path()).await);
@@ -162,7 +166,11 @@ pub(super) async fn clickhouse_stopped(name: String, mut run: Run, guard: &mut G
 
 /// A private chromedriver SIGSTOPped as soon as the browser session is open and in use: before
 /// the fix `run` waited for it for ever.
-pub(super) async fn webdriver_stopped(name: String, mut run: Run, scratch: &Scratch) -> Outcome {
+pub(super) async fn webdriver_stopped(
+    name: String,
+    mut run: Run,
+    scratch: &common::ScratchDir,
+) -> Outcome {
     let driver = PrivateChromedriver::start(scratch.path()).await;
     run.env("TORGHUT_E2E_WEBDRIVER_URL", &driver.url);
     let started = Instant::now();

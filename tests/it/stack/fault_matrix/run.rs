@@ -35,7 +35,7 @@ pub(super) struct Finished {
 }
 
 impl Run {
-    pub(super) fn new(scratch: &Scratch, cell: &str) -> Run {
+    pub(super) fn new(scratch: &common::ScratchDir, cell: &str) -> Run {
         let dir = scratch.path().to_path_buf();
         let config = dir.join("config.toml");
         write_config(&config, CONNECT_TIMEOUT);

@@ -246,27 +246,3 @@ impl Drop for PrivateChromedriver {
 pub(super) fn common_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
-
-/// A scratch directory, removed when dropped.
-pub(super) struct Scratch(pub(super) PathBuf);
-
-impl Scratch {
-    pub(super) fn new(prefix: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(common::unique(prefix));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub(super) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // FAULT_KEEP=1 keeps each cell's report, logs and artifacts for a look.
-        if std::env::var_os("FAULT_KEEP").is_none() {
-            std::fs::remove_dir_all(&self.0).ok();
-        }
-    }
-}
