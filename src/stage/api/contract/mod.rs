@@ -1,7 +1,7 @@
 //! The contract checks (`jangar.md` §1.1, §1.4–§1.6, §1.8): every 400 message in validation
 //! order, the limit and 7-day bounds on both sides, accepted parameter forms, an unknown symbol,
 //! and the content type. One check per case; each answer is kept as evidence, which is what the
-//! shape snapshots in `tests/it/stack/api_stage.rs` read.
+//! shape snapshots in `tests/it/stack/api_stage/` read.
 
 mod cases;
 
