@@ -20,6 +20,10 @@ pub struct PrivateTa {
     faults: Vec<String>,
     idle_timeout_ms: u64,
     pub topic: String,
+    /// Its Kafka outputs, private like its inputs (bars, signals, status; one partition each as
+    /// in production): Confluent-framed through the stack's registry when
+    /// TORGHUT_E2E_SCHEMA_REGISTRY_URL is set, plain Avro otherwise; a heartbeat a second.
+    pub outputs: [String; 3],
     pub database: String,
     pub group: String,
     db: common::ScratchDb,
@@ -31,7 +35,9 @@ impl Drop for PrivateTa {
         self.child.wait().ok();
         if !std::thread::panicking() {
             let quotes = format!("{}.quotes", self.topic);
-            common::drop_scratch(vec![self.topic.clone(), quotes], Vec::new());
+            let mut topics = vec![self.topic.clone(), quotes];
+            topics.extend(self.outputs.iter().cloned());
+            common::drop_scratch(topics, Vec::new());
         }
     }
 }
@@ -47,16 +53,40 @@ impl PrivateTa {
     pub async fn with_idle_timeout(faults: &[&str], idle_timeout_ms: u64) -> Self {
         let topic = common::unique("t2e.trades");
         common::create_topics(&[&topic, &format!("{topic}.quotes")]).await;
+        let outputs = [
+            format!("{topic}.ta.bars.1s"),
+            format!("{topic}.ta.signals"),
+            format!("{topic}.ta.status"),
+        ];
+        let specs: Vec<_> = outputs
+            .iter()
+            .map(|t| kafka_admin::TopicSpec::new(t, 1))
+            .collect();
+        kafka_admin::ensure_topics(
+            &kafka::client_config(&common::kafka_plain()),
+            &specs,
+            common::TIMEOUT,
+        )
+        .await
+        .expect("create the output topics");
         let db = common::scratch_database("t2e_private").await;
         let database = db.name.clone();
         let group = common::unique("t2e-ta");
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
-        let child = spawn(&topic, &database, &group, &faults, idle_timeout_ms);
+        let child = spawn(
+            &topic,
+            &outputs,
+            &database,
+            &group,
+            &faults,
+            idle_timeout_ms,
+        );
         PrivateTa {
             child,
             faults,
             idle_timeout_ms,
             topic,
+            outputs,
             database,
             group,
             db,
@@ -71,6 +101,7 @@ impl PrivateTa {
         self.child.wait().ok();
         self.child = spawn(
             &self.topic,
+            &self.outputs,
             &self.database,
             &self.group,
             &self.faults,
@@ -176,6 +207,7 @@ pub fn refstack_bin() -> PathBuf {
 
 fn spawn(
     topic: &str,
+    outputs: &[String; 3],
     database: &str,
     group: &str,
     faults: &[String],
@@ -188,7 +220,15 @@ fn spawn(
         .append(true)
         .open(std::env::temp_dir().join(format!("{group}.log")))
         .unwrap();
-    Command::new(bin)
+    let [bars, signals, status] = outputs;
+    let mut command = Command::new(bin);
+    if let Some(url) = std::env::var("TORGHUT_E2E_SCHEMA_REGISTRY_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        command.env("REFSTACK_SCHEMA_REGISTRY_URL", url);
+    }
+    command
         .args(["ta", "--lane", "sim", "--kafka-bootstrap"])
         .arg(&common::kafka_plain().bootstrap)
         .args([
@@ -197,6 +237,8 @@ fn spawn(
             "--quotes-topic",
             &format!("{topic}.quotes"),
         ])
+        .args(["--bars-topic", bars, "--signals-topic", signals])
+        .args(["--status-topic", status, "--status-interval-ms", "1000"])
         .args(["--group-id", group, "--auto-offset-reset", "earliest"])
         .arg("--idle-timeout-ms")
         .arg(idle_timeout_ms.to_string())

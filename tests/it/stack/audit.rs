@@ -214,6 +214,15 @@ fn spawn(
         .args(["--group-id", group, "--auto-offset-reset", "earliest"])
         .args(["--idle-timeout-ms", "2000", "--commit-interval-ms", "500"])
         .args(["--watermark-interval-ms", "200"])
+        // No Kafka outputs: the lane's are the shared stand-in's (its heartbeat among them).
+        .args([
+            "--bars-topic",
+            "",
+            "--signals-topic",
+            "",
+            "--status-topic",
+            "",
+        ])
         .args(["--database", database, "--admin-addr", &admin.to_string()])
         .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])
         .env("REFSTACK_CLICKHOUSE_PASSWORD", c.password.expose())
