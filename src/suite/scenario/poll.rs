@@ -31,6 +31,8 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 pub(super) struct Observed {
     pub bars: Vec<Microbar>,
     pub signals: Vec<Signal>,
+    /// The `PT1M` rows of the 1-minute path.
+    pub minute_signals: Vec<Signal>,
     pub first_seen: HashMap<RowKey, (OffsetDateTime, Duration)>,
     pub attempts: Vec<Attempt>,
     pub waited_ms: u64,
@@ -72,39 +74,45 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         while active.load(Ordering::Relaxed) {
             let fetched = tokio::try_join!(
                 self.warehouse.microbars(symbols, after),
-                self.warehouse.signals(symbols, after)
+                self.warehouse.signals(symbols, after),
+                self.warehouse.minute_signals(symbols, minutes_after(after))
             );
             let _ = state
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .observe(fetched, &[]);
+                .observe(fetched, &[], &[]);
             tokio::time::sleep(WATCH_INTERVAL).await;
         }
     }
 
-    /// Polls until every expected bar is in both tables, or the plan's deadline.
+    /// Polls until every expected bar is in both tables and every expected 1-minute signal
+    /// is there, or the plan's deadline.
     pub(super) async fn wait_for(
         &self,
         plan: &Plan,
         symbols: &[String],
         after: OffsetDateTime,
         bars: &[ExpectedBar],
+        minutes: &[RowKey],
         state: Arc<Mutex<PollState>>,
     ) -> Result<Observed, RunError> {
         let wanted: Arc<Vec<RowKey>> = Arc::new(bars.iter().map(|b| b.key.clone()).collect());
         let waited = wait::until(plan.deadline, wait::Backoff::default(), || {
             let (ch, state, wanted) = (self.warehouse, state.clone(), wanted.clone());
             async move {
-                let fetched =
-                    tokio::try_join!(ch.microbars(symbols, after), ch.signals(symbols, after));
+                let fetched = tokio::try_join!(
+                    ch.microbars(symbols, after),
+                    ch.signals(symbols, after),
+                    ch.minute_signals(symbols, minutes_after(after))
+                );
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                st.observe(fetched, &wanted)
+                st.observe(fetched, &wanted, minutes)
             }
         })
         .await;
         let mut st = std::mem::take(&mut *state.lock().unwrap_or_else(|e| e.into_inner()));
         if let (None, Some(e)) = (&waited.value, st.last_error.take()) {
-            if st.observed.bars.is_empty() {
+            if st.observed.bars.is_empty() && st.observed.minute_signals.is_empty() {
                 return Err(e.into());
             }
         }
@@ -126,16 +134,18 @@ pub(super) struct PollState {
 }
 
 impl PollState {
-    /// Records one poll; ready once every expected key is in both tables.
+    /// Records one poll; ready once every expected key is in both tables and every expected
+    /// 1-minute signal (`minutes`) is there.
     pub(super) fn observe(
         &mut self,
-        fetched: Result<(Vec<Microbar>, Vec<Signal>), ClickHouseError>,
+        fetched: Result<(Vec<Microbar>, Vec<Signal>, Vec<Signal>), ClickHouseError>,
         wanted: &[RowKey],
+        minutes: &[RowKey],
     ) -> Poll<()> {
         // The time since the previous poll bounds how late a first sighting is recorded.
         let since_previous = self.last_poll.map_or(Duration::ZERO, |t| t.elapsed());
         self.last_poll = Some(Instant::now());
-        let (bars, signals) = match fetched {
+        let (bars, signals, minute_signals) = match fetched {
             Ok(rows) => rows,
             Err(e) => {
                 let text = e.to_string();
@@ -153,17 +163,34 @@ impl PollState {
         // must not wait out its deadline; the comparison reports the seqs.
         let have_bars = present(wanted, bars.iter().map(Columns::key));
         let have_sigs = present(wanted, signals.iter().map(Columns::key));
+        let have_minutes = present(minutes, minute_signals.iter().map(Columns::key));
         self.observed.bars = bars;
         self.observed.signals = signals;
-        if have_bars == wanted.len() && have_sigs == wanted.len() && !wanted.is_empty() {
+        self.observed.minute_signals = minute_signals;
+        let complete =
+            have_bars == wanted.len() && have_sigs == wanted.len() && have_minutes == minutes.len();
+        if complete && !(wanted.is_empty() && minutes.is_empty()) {
             Poll::Ready(())
-        } else {
+        } else if minutes.is_empty() {
             Poll::Pending(format!(
                 "{have_bars}/{n} microbars, {have_sigs}/{n} signals",
                 n = wanted.len()
             ))
+        } else {
+            Poll::Pending(format!(
+                "{have_bars}/{n} microbars, {have_sigs}/{n} signals, {have_minutes}/{m} PT1M \
+                 signals",
+                n = wanted.len(),
+                m = minutes.len()
+            ))
         }
     }
+}
+
+/// A 1-minute signal's `event_ts` is its minute's start, up to a minute before the run's offset
+/// 0 (minute 0 starts at the whole minute of offset 0).
+fn minutes_after(after: OffsetDateTime) -> OffsetDateTime {
+    after - time::Duration::minutes(1)
 }
 
 /// How many of `wanted` have a row, see [`presence`].
