@@ -31,7 +31,8 @@ impl Drop for PrivateTa {
         self.child.wait().ok();
         if !std::thread::panicking() {
             let quotes = format!("{}.quotes", self.topic);
-            common::drop_scratch(vec![self.topic.clone(), quotes], Vec::new());
+            let bars1m = format!("{}.bars1m", self.topic);
+            common::drop_scratch(vec![self.topic.clone(), quotes, bars1m], Vec::new());
         }
     }
 }
@@ -46,7 +47,12 @@ impl PrivateTa {
     /// [`PrivateTa::start`] with another idle timeout, e.g. production's 30 s.
     pub async fn with_idle_timeout(faults: &[&str], idle_timeout_ms: u64) -> Self {
         let topic = common::unique("t2e.trades");
-        common::create_topics(&[&topic, &format!("{topic}.quotes")]).await;
+        common::create_topics(&[
+            &topic,
+            &format!("{topic}.quotes"),
+            &format!("{topic}.bars1m"),
+        ])
+        .await;
         let db = common::scratch_database("t2e_private").await;
         let database = db.name.clone();
         let group = common::unique("t2e-ta");
@@ -132,9 +138,11 @@ impl PrivateTa {
         std::fs::write(
             &config,
             format!(
-                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nta_group_id = {:?}\n",
+                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nbars1m_topic = {:?}\n\
+                 ta_group_id = {:?}\n",
                 self.topic,
                 format!("{}.quotes", self.topic),
+                format!("{}.bars1m", self.topic),
                 self.group
             ),
         )
@@ -196,6 +204,8 @@ fn spawn(
             topic,
             "--quotes-topic",
             &format!("{topic}.quotes"),
+            "--bars1m-topic",
+            &format!("{topic}.bars1m"),
         ])
         .args(["--group-id", group, "--auto-offset-reset", "earliest"])
         .arg("--idle-timeout-ms")
