@@ -124,6 +124,9 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
     }
 }
 
+/// One poll's rows: microbars, 1-second signals, 1-minute signals.
+pub(super) type Fetched = (Vec<Microbar>, Vec<Signal>, Vec<Signal>);
+
 /// What the polls have seen so far.
 #[derive(Default)]
 pub(super) struct PollState {
@@ -138,7 +141,7 @@ impl PollState {
     /// 1-minute signal (`minutes`) is there.
     pub(super) fn observe(
         &mut self,
-        fetched: Result<(Vec<Microbar>, Vec<Signal>, Vec<Signal>), ClickHouseError>,
+        fetched: Result<Fetched, ClickHouseError>,
         wanted: &[RowKey],
         minutes: &[RowKey],
     ) -> Poll<()> {
