@@ -1,7 +1,7 @@
 //! `torghut-e2e oracle --input <messages.jsonl> [--flush-open] [--strict]`.
 //!
-//! Input: one Kafka message value per line, exactly as the forwarder writes it (trade or quote
-//! envelope), in publish order. Blank lines are ignored. Bytes that are not UTF-8 are replaced
+//! Input: one Kafka message value per line, exactly as the forwarder writes it (trade, quote
+//! envelope, or a 1-minute bar, whose row is a `PT1M` signal), in publish order. Blank lines are ignored. Bytes that are not UTF-8 are replaced
 //! (U+FFFD), as the job's `SimpleStringSchema` decodes them.
 //!
 //! Output (stdout, a stable contract): one JSON object per expected row in emission order,
