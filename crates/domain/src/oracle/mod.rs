@@ -5,7 +5,8 @@
 //! directly ([`Oracle::on_trade`], [`Oracle::on_quote`]) — and it returns, per message, the rows
 //! that message makes the job emit: each emitted microbar is followed by exactly one signal row
 //! with the same symbol, `event_ts`, `seq` and window. [`Oracle::flush_open`] closes the buckets
-//! still in flight at the end.
+//! still in flight at the end. A forwarder 1-minute bar makes exactly one `PT1M` signal row and
+//! no microbar ([`minute`]: the 1-minute path, its own signal operator per symbol).
 //!
 //! The pieces, one concept each: [`microbar`] (1-second buckets and `seq`), [`watermark`] (event
 //! time and timers; its docs say where the oracle's single eager watermark can differ from
@@ -14,7 +15,8 @@
 //! operator), [`reference`] (a plain rebuild-per-bar statement of the same rules, for tests).
 //!
 //! `ingest_ts` is the job's wall clock at emission and cannot be predicted: expected rows carry the
-//! Unix epoch there, comparisons must ignore the column, and the CLI prints it as `null`.
+//! Unix epoch there, comparisons must ignore the column, and the CLI prints it as `null`. (A
+//! `PT1M` row carries the forwarder's `ingestTs`, which the oracle does know.)
 
 pub mod history;
 pub mod microbar;
