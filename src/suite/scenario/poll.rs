@@ -17,7 +17,7 @@ use super::{RunError, Runner};
 use crate::adapter::clickhouse::ClickHouseError;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::report::Attempt;
-use crate::domain::scenario::Scenario;
+use crate::domain::scenario::{Event, Scenario};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
 use crate::suite::wait::{self, Poll};
@@ -49,6 +49,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         record: &Record,
     ) -> (Result<Published, RunError>, Arc<Mutex<PollState>>) {
         let names: Vec<String> = plan.symbols.values().cloned().collect();
+        let minutes = scenario.events.iter().any(|e| matches!(e, Event::Bar(_)));
         let state = Arc::new(Mutex::new(PollState::default()));
         let publishing = AtomicBool::new(true);
         let (published, ()) = tokio::join!(
@@ -57,7 +58,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
                 publishing.store(false, Ordering::Relaxed);
                 r
             },
-            self.watch(&names, base, &state, &publishing),
+            self.watch(&names, base, minutes, &state, &publishing),
         );
         (published, state)
     }
@@ -68,6 +69,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         &self,
         symbols: &[String],
         after: OffsetDateTime,
+        minutes: bool,
         state: &Mutex<PollState>,
         active: &AtomicBool,
     ) {
@@ -75,7 +77,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             let fetched = tokio::try_join!(
                 self.warehouse.microbars(symbols, after),
                 self.warehouse.signals(symbols, after),
-                self.warehouse.minute_signals(symbols, minutes_after(after))
+                minute_rows(self.warehouse, minutes, symbols, after)
             );
             let _ = state
                 .lock()
@@ -103,7 +105,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
                 let fetched = tokio::try_join!(
                     ch.microbars(symbols, after),
                     ch.signals(symbols, after),
-                    ch.minute_signals(symbols, minutes_after(after))
+                    minute_rows(ch, !minutes.is_empty(), symbols, after)
                 );
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                 st.observe(fetched, &wanted, minutes)
@@ -190,10 +192,21 @@ impl PollState {
     }
 }
 
-/// A 1-minute signal's `event_ts` is its minute's start, up to a minute before the run's offset
-/// 0 (minute 0 starts at the whole minute of offset 0).
-fn minutes_after(after: OffsetDateTime) -> OffsetDateTime {
-    after - time::Duration::minutes(1)
+/// The symbols' 1-minute signals, asked only of a scenario that publishes 1-minute bars (the
+/// others pay no third query per poll). A 1-minute signal's `event_ts` is its minute's start,
+/// up to a minute before the run's offset 0 (minute 0 starts at the whole minute of offset 0).
+async fn minute_rows(
+    warehouse: &impl Warehouse,
+    asked: bool,
+    symbols: &[String],
+    after: OffsetDateTime,
+) -> Result<Vec<Signal>, ClickHouseError> {
+    if !asked {
+        return Ok(Vec::new());
+    }
+    warehouse
+        .minute_signals(symbols, after - time::Duration::minutes(1))
+        .await
 }
 
 /// How many of `wanted` have a row, see [`presence`].
