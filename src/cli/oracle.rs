@@ -1,8 +1,9 @@
 //! `torghut-e2e oracle --input <messages.jsonl> [--flush-open] [--strict]`.
 //!
-//! Input: one Kafka message value per line, exactly as the forwarder writes it (trade or quote
-//! envelope), in publish order. Blank lines are ignored. Bytes that are not UTF-8 are replaced
-//! (U+FFFD), as the job's `SimpleStringSchema` decodes them.
+//! Input: one Kafka message value per line, exactly as the forwarder writes it (trade, quote or
+//! 1-minute bar envelope; a bar's row is a `PT1M` signal), in publish order. Blank lines are
+//! ignored. Bytes that are not UTF-8 are replaced (U+FFFD), as the job's `SimpleStringSchema`
+//! decodes them.
 //!
 //! Output (stdout, a stable contract): one JSON object per expected row in emission order,
 //! `"table"` first (`"ta_microbars"` or `"ta_signals"`), then every column under its ClickHouse

@@ -49,6 +49,7 @@ pub(super) struct FileKafka {
     pub(super) ca_file: Option<PathBuf>,
     pub(super) trades_topic: Option<String>,
     pub(super) quotes_topic: Option<String>,
+    pub(super) bars1m_topic: Option<String>,
     pub(super) ta_group_id: Option<String>,
 }
 

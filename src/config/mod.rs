@@ -227,10 +227,15 @@ impl Config {
         if self.allow_production {
             return Ok(());
         }
-        let prod_topic = [Lane::Prod.trades_topic(), Lane::Prod.quotes_topic()];
+        let prod_topic = [
+            Lane::Prod.trades_topic(),
+            Lane::Prod.quotes_topic(),
+            Lane::Prod.bars1m_topic(),
+        ];
         if self.lane == Lane::Prod
             || prod_topic.contains(&self.kafka.trades_topic.as_str())
             || prod_topic.contains(&self.kafka.quotes_topic.as_str())
+            || prod_topic.contains(&self.kafka.bars1m_topic.as_str())
             || self.clickhouse.database == Lane::Prod.database()
         {
             return Err(ConfigError::Unsafe(

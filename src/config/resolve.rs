@@ -204,6 +204,11 @@ pub(super) fn resolve_kafka(
             .map(|t| kafka_name("kafka.quotes_topic", &t))
             .transpose()?
             .unwrap_or_else(|| lane.quotes_topic().into()),
+        bars1m_topic: file
+            .bars1m_topic
+            .map(|t| kafka_name("kafka.bars1m_topic", &t))
+            .transpose()?
+            .unwrap_or_else(|| lane.bars1m_topic().into()),
         ta_group_id: file
             .ta_group_id
             .map(|t| kafka_name("kafka.ta_group_id", &t))

@@ -38,6 +38,13 @@ impl Lane {
             Lane::Prod => "torghut.quotes.v1",
         }
     }
+    /// The forwarder's 1-minute bars (`bars` and `updatedBars`), the TA job's `TA_BARS1M_TOPIC`.
+    pub fn bars1m_topic(self) -> &'static str {
+        match self {
+            Lane::Sim => "torghut.sim.bars.1m.v1",
+            Lane::Prod => "torghut.bars.1m.v1",
+        }
+    }
     /// `TA_GROUP_ID` of the lane's TA job (`pipeline.md` §1.1).
     pub fn ta_group_id(self) -> &'static str {
         match self {
@@ -132,6 +139,8 @@ pub struct KafkaTarget {
     pub ca_file: Option<PathBuf>,
     pub trades_topic: String,
     pub quotes_topic: String,
+    /// Where a scenario's 1-minute bars go.
+    pub bars1m_topic: String,
     /// The TA job's consumer group: its committed offsets tell "not consuming" from
     /// "consuming but not writing".
     pub ta_group_id: String,

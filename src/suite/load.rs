@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::domain::pool::PoolName;
-use crate::domain::scenario::{self, Limits, Scenario, Stage};
+use crate::domain::scenario::{self, Event, Limits, Scenario, Stage};
 use crate::stage::browser::model::{PageModel, MODEL_ENV};
 
 /// What to run and against what.
@@ -57,6 +57,7 @@ pub fn load(options: &SuiteOptions) -> Result<Suite, Problems> {
     let scenarios = load_scenarios(&options.scenarios, options.shard, &options.limits)?;
     if options.pool.is_some() {
         pool_aliases_unique(&scenarios)?;
+        pool_without_minute_bars(&scenarios)?;
     }
     if scenarios.iter().any(|s| s.stages.contains(&Stage::Browser)) {
         // The page model is an input like the scenarios: a broken one is the operator's
@@ -154,6 +155,23 @@ fn pool_aliases_unique(scenarios: &[Scenario]) -> Result<(), Problems> {
     }
 }
 
+/// A pool symbol's history seeds the 1-second path only: the job's 1-minute operator of a
+/// reused symbol keeps bars, session sums and quote from earlier runs that the oracle does not
+/// read back, so a prediction would fail on the pipeline's behalf. Refused before publishing.
+fn pool_without_minute_bars(scenarios: &[Scenario]) -> Result<(), Problems> {
+    match scenarios
+        .iter()
+        .find(|s| s.events.iter().any(|e| matches!(e, Event::Bar(_))))
+    {
+        None => Ok(()),
+        Some(s) => Err(Problems::one(format!(
+            "torghut-e2e: {} publishes 1-minute bars, which --pool does not support (a reused \
+             symbol's 1-minute history is not seeded): run it with fresh symbols",
+            s.path.display()
+        ))),
+    }
+}
+
 /// An alias two scenarios share (so, in one run, one symbol), with the two.
 fn shared_alias(scenarios: &[Scenario]) -> Option<(&str, &Scenario, &Scenario)> {
     let mut owner: HashMap<&str, &Scenario> = HashMap::new();
@@ -246,6 +264,23 @@ mod tests {
         assert_eq!(jobs(&options(Some(3), true), &three), 1);
         let shared: Vec<Scenario> = ["A", "B", "A"].map(scenario).into();
         assert_eq!(jobs(&options(None, false), &shared), 1);
+    }
+
+    #[test]
+    fn a_pool_refuses_minute_bars() {
+        let trades: Vec<Scenario> = ["A", "B"].map(scenario).into();
+        assert!(pool_without_minute_bars(&trades).is_ok());
+        let bars = scenario::parse(
+            "name = \"m\"\nsymbols = [\"M\"]\nbars = [{ symbol = \"M\", minute = 0, open = 1.0, \
+             high = 1.0, low = 1.0, close = 1.0, volume = 1.0 }]\n",
+            std::path::Path::new("m.toml"),
+        )
+        .unwrap();
+        let err = pool_without_minute_bars(&[bars]).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("m.toml publishes 1-minute bars"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub trait Warehouse: Sync {
         after: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Signal>, ClickHouseError>> + Send;
 
+    /// `ta_signals` FINAL of the 1-minute path (`window_size = 'PT1M'`) of the symbols, minutes
+    /// starting after `after`.
+    fn minute_signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<Signal>, ClickHouseError>> + Send;
+
     /// Whether either table holds a row of `symbol`.
     fn has_rows(&self, symbol: &str) -> impl Future<Output = Result<bool, ClickHouseError>> + Send;
 
@@ -183,6 +191,14 @@ impl Warehouse for LiveWarehouse<'_> {
         after: OffsetDateTime,
     ) -> Result<Vec<Signal>, ClickHouseError> {
         self.clickhouse.signals(symbols, after).await
+    }
+
+    async fn minute_signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
+        self.clickhouse.minute_signals(symbols, after).await
     }
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {

@@ -121,6 +121,10 @@ pub const RUNBOOK_VISUALS_API: &str = "torghut-runbooks.md \"Torghut TA visuals 
      steps 2–3; jangar.md §1.2–§1.5 (Jangar's ClickHouse settings, errors and queries); \
      operations.md §3 #5, #6";
 
+pub const RUNBOOK_BARS1M: &str = "pipeline.md §4.7, §1.1 (the TA job's TA_BARS1M_TOPIC must name \
+     the lane's bars.1m topic; the ta-signals-1m operator); torghut-runbooks.md \"Flink upgrade / \
+     rollback\"; operations.md §3 #15";
+
 /// What the ClickHouse stage observed for the run's symbols.
 #[derive(Debug, Clone, Default)]
 pub struct SinkFacts {
@@ -141,11 +145,14 @@ pub struct SinkFacts {
     pub unhealthy_replicas: Vec<String>,
     /// Whether the TA job's consumer group committed past the run's trades.
     pub ta_consumed: Option<bool>,
+    /// `PT1M` signal rows the run's 1-minute bars must make, and how many were found.
+    pub expected_minute_signals: usize,
+    pub found_minute_signals: usize,
 }
 
 /// The findings for the ClickHouse stage, most fundamental first.
 pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
-    let mut findings = Vec::new();
+    let mut findings: Vec<Finding> = minute_branch(facts).into_iter().collect();
     if facts.found_bars == 0 && facts.expected_bars > 0 {
         findings.push(no_rows(facts));
         return findings;
@@ -220,6 +227,29 @@ pub fn sink(facts: &SinkFacts) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// The 1-minute branch (pipeline.md §4.7) is its own path through the job: its own input topic
+/// and operator. Its rows missing while the 1-second path's are there (or without any trade in
+/// the run) names that branch, not the job as a whole.
+fn minute_branch(facts: &SinkFacts) -> Option<Finding> {
+    let (expected, found) = (facts.expected_minute_signals, facts.found_minute_signals);
+    if found >= expected {
+        return None;
+    }
+    let cause = if found == 0 {
+        format!(
+            "no PT1M signal row for the run's {expected} 1-minute bars: the TA job's 1-minute \
+             branch (TA_BARS1M_TOPIC → ta-signals-1m → ta_signals) is off, not consuming the \
+             bars topic, or not writing"
+        )
+    } else {
+        format!(
+            "{} of {expected} PT1M signal rows missing: the TA job's 1-minute branch drops bars",
+            expected - found
+        )
+    };
+    Some(Finding::failure(Hop::TaJob, cause, RUNBOOK_BARS1M))
 }
 
 /// A p95 publish → visible latency over the scenario's limit; the TA emit → visible part says

@@ -9,6 +9,8 @@ use time::OffsetDateTime;
 
 /// `window_size` / `window_step` of the 1-second path.
 pub const WINDOW_1S: &str = "PT1S";
+/// `window_size` / `window_step` of the 1-minute path (the forwarder's 1-minute bars).
+pub const WINDOW_1M: &str = "PT1M";
 /// `source` of every row the TA job writes for live and synthetic trades.
 pub const SOURCE_TA: &str = "ta";
 

@@ -8,6 +8,9 @@ use serde::Serialize;
 pub enum Channel {
     Trades,
     Quotes,
+    /// The forwarder's 1-minute bars (`bars` and `updatedBars`).
+    #[serde(rename = "bars1m")]
+    Bars1m,
 }
 
 /// One acknowledged message.

@@ -48,6 +48,26 @@ impl ClickHouse {
         .await
     }
 
+    /// The symbols' 1-minute signals (the forwarder's 1-minute bars) starting after `after`.
+    pub async fn minute_signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT ?fields FROM ta_signals FINAL WHERE has(?, symbol) \
+                     AND window_size = 'PT1M' AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
+                     ORDER BY symbol, event_ts, seq",
+                )
+                .bind(symbols)
+                .bind(unix_millis(after))
+                .fetch_all::<Signal>(),
+        )
+        .await
+    }
+
     /// Rows of `table` for the symbols, without FINAL minus with FINAL: unmerged duplicates.
     pub async fn unmerged_duplicates(
         &self,

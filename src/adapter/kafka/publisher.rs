@@ -33,6 +33,7 @@ pub struct KafkaPublisher {
     target: KafkaTarget,
     trades_topic: String,
     quotes_topic: String,
+    bars1m_topic: String,
     timeout: Duration,
     /// When the last message was enqueued (the watermark may still move because of it).
     last_sent: std::sync::Mutex<Option<std::time::Instant>>,
@@ -70,6 +71,7 @@ impl KafkaPublisher {
             target: target.clone(),
             trades_topic: target.trades_topic.clone(),
             quotes_topic: target.quotes_topic.clone(),
+            bars1m_topic: target.bars1m_topic.clone(),
             timeout,
             last_sent: std::sync::Mutex::new(None),
         })
@@ -83,6 +85,7 @@ impl KafkaPublisher {
         match channel {
             Channel::Trades => &self.trades_topic,
             Channel::Quotes => &self.quotes_topic,
+            Channel::Bars1m => &self.bars1m_topic,
         }
     }
 

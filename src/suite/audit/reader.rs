@@ -107,7 +107,7 @@ pub fn read_trades(
         Decoded::Trade(env) => Some((env.symbol.clone(), Trade::from(&env))),
         // On the trades topic the job decodes every record as a trade; one that reads as a
         // quote has no `p` and is dropped there.
-        Decoded::Quote(_) => None,
+        Decoded::Quote(_) | Decoded::Bar(_) => None,
     })
 }
 
@@ -118,7 +118,7 @@ pub fn read_quotes(
 ) -> Result<TopicRead<Quote>, ReadError> {
     read(target, query, |message| match message {
         Decoded::Quote(env) => Some((env.symbol.clone(), Quote::from(&env))),
-        Decoded::Trade(_) => None,
+        Decoded::Trade(_) | Decoded::Bar(_) => None,
     })
 }
 

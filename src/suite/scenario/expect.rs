@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::poll::Observed;
 use super::publish::Sent;
-use crate::domain::model::{Columns, Microbar, RowKey, Signal};
+use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M};
 use crate::domain::oracle::{Expected, Oracle};
 use crate::domain::pool::{self, HistoryKind, Lease, PoolReport};
 use crate::domain::publish::Delivery;
@@ -28,6 +28,8 @@ pub(super) struct ExpectedBar {
 pub(super) struct Expectations {
     pub bars: Vec<Microbar>,
     pub signals: Vec<Signal>,
+    /// The `PT1M` rows of the 1-minute path, one per published 1-minute bar.
+    pub minute_signals: Vec<Signal>,
 }
 
 impl Expectations {
@@ -51,6 +53,7 @@ impl Expectations {
                     keys.push(b.key());
                     self.bars.push(b);
                 }
+                Expected::Signal(s) if s.window_size == WINDOW_1M => self.minute_signals.push(s),
                 Expected::Signal(s) => self.signals.push(s),
             }
         }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::{Ran, Stages};
 use crate::adapter::clickhouse::ClickHouseError;
-use crate::domain::model::{Microbar, Signal};
+use crate::domain::model::{Microbar, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::oracle::{Expected, Oracle};
 use crate::domain::pool::HistoryStats;
 use crate::domain::publish::{Ack, Channel, Delivery};
@@ -132,6 +132,7 @@ impl Publisher for FakePublisher {
         match channel {
             Channel::Trades => "fake.trades",
             Channel::Quotes => "fake.quotes",
+            Channel::Bars1m => "fake.bars.1m",
         }
     }
 
@@ -201,7 +202,23 @@ impl Warehouse for FakeWarehouse {
     ) -> Result<Vec<Signal>, ClickHouseError> {
         Ok(lock(&self.signals)
             .iter()
-            .filter(|s| symbols.contains(&s.symbol) && s.event_ts > after)
+            .filter(|s| {
+                symbols.contains(&s.symbol) && s.event_ts > after && s.window_size == WINDOW_1S
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn minute_signals(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
+        Ok(lock(&self.signals)
+            .iter()
+            .filter(|s| {
+                symbols.contains(&s.symbol) && s.event_ts > after && s.window_size == WINDOW_1M
+            })
             .cloned()
             .collect())
     }

@@ -16,7 +16,7 @@ use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::oracle::watermark::{IDLE_TIMEOUT_MS, WATERMARK_INTERVAL_MS};
 use crate::domain::publish::{Channel, Delivery};
 use crate::domain::report::{LatencyReport, ScenarioReport, Verdict, WatermarkLatency};
-use crate::domain::scenario::{Scenario, Table};
+use crate::domain::scenario::{Event, Scenario, Table};
 use crate::suite::seam::{Publisher, Warehouse};
 
 /// What the publish phase established, for judging what the warehouse shows.
@@ -39,8 +39,17 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         observed: Observed,
     ) -> Result<ScenarioReport, RunError> {
         let (bars, signals) = untolerated(&observed, run.closers);
-        let tables = compare_tables(scenario, run.expected, &bars, &signals);
-        let facts = self.facts(&run, &bars, &tables).await?;
+        let tables = compare_tables(
+            scenario,
+            run.expected,
+            &bars,
+            &signals,
+            &observed.minute_signals,
+        );
+        let mut facts = self.facts(&run, &bars, &tables).await?;
+        facts.expected_minute_signals = run.expected.minute_signals.len();
+        facts.found_minute_signals =
+            minute_signals_found(&run.expected.minute_signals, &observed.minute_signals);
         Ok(conclude(scenario, tables, &facts, run.bars, observed))
     }
 
@@ -99,15 +108,38 @@ fn untolerated(observed: &Observed, closers: &[RowKey]) -> (Vec<Microbar>, Vec<S
     (bars, signals)
 }
 
-/// Each table the scenario checks, compared with the oracle's rows.
+/// The name the 1-minute path's rows of `ta_signals` go by in the report's tables.
+pub const MINUTE_SIGNALS: &str = "ta_signals_pt1m";
+
+/// How many of the expected 1-minute signals have a row at their minute.
+fn minute_signals_found(expected: &[Signal], observed: &[Signal]) -> usize {
+    let wanted: Vec<RowKey> = expected.iter().map(Columns::key).collect();
+    present_count(&wanted, observed)
+}
+
+fn present_count(wanted: &[RowKey], observed: &[Signal]) -> usize {
+    presence(wanted, observed.iter().map(Columns::key))
+        .into_iter()
+        .filter(|p| *p)
+        .count()
+}
+
+/// Each table the scenario checks, compared with the oracle's rows. The 1-minute path's rows
+/// of `ta_signals` are compared apart ([`MINUTE_SIGNALS`]), with the same columns, tolerances
+/// and comparator, whenever the run published 1-minute bars or rows of that path showed up.
 pub(super) fn compare_tables(
     scenario: &Scenario,
     expected: &Expectations,
     bars: &[Microbar],
     signals: &[Signal],
+    minute_signals: &[Signal],
 ) -> BTreeMap<String, TableDiff> {
     let mut tables = BTreeMap::new();
-    if scenario.tables.contains(&Table::Microbars) {
+    // A scenario of 1-minute bars alone expects nothing of the 1-second path: its tables are
+    // compared only if rows showed up there anyway (extra rows).
+    let trades = scenario.events.iter().any(|e| matches!(e, Event::Trade(_)));
+    let second_path = trades || !bars.is_empty() || !signals.is_empty();
+    if second_path && scenario.tables.contains(&Table::Microbars) {
         let d = compare::compare(
             &expected.bars,
             bars,
@@ -117,13 +149,24 @@ pub(super) fn compare_tables(
         tables.insert(Table::Microbars.name().to_string(), d);
     }
     if scenario.tables.contains(&Table::Signals) {
-        let d = compare::compare(
-            &expected.signals,
-            signals,
-            |c| scenario.ignores(Table::Signals, c),
-            |c| scenario.tolerance(c),
-        );
-        tables.insert(Table::Signals.name().to_string(), d);
+        if second_path {
+            let d = compare::compare(
+                &expected.signals,
+                signals,
+                |c| scenario.ignores(Table::Signals, c),
+                |c| scenario.tolerance(c),
+            );
+            tables.insert(Table::Signals.name().to_string(), d);
+        }
+        if !expected.minute_signals.is_empty() || !minute_signals.is_empty() {
+            let d = compare::compare(
+                &expected.minute_signals,
+                minute_signals,
+                |c| scenario.ignores(Table::Signals, c),
+                |c| scenario.tolerance(c),
+            );
+            tables.insert(MINUTE_SIGNALS.to_string(), d);
+        }
     }
     tables
 }

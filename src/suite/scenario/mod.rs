@@ -27,6 +27,7 @@ use std::time::Instant;
 use crate::adapter::clickhouse::ClickHouseError;
 use crate::adapter::kafka::PublishError;
 use crate::domain::diagnose::{self, Finding, Hop};
+use crate::domain::model::{Columns, RowKey};
 use crate::domain::pool::{PoolName, PoolReport};
 use crate::domain::publish::Delivery;
 use crate::domain::report::{ScenarioReport, Series, Verdict};
@@ -160,7 +161,10 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         expected.drop_bars_of(&closers);
         let published_at = Instant::now();
         let mut bars = expected_bars(&sent, &expected);
-        let observed = self.wait_for(&plan, &names, base, &bars, state).await?;
+        let minutes: Vec<RowKey> = expected.minute_signals.iter().map(Columns::key).collect();
+        let observed = self
+            .wait_for(&plan, &names, base, &bars, &minutes, state)
+            .await?;
         drop(turn);
         let mut pool_report = plan
             .lease

@@ -13,7 +13,7 @@ use super::{RunError, Runner};
 use crate::domain::envelope;
 use crate::domain::model::RowKey;
 use crate::domain::publish::{Channel, Delivery};
-use crate::domain::scenario::{Close, Event, Pacing, Scenario};
+use crate::domain::scenario::{minute_start, Close, Event, Pacing, Scenario};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
 
@@ -57,6 +57,8 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         let mut emitted_by = Vec::new();
         let mut expected = Expectations::default();
         let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
+        // The forwarder's `bars:<SYMBOL>` counter, shared by bars and updatedBars (§4.6).
+        let mut bar_seq_per_symbol: HashMap<String, i64> = HashMap::new();
         let mut messages = Vec::new();
         for event in &scenario.events {
             messages.push(Outgoing {
@@ -94,9 +96,21 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             if scenario.pacing == Pacing::Realtime {
                 wait_until_past(out.at).await;
             }
-            let seq = seq_per_symbol.entry(out.symbol.clone()).or_insert(0);
+            let counters = match out.channel {
+                Channel::Bars1m => &mut bar_seq_per_symbol,
+                Channel::Trades | Channel::Quotes => &mut seq_per_symbol,
+            };
+            let seq = counters.entry(out.symbol.clone()).or_insert(0);
             *seq += 1;
-            let value = message(&out.event, &out.symbol, out.at, *seq);
+            let value = match message(&out.event, &out.symbol, out.at, base, *seq) {
+                Ok(value) => value,
+                Err(e) => {
+                    if window.drain().await.is_err() {
+                        window.abandon().await;
+                    }
+                    return Err(e);
+                }
+            };
             let rows = match oracle.on_message(&value) {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -152,16 +166,28 @@ fn event_channel(event: &Event) -> Channel {
     match event {
         Event::Trade(_) => Channel::Trades,
         Event::Quote(_) => Channel::Quotes,
+        Event::Bar(_) => Channel::Bars1m,
     }
 }
 
-/// The forwarder's message value for one event.
-fn message(event: &Event, symbol: &str, at: OffsetDateTime, seq: i64) -> String {
+/// The forwarder's message value for one event published at `at`; a 1-minute bar is stamped
+/// with its minute's start, counted from the whole minute of `base`.
+fn message(
+    event: &Event,
+    symbol: &str,
+    at: OffsetDateTime,
+    base: OffsetDateTime,
+    seq: i64,
+) -> Result<String, RunError> {
     let ingest = OffsetDateTime::now_utc();
-    match event {
+    Ok(match event {
         Event::Trade(t) => envelope::trade_message(symbol, at, t.price, t.size, seq, ingest),
         Event::Quote(q) => envelope::quote_message(
             symbol, at, q.bid, q.bid_size, q.ask, q.ask_size, seq, ingest,
         ),
-    }
+        Event::Bar(b) => {
+            let minute = minute_start(base, b.minute).ok_or(RunError::Offset(b.at_ms))?;
+            envelope::bar_message(symbol, minute, b.bar, seq, ingest)
+        }
+    })
 }

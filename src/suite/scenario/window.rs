@@ -170,7 +170,7 @@ impl<'p, P: Publisher> Window<'p, P> {
             "the broker stopped acknowledging: the producer's queue is purged; reading the topic back"
         );
         let mut found = BTreeMap::new();
-        for channel in [Channel::Trades, Channel::Quotes] {
+        for channel in [Channel::Trades, Channel::Quotes, Channel::Bars1m] {
             let wanted: Vec<(usize, &InFlight)> = self
                 .in_flight
                 .iter()

@@ -50,6 +50,7 @@ pub fn kafka_plain() -> KafkaTarget {
         ca_file: None,
         trades_topic: "torghut.sim.trades.v1".into(),
         quotes_topic: "torghut.sim.quotes.v1".into(),
+        bars1m_topic: "torghut.sim.bars.1m.v1".into(),
         ta_group_id: "torghut-ta-sim-default".into(),
     }
 }

@@ -35,7 +35,8 @@ impl Drop for PrivateTa {
         self.child.wait().ok();
         if !std::thread::panicking() {
             let quotes = format!("{}.quotes", self.topic);
-            let mut topics = vec![self.topic.clone(), quotes];
+            let bars1m = format!("{}.bars1m", self.topic);
+            let mut topics = vec![self.topic.clone(), quotes, bars1m];
             topics.extend(self.outputs.iter().cloned());
             common::drop_scratch(topics, Vec::new());
         }
@@ -52,7 +53,12 @@ impl PrivateTa {
     /// [`PrivateTa::start`] with another idle timeout, e.g. production's 30 s.
     pub async fn with_idle_timeout(faults: &[&str], idle_timeout_ms: u64) -> Self {
         let topic = common::unique("t2e.trades");
-        common::create_topics(&[&topic, &format!("{topic}.quotes")]).await;
+        common::create_topics(&[
+            &topic,
+            &format!("{topic}.quotes"),
+            &format!("{topic}.bars1m"),
+        ])
+        .await;
         let outputs = [
             format!("{topic}.ta.bars.1s"),
             format!("{topic}.ta.signals"),
@@ -163,9 +169,11 @@ impl PrivateTa {
         std::fs::write(
             &config,
             format!(
-                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nta_group_id = {:?}\n",
+                "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nbars1m_topic = {:?}\n\
+                 ta_group_id = {:?}\n",
                 self.topic,
                 format!("{}.quotes", self.topic),
+                format!("{}.bars1m", self.topic),
                 self.group
             ),
         )
@@ -236,6 +244,8 @@ fn spawn(
             topic,
             "--quotes-topic",
             &format!("{topic}.quotes"),
+            "--bars1m-topic",
+            &format!("{topic}.bars1m"),
         ])
         .args(["--bars-topic", bars, "--signals-topic", signals])
         .args(["--status-topic", status, "--status-interval-ms", "1000"])

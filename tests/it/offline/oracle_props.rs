@@ -283,6 +283,11 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn events(steps: &[(Step, i64, u32)]) -> Vec<SignalEvent> {
+    events_every(steps, 1000)
+}
+
+/// [`events`] with bars `unit_ms` apart (1000: the 1 s path, 60000: the 1-minute path).
+fn events_every(steps: &[(Step, i64, u32)], unit_ms: i64) -> Vec<SignalEvent> {
     let mut out = Vec::new();
     let mut end = T0_MS;
     let mut cents = 10_000i64;
@@ -296,10 +301,10 @@ fn events(steps: &[(Step, i64, u32)]) -> Vec<SignalEvent> {
         let close = cents as f64 / 100.0;
         let bar_end = match step {
             Step::Next(s) => {
-                end += s * 1000;
+                end += s * unit_ms;
                 end
             }
-            Step::Late(s) => end - s * 1000,
+            Step::Late(s) => end - s * unit_ms,
             Step::Duplicate => end,
             Step::Quote(offset) => {
                 let t = IsoInstant::from_unix_millis(end + offset).expect("in range");
@@ -391,6 +396,22 @@ proptest! {
         let config = SignalConfig { history_limit: limit, ..SignalConfig::default() };
         let result = compare_engines(config, &events(&steps));
         prop_assert!(result.is_ok(), "limit {}: {}", limit, result.err().unwrap_or_default());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The 1-minute path's settings (65 bars, one realized-volatility return) on minute bars,
+    /// with late bars, corrections (same minute again) and quotes: incremental equals rebuild.
+    #[test]
+    fn the_minute_engine_equals_the_rebuild(
+        steps in prop::collection::vec((step(), -30i64..=30, 0u32..2_000), 1..400),
+    ) {
+        let config = SignalConfig::default().minute();
+        prop_assert_eq!((config.history_limit, config.realized_vol_returns), (65, 1));
+        let result = compare_engines(config, &events_every(&steps, 60_000));
+        prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
     }
 }
 

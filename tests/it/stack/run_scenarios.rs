@@ -113,6 +113,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "compressed_shipped_scenarios_pass_on_a_lane_of_their_own",
     ),
     (
+        "minute_bars.toml",
+        "compressed_shipped_scenarios_pass_on_a_lane_of_their_own",
+    ),
+    (
         "multi_symbol.toml",
         "compressed_shipped_scenarios_pass_on_a_lane_of_their_own",
     ),
@@ -195,9 +199,21 @@ async fn compressed_shipped_scenarios_pass_on_a_lane_of_their_own() {
         shipped("warmup.toml"),
         shipped("edge_cases.toml"),
         shipped("multi_symbol.toml"),
+        shipped("minute_bars.toml"),
     ];
     let report = shipped_pass(Some(&ta), &files).await;
     let scenarios = report["scenarios"].as_array().unwrap();
+    // The 1-minute branch: every bar and the correction became a PT1M row equal to the
+    // oracle's, compared apart from the 1-second signals.
+    let minute = scenarios
+        .iter()
+        .find(|s| s["name"] == "minute-bars")
+        .unwrap();
+    assert_eq!(
+        minute["tables"]["ta_signals_pt1m"]["matched"], 23,
+        "{minute}"
+    );
+    assert!(minute["tables"]["ta_signals"]["matched"].as_u64() > Some(0));
     // Positive evidence that the warm-up scenario reached every indicator, and that the
     // multi-symbol one used every partition.
     let warm = scenarios
@@ -321,6 +337,57 @@ async fn healthy_private_instance_passes() {
         report["scenarios"][0]["tables"]["ta_microbars"]["matched"],
         6
     );
+}
+
+/// A job whose 1-minute branch is off writes the 1-second rows but no PT1M row: the run fails
+/// naming that branch, and the 1-second tables still match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars1m_off_is_named_as_the_minute_branch() {
+    let ta = PrivateTa::start(&["--bars1m-off"]).await;
+    ta.wait_until_reading().await;
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-minute")));
+    std::fs::write(
+        &path,
+        r#"name = "minute-off-probe"
+symbols = ["F"]
+pacing = "compressed"
+deadline_secs = 6
+bars = [
+  { symbol = "F", minute = 0, open = 50.0, high = 50.5, low = 49.5, close = 50.2, volume = 900.0, count = 12 },
+  { symbol = "F", minute = 1, open = 50.2, high = 50.6, low = 50.0, close = 50.4, volume = 700.0, count = 9 },
+]
+[[generators]]
+kind = "ramp"
+symbol = "F"
+start_ms = 120000
+seconds = 3
+per_second = 2
+price = 50.0
+step = 0.05
+size = 3.0
+"#,
+    )
+    .unwrap();
+    let env = vec![(
+        "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
+        ta.database.clone(),
+    )];
+    let config = ta.config_file().display().to_string();
+    let result = tokio::task::spawn_blocking(move || {
+        validator(&[path.to_str().unwrap(), "--config", &config], &env)
+    })
+    .await
+    .unwrap();
+    assert_fails(&result, "ta_job", "1-minute branch");
+    let tables = &result.1["scenarios"][0]["tables"];
+    assert_eq!(
+        tables["ta_signals_pt1m"]["missing"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{tables}"
+    );
+    assert_eq!(tables["ta_microbars"]["matched"], 3, "{tables}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,3 +93,47 @@ fn a_shifted_seq_is_its_own_finding_and_not_a_value_column() {
     );
     assert!(d[1].cause.ends_with("oracle in count"), "{}", d[1].cause);
 }
+
+#[test]
+fn missing_minute_rows_name_the_one_minute_branch() {
+    let all = SinkFacts {
+        expected_minute_signals: 5,
+        found_minute_signals: 5,
+        ..facts()
+    };
+    assert!(sink(&all).is_empty());
+    let none = sink(&SinkFacts {
+        found_minute_signals: 0,
+        ..all.clone()
+    });
+    assert_eq!(none.len(), 1);
+    assert_eq!((none[0].hop, none[0].runbook), (Hop::TaJob, RUNBOOK_BARS1M));
+    assert!(
+        none[0].cause.contains("1-minute branch"),
+        "{}",
+        none[0].cause
+    );
+    assert!(
+        none[0].cause.contains("TA_BARS1M_TOPIC"),
+        "{}",
+        none[0].cause
+    );
+    let some = sink(&SinkFacts {
+        found_minute_signals: 3,
+        ..all.clone()
+    });
+    assert!(
+        some[0].cause.starts_with("2 of 5 PT1M"),
+        "{}",
+        some[0].cause
+    );
+    // Named even when the 1-second path has no rows either (a scenario of minute bars alone,
+    // or a job that writes nothing): the branch is one more broken path, not hidden.
+    let both = sink(&SinkFacts {
+        found_bars: 0,
+        found_minute_signals: 0,
+        ..all
+    });
+    assert!(both.iter().any(|f| f.runbook == RUNBOOK_BARS1M));
+    assert!(both.iter().any(|f| f.cause.contains("not consuming")));
+}

@@ -16,6 +16,7 @@
 //!   Payload keys the TA job does not declare (`S`, `i`, `x`, `c`, `z`, `bx`, `ax`) cannot fail a
 //!   record there, so they are read leniently here: a value of the wrong type becomes `None`.
 
+mod bar;
 mod instant;
 mod kotlin;
 mod session;
@@ -27,6 +28,7 @@ use time::OffsetDateTime;
 
 use kotlin::{kotlin_boolean, kotlin_double, kotlin_int, kotlin_long, lenient};
 
+pub use bar::{BarPayload, CHANNEL_BARS, CHANNEL_UPDATED_BARS};
 pub use instant::{InstantError, IsoInstant, RawInstant};
 pub use kotlin::lower_case_boolean_literals;
 pub use session::market_session;
@@ -259,6 +261,62 @@ impl Envelope<QuotePayload> {
     }
 }
 
+/// One 1-minute bar as the scenario states it (the envelope adds symbol, time and `seq`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinuteBar {
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    pub count: i64,
+    pub vwap: Option<f64>,
+    /// An `updatedBars` correction of an earlier bar of the same minute, not a `bars` message.
+    pub updated: bool,
+}
+
+impl Envelope<BarPayload> {
+    /// A 1-minute bar as the live forwarder would write it: `eventTs` = payload `t` = the
+    /// minute's start `minute`, channel `bars` (or `updatedBars`), `seq` the per-symbol counter
+    /// shared by both channels, with the same envelope defaults as [`Envelope::trade`].
+    pub fn bar(
+        symbol: &str,
+        minute: OffsetDateTime,
+        bar: MinuteBar,
+        seq: i64,
+        ingest: OffsetDateTime,
+    ) -> Self {
+        let at = IsoInstant::from(minute);
+        let payload = BarPayload {
+            t: RawInstant::from(at),
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+            count: bar.count,
+            vwap: bar.vwap,
+        };
+        let channel = if bar.updated {
+            CHANNEL_UPDATED_BARS
+        } else {
+            CHANNEL_BARS
+        };
+        Envelope::forwarder(channel, symbol, at, seq, ingest.into(), payload)
+    }
+}
+
+/// The message value of a forwarder 1-minute bar (see [`Envelope::bar`]).
+pub fn bar_message(
+    symbol: &str,
+    minute: OffsetDateTime,
+    bar: MinuteBar,
+    seq: i64,
+    ingest: OffsetDateTime,
+) -> String {
+    Envelope::bar(symbol, minute, bar, seq, ingest).to_json()
+}
+
 /// The message value of a forwarder trade (see [`Envelope::trade`]).
 pub fn trade_message(
     symbol: &str,
@@ -297,6 +355,8 @@ pub fn quote_message(
 pub enum Message {
     Trade(Envelope<TradePayload>),
     Quote(Envelope<QuotePayload>),
+    /// A 1-minute bar (`bars` or `updatedBars`).
+    Bar(Envelope<BarPayload>),
 }
 
 /// Why a message value is not a trade or quote the TA job would accept.
@@ -306,14 +366,14 @@ pub enum EnvelopeError {
     Json(#[source] serde_json::Error),
     #[error("expected a JSON object, found {0}")]
     NotAnObject(&'static str),
-    #[error("channel `{0}` carries 1-minute bars, which the oracle does not model (trades and quotes only)")]
-    UnsupportedChannel(String),
     #[error("cannot tell a trade from a quote: channel {channel} is not trades/quotes and the payload has neither `p` nor `bp`")]
     UnknownKind { channel: String },
     #[error("rejected as a trade envelope: {0}")]
     Trade(#[source] serde_json::Error),
     #[error("rejected as a quote envelope: {0}")]
     Quote(#[source] serde_json::Error),
+    #[error("rejected as a 1-minute bar envelope: {0}")]
+    Bar(#[source] serde_json::Error),
 }
 
 /// What a message is, before decoding it fully.
@@ -321,13 +381,14 @@ pub enum EnvelopeError {
 enum Kind {
     Trade,
     Quote,
+    Bar,
 }
 
 /// Decodes one Kafka message value (one JSON line) as a trade or a quote envelope.
 ///
 /// In production the topic tells the two apart; a JSON-lines file has no topic, so the `channel`
 /// decides (`trades`/`trade` → trade, `quotes`/`quote` → quote) and, for any other channel, the
-/// payload's shape (`p` → trade, `bp` → quote). Channels `bars`/`updatedBars` are refused.
+/// payload's shape (`p` → trade, `bp` → quote). Channels `bars`/`updatedBars` are 1-minute bars.
 pub fn parse_message(value: &str) -> Result<Message, EnvelopeError> {
     let value = lower_case_boolean_literals(value);
     let json: serde_json::Value = serde_json::from_str(&value).map_err(EnvelopeError::Json)?;
@@ -338,6 +399,9 @@ pub fn parse_message(value: &str) -> Result<Message, EnvelopeError> {
         Kind::Quote => serde_json::from_value(json)
             .map(Message::Quote)
             .map_err(EnvelopeError::Quote),
+        Kind::Bar => serde_json::from_value(json)
+            .map(Message::Bar)
+            .map_err(EnvelopeError::Bar),
     }
 }
 
@@ -349,9 +413,7 @@ fn kind_of(json: &serde_json::Value) -> Result<Kind, EnvelopeError> {
     match channel.and_then(serde_json::Value::as_str) {
         Some("trades" | "trade") => return Ok(Kind::Trade),
         Some("quotes" | "quote") => return Ok(Kind::Quote),
-        Some(bars @ ("bars" | "updatedBars")) => {
-            return Err(EnvelopeError::UnsupportedChannel(bars.to_string()))
-        }
+        Some(CHANNEL_BARS | CHANNEL_UPDATED_BARS) => return Ok(Kind::Bar),
         _ => {}
     }
     let payload = object.get("payload").and_then(serde_json::Value::as_object);

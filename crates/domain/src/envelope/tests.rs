@@ -7,7 +7,41 @@ fn trade(json: &str) -> Result<Envelope<TradePayload>, EnvelopeError> {
     match parse_message(json)? {
         Message::Trade(t) => Ok(t),
         Message::Quote(_) => panic!("parsed as a quote"),
+        Message::Bar(_) => panic!("parsed as a 1-minute bar"),
     }
+}
+
+#[test]
+fn a_minute_bar_is_written_with_every_envelope_key_and_read_back() {
+    let bar = MinuteBar {
+        open: 10.0,
+        high: 11.0,
+        low: 9.5,
+        close: 10.5,
+        volume: 1200.0,
+        count: 14,
+        vwap: Some(10.25),
+        updated: true,
+    };
+    let json = bar_message(
+        "NVDA",
+        datetime!(2026-07-21 14:30:00 UTC),
+        bar,
+        7,
+        datetime!(2026-07-21 14:31:00.5 UTC),
+    );
+    assert_eq!(
+        json,
+        r#"{"ingestTs":"2026-07-21T14:31:00.500Z","eventTs":"2026-07-21T14:30:00Z","feed":"iex","channel":"updatedBars","symbol":"NVDA","seq":7,"payload":{"t":"2026-07-21T14:30:00Z","o":10.0,"h":11.0,"l":9.5,"c":10.5,"v":1200.0,"n":14,"vw":10.25},"accountLabel":null,"isFinal":true,"source":"ws","window":null,"version":2,"provider":"alpaca","marketSession":"regular","delayClass":"real_time_exchange_only"}"#
+    );
+    let Ok(Message::Bar(env)) = parse_message(&json) else {
+        panic!("not read as a bar")
+    };
+    assert_eq!(
+        (env.seq, env.payload.close, env.payload.count),
+        (7, 10.5, 14)
+    );
+    assert_eq!(env.channel, CHANNEL_UPDATED_BARS);
 }
 
 #[test]
@@ -264,11 +298,9 @@ fn parsing_follows_the_ta_job_rules() {
         Err(EnvelopeError::NotAnObject(_))
     ));
     assert!(matches!(parse_message("{"), Err(EnvelopeError::Json(_))));
+    // A trade payload on the bars channel is read as a bar, and is not one.
     let bars = with("\"channel\":\"trades\"", "\"channel\":\"bars\"");
-    assert!(matches!(
-        parse_message(&bars),
-        Err(EnvelopeError::UnsupportedChannel(_))
-    ));
+    assert!(matches!(parse_message(&bars), Err(EnvelopeError::Bar(_))));
     // Unknown channel: the payload shape decides.
     let odd = with("\"channel\":\"trades\"", "\"channel\":\"t\"");
     assert!(matches!(parse_message(&odd), Ok(Message::Trade(_))));

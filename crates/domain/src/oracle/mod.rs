@@ -5,7 +5,8 @@
 //! directly ([`Oracle::on_trade`], [`Oracle::on_quote`]) — and it returns, per message, the rows
 //! that message makes the job emit: each emitted microbar is followed by exactly one signal row
 //! with the same symbol, `event_ts`, `seq` and window. [`Oracle::flush_open`] closes the buckets
-//! still in flight at the end.
+//! still in flight at the end. A forwarder 1-minute bar makes exactly one `PT1M` signal row and
+//! no microbar ([`minute`]: the 1-minute path, its own signal operator per symbol).
 //!
 //! The pieces, one concept each: [`microbar`] (1-second buckets and `seq`), [`watermark`] (event
 //! time and timers; its docs say where the oracle's single eager watermark can differ from
@@ -14,10 +15,12 @@
 //! operator), [`reference`] (a plain rebuild-per-bar statement of the same rules, for tests).
 //!
 //! `ingest_ts` is the job's wall clock at emission and cannot be predicted: expected rows carry the
-//! Unix epoch there, comparisons must ignore the column, and the CLI prints it as `null`.
+//! Unix epoch there, comparisons must ignore the column, and the CLI prints it as `null`. (A
+//! `PT1M` row carries the forwarder's `ingestTs`, which the oracle does know.)
 
 pub mod history;
 pub mod microbar;
+pub mod minute;
 pub mod recursive;
 pub mod reference;
 pub mod signals;
@@ -31,6 +34,7 @@ use time::OffsetDateTime;
 use crate::envelope::{self, Envelope, EnvelopeError, IsoInstant, Message, TradePayload};
 use crate::model::{Microbar, Signal, SOURCE_TA, WINDOW_1S};
 use microbar::{ClosedBar, MicrobarAggregator, SymbolId, Tick};
+pub use minute::{minute_signal_row, MinuteInput};
 pub use signals::{BarInput, Quote, SessionSums, SignalConfig, SignalEngine, SignalValues};
 
 /// `version` of every row the 1-second path writes.
@@ -170,12 +174,15 @@ impl SymbolTable {
     }
 }
 
-/// The TA job's 1-second path over every symbol: microbar operator, then signal operator.
+/// The TA job over every symbol: the 1-second path (microbar operator, then signal operator)
+/// and the 1-minute path (the forwarder's 1-minute bars into a second signal operator).
 #[derive(Debug, Clone, Default)]
 pub struct Oracle {
     symbols: SymbolTable,
     bars: MicrobarAggregator,
     signals: Vec<SignalEngine>,
+    /// The 1-minute path's operator per symbol: its own bars, session and quote (§4.1).
+    minute: Vec<SignalEngine>,
     config: SignalConfig,
     scratch: Vec<ClosedBar>,
 }
@@ -214,7 +221,17 @@ impl Oracle {
                 self.on_quote(&env.symbol, Quote::from(&env));
                 Ok(Vec::new())
             }
+            Message::Bar(env) => Ok(vec![
+                self.on_minute_bar(&env.symbol, &MinuteInput::from(&env))
+            ]),
         }
+    }
+
+    /// One 1-minute bar (`bars` or `updatedBars`): its `PT1M` signal row.
+    pub fn on_minute_bar(&mut self, symbol: &str, bar: &MinuteInput) -> Expected {
+        let id = self.symbol(symbol);
+        let values = self.minute[id as usize].on_bar(bar.bar());
+        Expected::Signal(minute_signal_row(symbol, bar, &values))
     }
 
     /// One trade: the rows it makes the job emit, in order.
@@ -240,10 +257,12 @@ impl Oracle {
         self.scratch = closed;
     }
 
-    /// One quote: stored for the symbol's next bars; it never emits anything by itself.
+    /// One quote: stored for the symbol's next bars on both paths (each operator is connected
+    /// to the quotes stream); it never emits anything by itself.
     pub fn on_quote(&mut self, symbol: &str, quote: Quote) {
         let id = self.symbol(symbol);
         self.signals[id as usize].on_quote(quote);
+        self.minute[id as usize].on_quote(quote);
     }
 
     /// Closes every bucket still in flight, as if the watermark had passed them.
@@ -268,6 +287,9 @@ impl Oracle {
         if self.signals.len() <= id as usize {
             self.signals
                 .resize_with(id as usize + 1, || SignalEngine::new(self.config));
+            let minute = self.config.minute();
+            self.minute
+                .resize_with(id as usize + 1, || SignalEngine::new(minute));
         }
         id
     }

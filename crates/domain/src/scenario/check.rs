@@ -132,7 +132,15 @@ pub(super) fn check_extent(
             errors.push(at(Some(q.get_ref().at_ms.span()), too_late("at_ms", ms)));
         }
     }
-    let mut total = (raw.trades.len() + raw.quotes.len()) as u64;
+    for b in &raw.bars {
+        // An overflowing minute is the bar's own error (see `BarSpec::validate`).
+        if let Some((_, ms)) = b.get_ref().offsets() {
+            if ms > max_ms {
+                errors.push(at(Some(b.span()), too_late("the bar's publish offset", ms)));
+            }
+        }
+    }
+    let mut total = (raw.trades.len() + raw.quotes.len() + raw.bars.len()) as u64;
     // Where the count first crosses the limit: the generator to look at.
     let mut crossing = None;
     for g in &raw.generators {

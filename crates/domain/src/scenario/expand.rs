@@ -3,6 +3,7 @@
 use rand_core::{Rng, SeedableRng};
 use toml::Spanned;
 
+use super::bars::BarSpec;
 use super::generate::{
     boundary_second, burst_at, gap_at, round_cents, spread, Generator, QuoteSpec, TradeSpec,
 };
@@ -174,23 +175,37 @@ pub struct QuoteEvent {
     pub ask_size: f64,
 }
 
+/// A 1-minute bar: published at `at_ms`, for the minute `minute` (see [`super::minute_start`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarEvent {
+    pub symbol: String,
+    pub minute: u64,
+    /// Publish offset from the run's start (never before the minute starts).
+    pub at_ms: u64,
+    pub bar: crate::envelope::MinuteBar,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Trade(TradeEvent),
     Quote(QuoteEvent),
+    Bar(BarEvent),
 }
 
 impl Event {
+    /// The event's publish offset (its event time too, but for a bar: see [`BarEvent`]).
     pub fn at_ms(&self) -> u64 {
         match self {
             Event::Trade(t) => t.at_ms,
             Event::Quote(q) => q.at_ms,
+            Event::Bar(b) => b.at_ms,
         }
     }
     pub fn symbol(&self) -> &str {
         match self {
             Event::Trade(t) => &t.symbol,
             Event::Quote(q) => &q.symbol,
+            Event::Bar(b) => &b.symbol,
         }
     }
 }
@@ -201,6 +216,7 @@ pub fn expand(
     trades: &[Spanned<TradeSpec>],
     quotes: &[Spanned<QuoteSpec>],
     generators: &[Spanned<Generator>],
+    bars: &[Spanned<BarSpec>],
 ) -> Vec<Event> {
     let mut keyed: Vec<(u64, Event)> = Vec::new();
     // Exact when the extents were checked, so the vector never grows past it.
@@ -247,6 +263,22 @@ pub fn expand(
             };
             keyed.push((publish, Event::Trade(trade)));
         }
+    }
+    for b in bars {
+        let s = b.get_ref();
+        // Checked by `BarSpec::validate` before expansion.
+        let Some((_, at_ms)) = s.offsets() else {
+            continue;
+        };
+        keyed.push((
+            at_ms,
+            Event::Bar(BarEvent {
+                symbol: s.symbol.get_ref().clone(),
+                minute: *s.minute.get_ref(),
+                at_ms,
+                bar: s.bar(),
+            }),
+        ));
     }
     keyed.sort_by_key(|(publish, _)| *publish);
     keyed.into_iter().map(|(_, e)| e).collect()

@@ -6,6 +6,7 @@
 //! arithmetic, so an offset near `u64::MAX` or a billion generated trades is a lint error, not
 //! an overflow panic, an allocation failure or a ten-day run.
 
+mod bars;
 mod check;
 mod expand;
 mod generate;
@@ -22,12 +23,14 @@ use serde::Deserialize;
 use check::{check_extent, check_names, check_tolerances, locate};
 use raw::{build, RawScenario};
 
-pub use expand::{expand, Event, QuoteEvent, TradeEvent};
+pub use bars::{minute_start, BarSpec, MINUTE_MS};
+pub use expand::{expand, BarEvent, Event, QuoteEvent, TradeEvent};
 pub use generate::{Extent, Generator, MAX_PRICE, MAX_SIZE};
 
 /// Default bound on a scenario's span: one hour of event time.
 pub const DEFAULT_MAX_SPAN: Duration = Duration::from_secs(3600);
-/// Default bound on a scenario's events (trades and quotes, before the closing trades).
+/// Default bound on a scenario's events (trades, quotes and 1-minute bars, before the closing
+/// trades).
 pub const DEFAULT_MAX_EVENTS: u64 = 1_000_000;
 /// The highest the span bound may be raised: a week keeps every offset, deadline and wall-clock
 /// time far inside the arithmetic's range.
@@ -297,15 +300,25 @@ pub fn parse_with(text: &str, path: &Path, limits: &Limits) -> Result<Scenario, 
             errors.push(at(Some(g.span()), m));
         }
     }
+    for b in &raw.bars {
+        let symbol = &b.get_ref().symbol;
+        known(symbol.get_ref(), symbol.span(), &mut errors);
+        if let Err(m) = b.get_ref().validate() {
+            errors.push(at(Some(b.span()), m));
+        }
+    }
+    for (span, m) in bars::check_corrections(&raw.bars) {
+        errors.push(at(Some(span), m));
+    }
     check_tolerances(&raw, &mut errors, &at);
     check_extent(&raw, limits, &mut errors, &at);
     if let Err(m) = generate::check_explicit_order(&raw.trades) {
         errors.push(at(Some(m.0), m.1));
     }
-    if raw.trades.is_empty() && raw.generators.is_empty() {
+    if raw.trades.is_empty() && raw.generators.is_empty() && raw.bars.is_empty() {
         errors.push(at(
             Some(raw.name.span()),
-            "the scenario publishes no trades".into(),
+            "the scenario publishes no trades and no 1-minute bars".into(),
         ));
     }
     if !errors.is_empty() {

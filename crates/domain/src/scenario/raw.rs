@@ -40,6 +40,9 @@ pub(super) struct RawScenario {
     pub(super) quotes: Vec<Spanned<generate::QuoteSpec>>,
     #[serde(default)]
     pub(super) generators: Vec<Spanned<generate::Generator>>,
+    /// 1-minute bars for the lane's `bars.1m` topic.
+    #[serde(default)]
+    pub(super) bars: Vec<Spanned<super::bars::BarSpec>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,7 +62,7 @@ pub(super) fn default_tables() -> Vec<Table> {
 }
 
 pub(super) fn build(raw: RawScenario, path: &Path) -> Scenario {
-    let events = expand(&raw.trades, &raw.quotes, &raw.generators);
+    let events = expand(&raw.trades, &raw.quotes, &raw.generators, &raw.bars);
     Scenario {
         path: path.to_path_buf(),
         name: raw.name.into_inner(),

@@ -109,7 +109,7 @@ fn several_trades_in_one_millisecond_are_published_in_file_order() {
         .iter()
         .map(|e| match e {
             Event::Trade(t) => (t.at_ms, t.price),
-            Event::Quote(_) => panic!("no quotes"),
+            _ => panic!("trades only"),
         })
         .collect();
     assert_eq!(
@@ -170,7 +170,7 @@ size = 2.0
         .iter()
         .map(|e| match e {
             Event::Trade(t) => (t.at_ms, t.price),
-            Event::Quote(_) => unreachable!(),
+            _ => unreachable!(),
         })
         .collect();
     // Ramp: 2 per second at +50 and +500 ms; the late trade is published after the 2,500 ms
@@ -423,4 +423,105 @@ fn offsets_map_onto_wall_clock_times_only_when_they_fit() {
     );
     assert_eq!(time_at(base, u64::MAX), None);
     assert_eq!(time_at(base, i64::MAX as u64), None);
+}
+
+const BARS: &str = r#"
+name = "m"
+symbols = ["A"]
+[[bars]]
+symbol = "A"
+minute = 0
+open = 10.0
+high = 11.0
+low = 9.0
+close = 10.5
+volume = 100.0
+count = 4
+vwap = 10.2
+[[bars]]
+symbol = "A"
+minute = 0
+at_ms = 61000
+open = 10.0
+high = 11.0
+low = 9.0
+close = 10.75
+volume = 120.0
+updated = true
+"#;
+
+#[test]
+fn minute_bars_default_to_the_end_of_their_minute_and_corrections_follow() {
+    let s = lint(BARS).unwrap();
+    let bars: Vec<&BarEvent> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bar(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bars.len(), 2);
+    assert_eq!((bars[0].minute, bars[0].at_ms), (0, 60_000));
+    assert_eq!((bars[0].bar.count, bars[0].bar.vwap), (4, Some(10.2)));
+    assert!(!bars[0].bar.updated);
+    assert_eq!((bars[1].at_ms, bars[1].bar.updated), (61_000, true));
+    assert_eq!((bars[1].bar.count, bars[1].bar.vwap), (0, None));
+    assert_eq!(s.span_ms(), 61_000);
+}
+
+#[test]
+fn minute_bars_are_checked_with_places() {
+    let broken = |from: &str, to: &str| {
+        let errs = lint(&BARS.replacen(from, to, 1)).unwrap_err();
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(broken("low = 9.0", "low = 10.6").contains("must enclose"));
+    assert!(broken("high = 11.0", "high = 10.1").contains("must enclose"));
+    assert!(broken("volume = 100.0", "volume = -1.0").contains("volume"));
+    assert!(broken("close = 10.5", "close = inf").contains("positive and finite"));
+    assert!(broken("vwap = 10.2", "vwap = 0.0").contains("positive and finite"));
+    assert!(broken(
+        "symbol = \"A\"\nminute = 0\nopen",
+        "symbol = \"B\"\nminute = 0\nopen"
+    )
+    .contains("not declared"));
+    // Published as its minute starts: allowed; a moment before: its time would be ahead.
+    let on_time = BARS.replacen("minute = 0\nopen", "minute = 0\nat_ms = 0\nopen", 1);
+    assert!(lint(&on_time).is_ok());
+    let future = broken("minute = 0\nopen", "minute = 1\nat_ms = 59999\nopen");
+    assert!(future.contains("before its minute starts"), "{future}");
+    let lone = broken("minute = 0\nat_ms = 61000", "minute = 2\nat_ms = 180000");
+    assert!(lone.contains("corrects no earlier bar"), "{lone}");
+    assert!(
+        broken("minute = 0\nopen", "minute = 18446744073709551615\nopen").contains("overflows")
+    );
+    let far = broken("minute = 0\nopen", "minute = 100000\nopen");
+    assert!(far.contains("span limit"), "{far}");
+    let unknown = broken("updated = true", "updated = true\nfinal = false");
+    assert!(unknown.contains("final"), "{unknown}");
+}
+
+#[test]
+fn a_scenario_of_bars_alone_is_valid_and_one_of_nothing_is_not() {
+    assert!(lint(BARS).is_ok());
+    let errs = lint("name = \"t\"\nsymbols = [\"A\"]\n").unwrap_err();
+    assert!(
+        errs[0].message.contains("no trades and no 1-minute bars"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn a_minute_index_maps_onto_whole_minutes() {
+    let base = time::macros::datetime!(2026-07-21 14:30:17.250 UTC);
+    assert_eq!(
+        minute_start(base, 2),
+        Some(time::macros::datetime!(2026-07-21 14:32:00 UTC))
+    );
+    assert_eq!(minute_start(base, u64::MAX), None);
 }

@@ -178,7 +178,7 @@ fn closing_trades_close_each_symbol_or_move_the_watermark_past_every_bar() {
         .iter()
         .map(|c| match &c.event {
             Event::Trade(t) => (c.symbol.clone(), c.at, t.price),
-            Event::Quote(_) => panic!("a closing quote"),
+            _ => panic!("a closing quote or bar"),
         })
         .collect();
     assert_eq!(

@@ -265,3 +265,60 @@ async fn a_pool_run_reuses_the_pool_symbols_and_closes_by_the_watermark() {
     assert_eq!(report.latency.watermark_closed.publish_to_visible.count, 2);
     assert_eq!(report.latency.publish_to_visible.count, 4);
 }
+
+/// Three 1-minute bars (the last a correction) and nothing else.
+const MINUTE_BARS: &str = r#"
+name = "minutes"
+symbols = ["M"]
+pacing = "compressed"
+deadline_secs = 5
+bars = [
+  { symbol = "M", minute = 0, open = 10.0, high = 10.5, low = 9.5, close = 10.2, volume = 100.0 },
+  { symbol = "M", minute = 1, open = 10.2, high = 10.6, low = 10.0, close = 10.4, volume = 80.0 },
+  { symbol = "M", minute = 1, at_ms = 121000, open = 10.2, high = 10.7, low = 10.0, close = 10.6, volume = 90.0, updated = true },
+]
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn minute_bars_alone_pass_on_their_pt1m_rows() {
+    let rig = Rig::with_job(FakeWarehouse::default(), keep());
+    let report = rig.run(&scenario(MINUTE_BARS)).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    let t = &report.tables["ta_signals_pt1m"];
+    assert_eq!((t.expected, t.matched), (3, 3), "{t:?}");
+    // No trade: the 1-second path expects nothing and is not judged on an empty table.
+    assert!(
+        !report.tables.contains_key("ta_microbars"),
+        "{:?}",
+        report.tables.keys()
+    );
+    assert_eq!(report.messages_published, 3);
+    assert_eq!(
+        report
+            .deliveries
+            .iter()
+            .map(|d| d.channel)
+            .collect::<Vec<_>>(),
+        [Channel::Bars1m; 3]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_without_the_minute_branch_is_named() {
+    let no_minutes: Edit = Box::new(|row: Expected| match &row {
+        Expected::Signal(s) if s.window_size == "PT1M" => None,
+        _ => Some(row),
+    });
+    let rig = Rig::with_job(FakeWarehouse::default(), no_minutes);
+    let report = rig.run(&scenario(MINUTE_BARS)).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(report.tables["ta_signals_pt1m"].missing.len(), 3);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.hop == Hop::TaJob && f.cause.contains("1-minute branch")),
+        "{:?}",
+        report.findings
+    );
+}
