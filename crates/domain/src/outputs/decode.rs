@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use apache_avro::types::Value;
-use apache_avro::Schema;
+pub use apache_avro::types::Value;
+pub use apache_avro::Schema;
 use serde::Serialize;
 use time::OffsetDateTime;
 
