@@ -92,6 +92,9 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
             for c in stage.checks.iter().filter(|c| !c.ok) {
                 writeln!(out, "    FAIL {}: {}", c.name, c.detail)?;
             }
+            for c in stage.checks.iter().filter(|c| c.pending) {
+                writeln!(out, "    PENDING {}: {}", c.name, c.detail)?;
+            }
         }
         for f in s
             .findings

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{checks, hop_name, CheckKind, CheckStatus};
+use super::{checks, hop_name, CheckKind, CheckStatus, NamedCheck};
 use crate::domain::diagnose::Severity;
 use crate::domain::latency::Summary;
 use crate::domain::report::{RunReport, Verdict};
@@ -145,7 +145,13 @@ fn check_results(m: &mut Text, report: &RunReport) {
     );
     for suite in checks(report) {
         let findings = [CheckKind::Finding, CheckKind::Warning];
-        for c in suite.checks.iter().filter(|c| !findings.contains(&c.kind)) {
+        let judged = |c: &&NamedCheck| c.status != CheckStatus::Pending;
+        for c in suite
+            .checks
+            .iter()
+            .filter(|c| !findings.contains(&c.kind))
+            .filter(judged)
+        {
             let v = if c.status == CheckStatus::Pass {
                 1.0
             } else {
@@ -157,6 +163,25 @@ fn check_results(m: &mut Text, report: &RunReport) {
                 ("kind", kind_label(c.kind)),
             ];
             m.sample("torghut_e2e_check_success", &labels, v);
+        }
+    }
+    m.family(
+        "torghut_e2e_check_pending",
+        "gauge",
+        "1 for a check not judgeable yet (the TA heartbeat between two beats): neither pass nor failure.",
+    );
+    for suite in checks(report) {
+        for c in suite
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Pending)
+        {
+            let labels = [
+                ("suite", suite.name.as_str()),
+                ("check", c.name.as_str()),
+                ("kind", kind_label(c.kind)),
+            ];
+            m.sample("torghut_e2e_check_pending", &labels, 1.0);
         }
     }
 }

@@ -67,6 +67,7 @@ pub async fn execute(
         clickhouse: true,
         webdriver: needs_browser,
         jangar: needs_jangar,
+        outputs: true,
     };
     let checks = preflight::run(config, which).await;
     let mut report = empty_report(suite, run_id, started_at);
