@@ -8,6 +8,7 @@ mod canary;
 mod cli_preflight;
 mod concurrency;
 mod fault_matrix;
+mod kafka_outputs;
 mod newcomer;
 mod pool;
 mod report_outputs;

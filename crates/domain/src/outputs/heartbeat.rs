@@ -98,10 +98,11 @@ fn ms(d: Duration) -> u128 {
 /// Judges the heartbeats around a run (see the module's rules).
 pub fn judge(run: &HeartbeatRun<'_>) -> HeartbeatVerdict {
     let Some(newest) = run.during.last().or(run.baseline) else {
-        return fail(format!(
+        return fail(
             "no heartbeat on the status topic (none before the run, none during it): the \
              job's status stream is missing (TA_STATUS_TOPIC unset, or the job never started)"
-        ));
+                .to_string(),
+        );
     };
     let age = since(run.now, newest.event_ts);
     if age > run.interval * 2 {
