@@ -447,3 +447,7 @@ fn kafka_latency(bars: &[ExpectedBar], records: &[(Microbar, &OutputRecord)]) ->
         "watermark_publish_to_kafka": latency::summarize(&by_watermark),
     })
 }
+
+#[cfg(test)]
+#[path = "outputs_tests.rs"]
+mod tests;
