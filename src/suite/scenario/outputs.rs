@@ -245,17 +245,18 @@ impl OutputsCheck {
             }),
         );
         observed.insert("latency".into(), kafka_latency(run.bars, &bars));
-        let check = |name: &str, d: &TableDiff| StageCheck {
-            name: name.into(),
+        // Check names stay the same across lanes and configs (JUnit cases, metric labels).
+        let check = |output: Output, d: &TableDiff| StageCheck {
+            name: output.name().into(),
             ok: d.is_clean(),
-            detail: format!("{}: {}", name, d.summary()),
+            detail: format!("{}: {}", self.topic(output), d.summary()),
             ..StageCheck::default()
         };
         StageReport {
             stage: "kafka_outputs".into(),
             checks: vec![
-                check(self.topic(Output::Bars), &bar_diff),
-                check(self.topic(Output::Signals), &signal_diff),
+                check(Output::Bars, &bar_diff),
+                check(Output::Signals, &signal_diff),
             ],
             findings,
             observed,
