@@ -121,6 +121,7 @@ pub mod env {
     pub const ARTIFACTS_DIR: &str = "TORGHUT_E2E_ARTIFACTS_DIR";
     pub const SCHEMA_REGISTRY_URL: &str = "TORGHUT_E2E_SCHEMA_REGISTRY_URL";
     pub const CHECK_OUTPUTS: &str = "TORGHUT_E2E_CHECK_OUTPUTS";
+    pub const STATUS_INTERVAL_MS: &str = "TORGHUT_E2E_STATUS_INTERVAL_MS";
 }
 
 /// Source of environment variables; a map in unit tests, the process environment otherwise.

@@ -325,12 +325,24 @@ pub(super) fn resolve_outputs(
         Some(v) => parse_bool(env::CHECK_OUTPUTS, &v)?,
         None => file.enabled.unwrap_or(true),
     };
-    let interval_ms = in_range(
-        "outputs.status_interval_ms",
-        file.status_interval_ms.unwrap_or(60_000),
-        STATUS_INTERVAL_MS,
-        "milliseconds",
-    )?;
+    let interval = |name: &str, ms: u64| in_range(name, ms, STATUS_INTERVAL_MS, "milliseconds");
+    let from_file = file
+        .status_interval_ms
+        .map(|ms| interval("outputs.status_interval_ms", ms))
+        .transpose()?;
+    let interval_ms = match env.get(env::STATUS_INTERVAL_MS) {
+        Some(v) => {
+            let ms = v.parse::<u64>().map_err(|_| {
+                invalid(
+                    env::STATUS_INTERVAL_MS,
+                    &v,
+                    "a whole number of milliseconds",
+                )
+            })?;
+            interval(env::STATUS_INTERVAL_MS, ms)?
+        }
+        None => from_file.unwrap_or(60_000),
+    };
     Ok(OutputsTarget {
         enabled,
         schema_registry_url,

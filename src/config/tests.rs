@@ -415,6 +415,12 @@ fn output_topics_follow_the_lane_and_can_be_overridden() {
     assert!(!c.outputs.enabled);
     let on = load("[outputs]\nenabled = false", &[(env::CHECK_OUTPUTS, "1")]).unwrap();
     assert!(on.outputs.enabled);
+    let fast = load("", &[(env::STATUS_INTERVAL_MS, "1000")]).unwrap();
+    assert_eq!(fast.outputs.status_interval, Duration::from_secs(1));
+    for bad in ["1s", "999"] {
+        let err = load("", &[(env::STATUS_INTERVAL_MS, bad)]).unwrap_err();
+        assert!(err.to_string().contains(env::STATUS_INTERVAL_MS), "{err}");
+    }
     for (text, name) in [
         (
             "[outputs]\nstatus_topic = \"has space\"",

@@ -469,17 +469,18 @@ async fn the_heartbeat_stage_passes_on_a_covering_beat_and_is_pending_without_on
     let covering = heartbeat_record(&beat(2, now, (12, 12), Some(fx.bars[1].event_ts)), false);
     let stage = check()
         .heartbeat_stage(&[base.clone(), covering], &run)
-        .await;
+        .await
+        .0;
     assert_eq!(stage.verdict, Verdict::Pass, "{stage:#?}");
     assert!(!stage.checks[0].pending);
-    let stage = check().heartbeat_stage(&[base], &run).await;
+    let stage = check().heartbeat_stage(&[base], &run).await.0;
     assert_eq!(
         stage.verdict,
         Verdict::Pass,
         "pending does not fail: {stage:#?}"
     );
     assert!(stage.checks[0].pending, "{stage:#?}");
-    let stage = check().heartbeat_stage(&[], &run).await;
+    let stage = check().heartbeat_stage(&[], &run).await.0;
     assert_eq!(stage.verdict, Verdict::Fail);
     assert_eq!(hops(&stage), [Hop::Heartbeat]);
 }
