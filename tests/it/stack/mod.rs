@@ -10,6 +10,7 @@ mod concurrency;
 mod fault_matrix;
 mod kafka_outputs;
 mod newcomer;
+mod outputs_check;
 mod pool;
 mod report_outputs;
 mod run_scenarios;
