@@ -111,14 +111,31 @@ impl OutputsCheck {
         let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
         watch
             .wait_until(OUTPUTS_BOUND, |records| {
+                // Every expected row seen; or as many of the run's records as rows expected,
+                // some of which do not decode: waiting longer would not change the verdict.
                 let seen = keyed(records, &symbols);
-                run.expected_bars
+                let all_seen = run
+                    .expected_bars
                     .iter()
                     .all(|b| seen.contains(&(Output::Bars, b.key())))
                     && run
                         .expected_signals
                         .iter()
-                        .all(|s| seen.contains(&(Output::Signals, s.key())))
+                        .all(|s| seen.contains(&(Output::Signals, s.key())));
+                let count = |o: Output| {
+                    records
+                        .iter()
+                        .filter(|r| r.output == o && is_run(r, &symbols))
+                        .count()
+                };
+                let undecoded = records
+                    .iter()
+                    .filter(|r| is_run(r, &symbols))
+                    .any(|r| key_of(r).is_none());
+                all_seen
+                    || (undecoded
+                        && count(Output::Bars) >= run.expected_bars.len()
+                        && count(Output::Signals) >= run.expected_signals.len())
             })
             .await;
         let outputs = self.outputs_stage(&watch.records(), &run).await;
@@ -419,28 +436,28 @@ fn is_run(r: &OutputRecord, symbols: &BTreeSet<&str>) -> bool {
             .is_some_and(|k| symbols.contains(k))
 }
 
-/// The keys of the run's records that decode with the contract's schemas or carry a framing:
-/// only their presence matters for the wait, so a cheap plain decode is enough.
+/// The keys of the run's records that decode (only their presence matters for the wait).
 fn keyed(records: &[OutputRecord], symbols: &BTreeSet<&str>) -> BTreeSet<(Output, RowKey)> {
     records
         .iter()
         .filter(|r| is_run(r, symbols))
-        .filter_map(|r| {
-            let body = match frame(r.value.as_deref()?).ok()? {
-                Frame::Plain(b) => b,
-                // A framed value's schema is the registry's: count it as present.
-                Frame::Registry { body, .. } => body,
-            };
-            let schema = r.output.fixture_schema();
-            let v = datum(schema, body).ok()?;
-            let key = match r.output {
-                Output::Bars => decode::microbar(&v).ok()?.key(),
-                Output::Signals => decode::signal(&v).ok()?.key(),
-                Output::Status => return None,
-            };
-            Some((r.output, key))
-        })
+        .filter_map(key_of)
         .collect()
+}
+
+/// A record's row key, read with the contract's schema (a framed value's body included: the
+/// registry's schema is not needed to see which row it is); `None` when it does not decode.
+fn key_of(r: &OutputRecord) -> Option<(Output, RowKey)> {
+    let body = match frame(r.value.as_deref()?).ok()? {
+        Frame::Plain(b) | Frame::Registry { body: b, .. } => b,
+    };
+    let v = datum(r.output.fixture_schema(), body).ok()?;
+    let key = match r.output {
+        Output::Bars => decode::microbar(&v).ok()?.key(),
+        Output::Signals => decode::signal(&v).ok()?.key(),
+        Output::Status => return None,
+    };
+    Some((r.output, key))
 }
 
 fn dedup<R: Columns>(rows: Vec<R>) -> (Vec<R>, usize) {

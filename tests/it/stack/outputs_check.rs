@@ -161,6 +161,7 @@ async fn each_output_fault_is_caught_at_its_hop_and_a_healthy_run_passes_on_deco
     std::fs::write(&scenario, SCENARIO).unwrap();
     for case in CASES {
         let faults = (case.faults)();
+        let started = std::time::Instant::now();
         let (code, report, shown) = {
             let scenario = scenario.clone();
             tokio::task::spawn_blocking(move || run(case, &scenario))
@@ -168,6 +169,11 @@ async fn each_output_fault_is_caught_at_its_hop_and_a_healthy_run_passes_on_deco
                 .unwrap()
         };
         let outputs = stage(&report, "kafka_outputs");
+        eprintln!(
+            "{faults}: exit {code:?} in {} ms; Kafka hop {}",
+            started.elapsed().as_millis(),
+            outputs["observed"]["latency"]
+        );
         match case.expect {
             None => {
                 assert_eq!(code, Some(0), "{faults}: {shown}");
