@@ -17,7 +17,7 @@ use crate::adapter::kafka::{self, OutputRecord, OutputWatch, StampKind};
 use crate::adapter::registry::Registry;
 use crate::config::{Config, KafkaTarget, OutputsTarget};
 use crate::domain::compare::{self, TableDiff};
-use crate::domain::diagnose::{Finding, Hop, RUNBOOK_KAFKA_SINK};
+use crate::domain::diagnose::{Finding, Hop, RUNBOOK_KAFKA_SINK, RUNBOOK_SCHEMA_REGISTRY};
 use crate::domain::latency;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::outputs::decode::{self, datum, frame};
@@ -174,13 +174,22 @@ impl OutputsCheck {
         }
     }
 
-    /// Decodes a value: framing, writer schema (registry or the contract's), Avro.
-    async fn value(&self, output: Output, bytes: &[u8]) -> Result<decode::Value, DecodeError> {
+    /// Decodes a value: framing, writer schema (registry or the contract's), Avro. A framed
+    /// value with no registry configured is read with the contract's schema, and its id comes
+    /// back as unverified (a warning: the registry is not checked), or is undecodable without
+    /// the registry.
+    async fn value(
+        &self,
+        output: Output,
+        bytes: &[u8],
+    ) -> Result<(decode::Value, Option<u32>), DecodeError> {
         match frame(bytes)? {
-            Frame::Plain(body) => datum(output.fixture_schema(), body),
+            Frame::Plain(body) => Ok((datum(output.fixture_schema(), body)?, None)),
             Frame::Registry { id, body } => match &self.registry {
-                Some(registry) => datum(&*registry.schema(id).await?, body),
-                None => Err(DecodeError::RegistryNotConfigured(id)),
+                Some(registry) => Ok((datum(&*registry.schema(id).await?, body)?, None)),
+                None => datum(output.fixture_schema(), body)
+                    .map(|v| (v, Some(id)))
+                    .map_err(|_| DecodeError::RegistryNotConfigured(id)),
             },
         }
     }
@@ -188,11 +197,15 @@ impl OutputsCheck {
     async fn outputs_stage(&self, records: &[OutputRecord], run: &OutputsRun<'_>) -> StageReport {
         let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
         let mut errors = Vec::new();
+        let mut unverified_ids = BTreeSet::new();
         let (mut bars, mut signals) = (Vec::new(), Vec::new());
         for r in records.iter().filter(|r| is_run(r, &symbols)) {
             let Some(bytes) = &r.value else { continue };
             let decoded = match self.value(r.output, bytes).await {
-                Ok(v) => v,
+                Ok((v, unverified)) => {
+                    unverified_ids.extend(unverified);
+                    v
+                }
                 Err(e) => {
                     errors.push((r.output, e));
                     continue;
@@ -255,6 +268,7 @@ impl OutputsCheck {
             stored: run.stored_bars,
             kafka_diff: &bar_diff,
             stored_diff: run.stored_diffs.get(Table::Microbars.name()),
+            undecodable: errors.iter().filter(|(o, _)| *o == Output::Bars).count(),
         }));
         findings.extend(judge::sinks(&Sides {
             output: Output::Signals,
@@ -264,7 +278,9 @@ impl OutputsCheck {
             stored: run.stored_signals,
             kafka_diff: &signal_diff,
             stored_diff: run.stored_diffs.get(Table::Signals.name()),
+            undecodable: errors.iter().filter(|(o, _)| *o == Output::Signals).count(),
         }));
+        findings.extend(unverified(&unverified_ids));
         if bar_dups + signal_dups > 0 {
             // The job's Kafka sink is at least once (`pipeline.md` §1.1): a repeat is allowed.
             findings.push(Finding::warning(
@@ -318,10 +334,14 @@ impl OutputsCheck {
     ) -> (StageReport, Option<OffsetDateTime>) {
         let mut beats: Vec<(bool, Heartbeat)> = Vec::new();
         let mut errors = Vec::new();
+        let mut unverified_ids = BTreeSet::new();
         for r in records.iter().filter(|r| r.output == Output::Status) {
             let Some(bytes) = &r.value else { continue };
             let decoded = match self.value(Output::Status, bytes).await {
-                Ok(v) => decode::heartbeat(&v),
+                Ok((v, id)) => {
+                    unverified_ids.extend(id);
+                    decode::heartbeat(&v)
+                }
                 Err(e) => Err(e),
             };
             match decoded {
@@ -363,7 +383,22 @@ impl OutputsCheck {
             serde_json::json!(self.target.status_interval.as_millis() as u64),
         );
         let mut findings = judge::decoding(&errors);
+        findings.extend(unverified(&unverified_ids));
+        let verdict = match verdict {
+            // Heartbeats that are there but do not decode are not missing: the decoding
+            // finding names the cause.
+            HeartbeatVerdict::Fail(_) if beats.is_empty() && !errors.is_empty() => {
+                HeartbeatVerdict::Fail(Vec::new())
+            }
+            v => v,
+        };
         let check = match verdict {
+            HeartbeatVerdict::Fail(found) if found.is_empty() => StageCheck {
+                name: "status".into(),
+                ok: false,
+                detail: format!("{} heartbeats could not be read", errors.len()),
+                ..StageCheck::default()
+            },
             HeartbeatVerdict::Pass(detail) => StageCheck {
                 name: "status".into(),
                 ok: true,
@@ -398,6 +433,23 @@ impl OutputsCheck {
         .conclude();
         (stage, newest)
     }
+}
+
+/// The warning for framed values read without a registry (their ids were not checked).
+fn unverified(ids: &BTreeSet<u32>) -> Option<Finding> {
+    if ids.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    Some(Finding::warning(
+        Hop::SchemaRegistry,
+        format!(
+            "values are Confluent-framed (schema ids {}) but no schema_registry_url is configured: \
+             read with the contract's writer schemas, the registry not checked",
+            ids.join(", ")
+        ),
+        RUNBOOK_SCHEMA_REGISTRY,
+    ))
 }
 
 /// A stage that could not read its topics: an error (the target did not answer).

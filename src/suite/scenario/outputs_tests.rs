@@ -358,24 +358,43 @@ async fn a_bar_clickhouse_holds_and_the_topic_lacks_names_the_kafka_sink() {
 }
 
 #[tokio::test]
-async fn framed_values_without_a_registry_and_garbage_name_the_registry_and_the_schema() {
+async fn framed_values_without_a_registry_are_read_with_the_contract_and_garbage_names_the_schema()
+{
     let fx = Fixture::new();
+    let framed = |body: Vec<u8>| {
+        let mut v = vec![0, 0, 0, 0, 7];
+        v.extend(body);
+        v
+    };
+    // Framed, and the contract's schema reads them: compared, with a warning (ids unchecked).
     let mut records = fx.records();
-    let mut framed = vec![0, 0, 0, 0, 7];
-    framed.extend(records[0].value.take().unwrap());
-    records[0].value = Some(framed);
+    for r in &mut records {
+        r.value = r.value.take().map(framed);
+    }
+    let stage = check().outputs_stage(&records, &fx.run()).await;
+    assert_eq!(stage.verdict, Verdict::Pass, "{stage:#?}");
+    let warning = stage.findings.iter().find(|f| !f.is_failure()).unwrap();
+    assert_eq!(warning.hop, Hop::SchemaRegistry);
+    assert!(warning.cause.contains("schema ids 7"), "{}", warning.cause);
+    // A framed value the contract cannot read needs the registry; a plain one is the schema's.
+    records[0].value = Some(framed(vec![2, 0xff, 0xff]));
     records[1].value = Some(vec![2, 0xff, 0xff]);
     let stage = check().outputs_stage(&records, &fx.run()).await;
-    let found = hops(&stage);
-    assert!(found.contains(&Hop::SchemaRegistry), "{found:?}");
+    assert_eq!(stage.verdict, Verdict::Fail);
+    let failures: Vec<(Hop, &str)> = stage
+        .findings
+        .iter()
+        .filter(|f| f.is_failure())
+        .map(|f| (f.hop, f.cause.as_str()))
+        .collect();
+    assert_eq!(failures.len(), 2, "not also called missing: {failures:#?}");
     assert!(
-        stage
-            .findings
-            .iter()
-            .any(|f| f.hop == Hop::KafkaSink && f.cause.contains("could not be read")),
-        "{:#?}",
-        stage.findings
+        failures[0].1.contains("no schema registry is configured"),
+        "{failures:#?}"
     );
+    assert_eq!(failures[0].0, Hop::SchemaRegistry);
+    assert_eq!(failures[1].0, Hop::KafkaSink);
+    assert!(failures[1].1.contains("could not be read"), "{failures:#?}");
 }
 
 fn heartbeat_record(h: &Heartbeat, before_run: bool) -> OutputRecord {

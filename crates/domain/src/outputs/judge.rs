@@ -32,6 +32,8 @@ pub struct Sides<'a, R> {
     pub kafka_diff: &'a TableDiff,
     /// ClickHouse's rows against the oracle, when the scenario compares that table.
     pub stored_diff: Option<&'a TableDiff>,
+    /// The run's records on the topic that could not be decoded (named by their own finding).
+    pub undecodable: usize,
 }
 
 fn keys<R: Columns>(rows: &[R]) -> BTreeSet<RowKey> {
@@ -63,7 +65,8 @@ pub fn sinks<R: Columns>(s: &Sides<'_, R>) -> Vec<Finding> {
         .filter(|k| on_kafka.contains(k) && !stored.contains(k))
         .collect();
     let mut out = Vec::new();
-    if !only_stored.is_empty() {
+    // Records that are there but do not decode are not missing: their finding names the cause.
+    if !only_stored.is_empty() && only_stored.len() > s.undecodable {
         out.push(Finding::failure(
             Hop::KafkaSink,
             format!(

@@ -47,6 +47,7 @@ fn judged(expected: &[Microbar], kafka: &[Microbar], stored: &[Microbar]) -> Vec
         stored,
         kafka_diff: &kafka_diff,
         stored_diff: Some(&stored_diff),
+        undecodable: 0,
     })
 }
 
@@ -68,6 +69,29 @@ fn rows_in_clickhouse_but_not_on_kafka_name_the_kafka_sink() {
         f[0].cause
     );
     assert!(f[0].cause.contains("seq 2"), "{}", f[0].cause);
+}
+
+#[test]
+fn rows_whose_records_do_not_decode_are_not_called_missing() {
+    let rows = [bar(1, 1.0), bar(2, 2.0)];
+    let diff = compare(
+        &rows,
+        &rows[..1],
+        |c| c == "ingest_ts",
+        |_| Tolerance::default(),
+    );
+    let sides = |undecodable| Sides {
+        output: Output::Bars,
+        topic: "t",
+        expected: &rows,
+        kafka: &rows[..1],
+        stored: &rows,
+        kafka_diff: &diff,
+        stored_diff: None,
+        undecodable,
+    };
+    assert!(sinks(&sides(1)).is_empty());
+    assert_eq!(sinks(&sides(0)).len(), 1);
 }
 
 #[test]
