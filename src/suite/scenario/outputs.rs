@@ -315,10 +315,15 @@ impl OutputsCheck {
         };
         StageReport {
             stage: "kafka_outputs".into(),
-            checks: vec![
-                check(Output::Bars, &bar_diff),
-                check(Output::Signals, &signal_diff),
-            ],
+            // The tables the scenario compares, compared on their topics too.
+            checks: [
+                (Table::Microbars, check(Output::Bars, &bar_diff)),
+                (Table::Signals, check(Output::Signals, &signal_diff)),
+            ]
+            .into_iter()
+            .filter(|(table, _)| sc.tables.contains(table))
+            .map(|(_, c)| c)
+            .collect(),
             findings,
             observed,
             ..StageReport::default()
