@@ -337,6 +337,31 @@ async fn records_equal_to_the_oracle_pass_with_their_latency_and_others_symbols_
 }
 
 #[tokio::test]
+async fn the_brokers_append_time_is_the_kafka_hop_when_the_topic_stamps_it() {
+    let fx = Fixture::new();
+    let mut records = fx.records();
+    for r in records.iter_mut().filter(|r| r.output == Output::Bars) {
+        // Appended 40 ms after the closing ack (arrival, 250 ms after, is not used then).
+        let ack = fx
+            .expected
+            .iter()
+            .find(|b| b.key.seq == 1)
+            .unwrap()
+            .trigger_ack;
+        r.stamp_kind = StampKind::LogAppend;
+        r.stamp_ms = Some(((ack - OffsetDateTime::UNIX_EPOCH).whole_milliseconds() + 40) as i64);
+    }
+    let stage = check().outputs_stage(&records, &fx.run()).await;
+    let latency = &stage.observed["latency"];
+    assert_eq!(latency["method"], serde_json::json!(["log_append_time"]));
+    // Both bars carry the first bar's append time: 40 ms for it, 960 ms before the second's ack.
+    assert_eq!(
+        latency["publish_to_kafka"]["samples_ms"],
+        serde_json::json!([-960.0, 40.0])
+    );
+}
+
+#[tokio::test]
 async fn a_bar_clickhouse_holds_and_the_topic_lacks_names_the_kafka_sink() {
     let fx = Fixture::new();
     let records: Vec<OutputRecord> = fx
