@@ -222,6 +222,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
                 bars: &bars,
                 closers: &closers,
                 rows_visible_at,
+                after: base,
             };
             stages = check.judge(watch, run).await;
         }

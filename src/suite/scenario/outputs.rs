@@ -51,6 +51,9 @@ pub(super) struct OutputsRun<'a> {
     /// The closing trades' own bars: tolerated on the topics as in ClickHouse.
     pub closers: &'a [RowKey],
     pub rows_visible_at: OffsetDateTime,
+    /// The run's rows end after this, as in ClickHouse: a reused symbol's earlier bar that the
+    /// run's first trade closes (emitted now, on the topic now) stays out.
+    pub after: OffsetDateTime,
 }
 
 impl OutputsCheck {
@@ -224,9 +227,11 @@ impl OutputsCheck {
             }
         }
         let tolerated = |k: &RowKey| {
-            run.closers
-                .iter()
-                .any(|c| c.symbol == k.symbol && c.event_ts == k.event_ts)
+            k.event_ts <= run.after
+                || run
+                    .closers
+                    .iter()
+                    .any(|c| c.symbol == k.symbol && c.event_ts == k.event_ts)
         };
         // The signals topic carries both cadences: compare the ones the oracle predicts.
         let cadences: BTreeSet<&str> = run

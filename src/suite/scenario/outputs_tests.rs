@@ -279,6 +279,7 @@ impl Fixture {
             bars: &self.expected,
             closers: &[],
             rows_visible_at: T0 + time::Duration::seconds(3),
+            after: T0,
         }
     }
 
@@ -316,6 +317,8 @@ async fn records_equal_to_the_oracle_pass_with_their_latency_and_others_symbols_
         signal_bytes(&signal(&fx.bars[0], "PT1M")),
         10,
     ));
+    // A reused symbol's earlier bar, closed by the run's first trade: not the run's row.
+    records.push(record(Output::Bars, SYMBOL, bar_bytes(&bar(0, 9.0)), 10));
     // A repeat (at least once) is a warning.
     records.push(records[0].clone());
     let stage = check().outputs_stage(&records, &fx.run()).await;
