@@ -12,7 +12,8 @@ const LAYERS: &[&str] = &[
 
 /// Dependencies the domain crate may have: no network, no runtime, no process.
 const DOMAIN_DEPENDENCIES: &[&str] = &[
-    "clickhouse", // optional, only for `Row` (see its `clickhouse` feature)
+    "apache-avro", // pure: decodes the TA job's Kafka outputs (no network, no runtime)
+    "clickhouse",  // optional, only for `Row` (see its `clickhouse` feature)
     "humantime",
     "percent-encoding",
     "rand_core",

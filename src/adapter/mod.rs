@@ -6,4 +6,5 @@ pub mod clickhouse;
 pub mod jangar;
 pub mod kafka;
 pub mod pushgateway;
+pub mod registry;
 pub mod webdriver;

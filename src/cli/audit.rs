@@ -91,6 +91,7 @@ pub async fn run(args: &AuditOptions) -> Outcome {
             clickhouse: true,
             webdriver: false,
             jangar: false,
+            outputs: false,
         },
     )
     .await;

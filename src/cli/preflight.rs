@@ -39,6 +39,7 @@ pub fn run(args: &PreflightOptions) -> Outcome {
         clickhouse: true,
         webdriver: !args.no_webdriver,
         jangar: true,
+        outputs: true,
     };
     let checks = rt.block_on(crate::suite::preflight::run(&config, which));
     for check in &checks {

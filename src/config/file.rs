@@ -22,6 +22,8 @@ pub(super) struct FileConfig {
     pub(super) webdriver: FileWebDriver,
     #[serde(default)]
     pub(super) jangar: FileJangar,
+    #[serde(default)]
+    pub(super) outputs: FileOutputs,
     pub(super) artifacts_dir: Option<PathBuf>,
 }
 
@@ -35,6 +37,18 @@ pub(super) struct FileJangar {
     pub(super) retries: Option<u32>,
     pub(super) clickhouse_database: Option<String>,
     pub(super) strict_contract: Option<bool>,
+}
+
+/// The TA job's Kafka outputs (`[outputs]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileOutputs {
+    pub(super) enabled: Option<bool>,
+    pub(super) schema_registry_url: Option<String>,
+    pub(super) bars_topic: Option<String>,
+    pub(super) signals_topic: Option<String>,
+    pub(super) status_topic: Option<String>,
+    pub(super) status_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -28,13 +28,13 @@ use std::time::Duration;
 
 use check::{in_range, parse_bool, path_value, webdriver_url};
 use file::{parse_file, read_file, FileConfig};
-use resolve::{layered, resolve_clickhouse, resolve_jangar, resolve_kafka};
+use resolve::{layered, resolve_clickhouse, resolve_jangar, resolve_kafka, resolve_outputs};
 
 pub use check::url_with_auth;
 pub use secret::{BasicAuth, Secret};
 pub use target::{
-    ClickHouseTarget, JangarTarget, KafkaTarget, Lane, SaslMechanism, SecurityProtocol,
-    WebDriverTarget,
+    ClickHouseTarget, JangarTarget, KafkaTarget, Lane, OutputsTarget, SaslMechanism,
+    SecurityProtocol, WebDriverTarget,
 };
 
 /// A configuration problem: always exit code 2, never retried.
@@ -74,6 +74,8 @@ pub const CONNECT_TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
 pub const REQUEST_TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
 pub const RETRIES: RangeInclusive<u32> = 0..=10;
 pub const MAX_FRESHNESS_SECS: RangeInclusive<u64> = 1..=604_800;
+/// The job's heartbeat interval: `max(TA_CHECKPOINT_INTERVAL_MS, 1000)`, at most an hour.
+pub const STATUS_INTERVAL_MS: RangeInclusive<u64> = 1_000..=3_600_000;
 /// Larger config and secret files are refused unread: neither is ever legitimately this big.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
@@ -87,6 +89,8 @@ pub struct Config {
     pub clickhouse: ClickHouseTarget,
     pub webdriver: WebDriverTarget,
     pub jangar: JangarTarget,
+    /// The TA job's Kafka outputs and heartbeat.
+    pub outputs: OutputsTarget,
     /// Where screenshots, API responses and other evidence of a run are written.
     pub artifacts_dir: PathBuf,
     /// Bound for each preflight probe.
@@ -115,6 +119,9 @@ pub mod env {
     pub const JANGAR_CLICKHOUSE_DATABASE: &str = "TORGHUT_E2E_JANGAR_CLICKHOUSE_DATABASE";
     pub const JANGAR_STRICT_CONTRACT: &str = "TORGHUT_E2E_JANGAR_STRICT_CONTRACT";
     pub const ARTIFACTS_DIR: &str = "TORGHUT_E2E_ARTIFACTS_DIR";
+    pub const SCHEMA_REGISTRY_URL: &str = "TORGHUT_E2E_SCHEMA_REGISTRY_URL";
+    pub const CHECK_OUTPUTS: &str = "TORGHUT_E2E_CHECK_OUTPUTS";
+    pub const STATUS_INTERVAL_MS: &str = "TORGHUT_E2E_STATUS_INTERVAL_MS";
 }
 
 /// Source of environment variables; a map in unit tests, the process environment otherwise.
@@ -210,6 +217,7 @@ impl Config {
                 )?,
             },
             jangar: resolve_jangar(file.jangar, env)?,
+            outputs: resolve_outputs(file.outputs, lane, env)?,
             artifacts_dir: layered(
                 env,
                 env::ARTIFACTS_DIR,
@@ -254,6 +262,7 @@ impl Config {
             Some(&self.kafka.password),
             Some(&self.clickhouse.password),
             self.jangar.auth.as_ref().map(|a| &a.password),
+            self.outputs.registry_auth.as_ref().map(|a| &a.password),
         ]
         .into_iter()
         .flatten()

@@ -7,11 +7,12 @@ use super::check::{
     parse_bool, path_value, take_credentials, url_is_loopback, url_text, url_with_auth,
     UrlCredentials,
 };
-use super::file::{FileClickHouse, FileJangar, FileKafka};
+use super::file::{FileClickHouse, FileJangar, FileKafka, FileOutputs};
 use super::secret::{readable_file, secret, SecretSources};
 use super::{
-    env, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane, SaslMechanism,
-    Secret, SecurityProtocol, MAX_FRESHNESS_SECS, REQUEST_TIMEOUT_MS, RETRIES,
+    env, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane, OutputsTarget,
+    SaslMechanism, Secret, SecurityProtocol, MAX_FRESHNESS_SECS, REQUEST_TIMEOUT_MS, RETRIES,
+    STATUS_INTERVAL_MS,
 };
 
 /// The built-in defaults are the local stack (`scripts/stack up` with its defaults), never a
@@ -300,4 +301,60 @@ pub(super) fn resolve_clickhouse(
 /// The kept URL text (checked when it was read) names this machine.
 fn loopback(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| url_is_loopback(&u))
+}
+
+pub(super) fn resolve_outputs(
+    file: FileOutputs,
+    lane: Lane,
+    env: &dyn Env,
+) -> Result<OutputsTarget, ConfigError> {
+    let registry = layered(
+        env,
+        env::SCHEMA_REGISTRY_URL,
+        "outputs.schema_registry_url",
+        file.schema_registry_url,
+        url_with_auth,
+    )?;
+    let (schema_registry_url, registry_auth) = match registry {
+        Some((url, auth)) => (Some(url.trim_end_matches('/').to_string()), auth),
+        None => (None, None),
+    };
+    let [bars, signals, status] = lane.output_topics();
+    let topic = |key: &str, given: Option<String>, default: &str| {
+        given
+            .map(|t| kafka_name(key, &t))
+            .transpose()
+            .map(|t| t.unwrap_or_else(|| default.into()))
+    };
+    let enabled = match env.get(env::CHECK_OUTPUTS) {
+        Some(v) => parse_bool(env::CHECK_OUTPUTS, &v)?,
+        None => file.enabled.unwrap_or(true),
+    };
+    let interval = |name: &str, ms: u64| in_range(name, ms, STATUS_INTERVAL_MS, "milliseconds");
+    let from_file = file
+        .status_interval_ms
+        .map(|ms| interval("outputs.status_interval_ms", ms))
+        .transpose()?;
+    let interval_ms = match env.get(env::STATUS_INTERVAL_MS) {
+        Some(v) => {
+            let ms = v.parse::<u64>().map_err(|_| {
+                invalid(
+                    env::STATUS_INTERVAL_MS,
+                    &v,
+                    "a whole number of milliseconds",
+                )
+            })?;
+            interval(env::STATUS_INTERVAL_MS, ms)?
+        }
+        None => from_file.unwrap_or(60_000),
+    };
+    Ok(OutputsTarget {
+        enabled,
+        schema_registry_url,
+        registry_auth,
+        bars_topic: topic("outputs.bars_topic", file.bars_topic, bars)?,
+        signals_topic: topic("outputs.signals_topic", file.signals_topic, signals)?,
+        status_topic: topic("outputs.status_topic", file.status_topic, status)?,
+        status_interval: Duration::from_millis(interval_ms),
+    })
 }

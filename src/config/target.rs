@@ -45,6 +45,21 @@ impl Lane {
             Lane::Prod => "torghut.bars.1m.v1",
         }
     }
+    /// The TA job's output topics: `ta.bars.1s`, `ta.signals`, `ta.status` (`pipeline.md` §1.1).
+    pub fn output_topics(self) -> [&'static str; 3] {
+        match self {
+            Lane::Sim => [
+                "torghut.sim.ta.bars.1s.v1",
+                "torghut.sim.ta.signals.v1",
+                "torghut.sim.ta.status.v1",
+            ],
+            Lane::Prod => [
+                "torghut.ta.bars.1s.v1",
+                "torghut.ta.signals.v1",
+                "torghut.ta.status.v1",
+            ],
+        }
+    }
     /// `TA_GROUP_ID` of the lane's TA job (`pipeline.md` §1.1).
     pub fn ta_group_id(self) -> &'static str {
         match self {
@@ -144,6 +159,24 @@ pub struct KafkaTarget {
     /// The TA job's consumer group: its committed offsets tell "not consuming" from
     /// "consuming but not writing".
     pub ta_group_id: String,
+}
+
+/// The TA job's Kafka outputs and how to read them (issue 18).
+#[derive(Debug, Clone)]
+pub struct OutputsTarget {
+    /// Off for a target whose job writes no outputs: the outputs and heartbeat checks are
+    /// skipped (and said to be in the report), preflight does not look for the topics.
+    pub enabled: bool,
+    /// The Confluent-compatible registry base the job writes through (`TA_SCHEMA_REGISTRY_URL`),
+    /// e.g. `http://karapace.kafka:8081` or Apicurio's `…/apis/ccompat/v7`. Never carries
+    /// credentials: user info given in the URL is in `registry_auth`. Absent: plain Avro.
+    pub schema_registry_url: Option<String>,
+    pub registry_auth: Option<BasicAuth>,
+    pub bars_topic: String,
+    pub signals_topic: String,
+    pub status_topic: String,
+    /// The job's heartbeat interval (`max(TA_CHECKPOINT_INTERVAL_MS, 1000)`, 60 s in production).
+    pub status_interval: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -393,3 +393,68 @@ fn oversized_config_and_secret_files_are_refused_unread() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(err.contains("larger than"), "{err}");
 }
+
+#[test]
+fn output_topics_follow_the_lane_and_can_be_overridden() {
+    let c = load("", &[]).unwrap();
+    assert!(c.outputs.enabled);
+    assert_eq!(c.outputs.bars_topic, "torghut.sim.ta.bars.1s.v1");
+    assert_eq!(c.outputs.signals_topic, "torghut.sim.ta.signals.v1");
+    assert_eq!(c.outputs.status_topic, "torghut.sim.ta.status.v1");
+    assert_eq!(c.outputs.status_interval, Duration::from_secs(60));
+    assert_eq!(c.outputs.schema_registry_url, None);
+    let c = load(
+        "lane = \"prod\"\nallow_production = true\n[outputs]\nsignals_topic = \"x.signals\"\n\
+         status_interval_ms = 2000\nenabled = false",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.outputs.bars_topic, "torghut.ta.bars.1s.v1");
+    assert_eq!(c.outputs.signals_topic, "x.signals");
+    assert_eq!(c.outputs.status_interval, Duration::from_secs(2));
+    assert!(!c.outputs.enabled);
+    let on = load("[outputs]\nenabled = false", &[(env::CHECK_OUTPUTS, "1")]).unwrap();
+    assert!(on.outputs.enabled);
+    let fast = load("", &[(env::STATUS_INTERVAL_MS, "1000")]).unwrap();
+    assert_eq!(fast.outputs.status_interval, Duration::from_secs(1));
+    for bad in ["1s", "999"] {
+        let err = load("", &[(env::STATUS_INTERVAL_MS, bad)]).unwrap_err();
+        assert!(err.to_string().contains(env::STATUS_INTERVAL_MS), "{err}");
+    }
+    for (text, name) in [
+        (
+            "[outputs]\nstatus_topic = \"has space\"",
+            "outputs.status_topic",
+        ),
+        (
+            "[outputs]\nstatus_interval_ms = 10",
+            "outputs.status_interval_ms",
+        ),
+        (
+            "[outputs]\nschema_registry_url = \"ftp://x\"",
+            "outputs.schema_registry_url",
+        ),
+    ] {
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(name), "{text}: {err}");
+    }
+}
+
+#[test]
+fn registry_credentials_leave_the_url_and_are_redacted() {
+    let c = load(
+        "",
+        &[(
+            env::SCHEMA_REGISTRY_URL,
+            "http://reg:s3cret-reg@127.0.0.1:8081/apis/ccompat/v7/",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        c.outputs.schema_registry_url.as_deref(),
+        Some("http://127.0.0.1:8081/apis/ccompat/v7")
+    );
+    let auth = c.outputs.registry_auth.as_ref().unwrap();
+    assert_eq!(auth.user, "reg");
+    assert!(c.secrets().contains(&"s3cret-reg"));
+}

@@ -81,16 +81,29 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
             )?;
         }
         for stage in &s.stages {
-            let passed = stage.checks.iter().filter(|c| c.ok).count();
+            let passed = stage.checks.iter().filter(|c| c.ok && !c.pending).count();
+            let pending = stage.checks.iter().filter(|c| c.pending).count();
+            // A stage whose only open question is pending is neither passed nor failed.
+            let verdict = match (stage.verdict, pending) {
+                (Verdict::Pass, 1..) => "PENDING",
+                (v, _) => mark(v),
+            };
             writeln!(
                 out,
-                "  {} stage: {} ({passed}/{} checks)",
+                "  {} stage: {verdict} ({passed}/{} checks{})",
                 stage.stage,
-                mark(stage.verdict),
-                stage.checks.len()
+                stage.checks.len(),
+                if pending > 0 {
+                    format!(", {pending} pending")
+                } else {
+                    String::new()
+                }
             )?;
             for c in stage.checks.iter().filter(|c| !c.ok) {
                 writeln!(out, "    FAIL {}: {}", c.name, c.detail)?;
+            }
+            for c in stage.checks.iter().filter(|c| c.pending) {
+                writeln!(out, "    PENDING {}: {}", c.name, c.detail)?;
             }
         }
         for f in s

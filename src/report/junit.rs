@@ -72,6 +72,11 @@ fn test_case(check: &NamedCheck, classname: &str, linked: &[String]) -> TestCase
         CheckStatus::Pass => TestCaseStatus::success(),
         CheckStatus::Fail => failure(NonSuccessKind::Failure, check, linked),
         CheckStatus::Error => failure(NonSuccessKind::Error, check, linked),
+        CheckStatus::Pending => {
+            let mut skipped = TestCaseStatus::skipped();
+            skipped.set_message(format!("PENDING: {}", check.message));
+            skipped
+        }
     };
     let mut tc = TestCase::new(check.name.as_str(), status);
     tc.set_classname(classname);
@@ -111,7 +116,7 @@ fn failure(kind: NonSuccessKind, check: &NamedCheck, linked: &[String]) -> TestC
 /// The check's own evidence, then (for a failure) the run's reports.
 fn evidence(check: &NamedCheck, linked: &[String]) -> Vec<String> {
     let mut paths = check.evidence.clone();
-    if check.status != CheckStatus::Pass {
+    if matches!(check.status, CheckStatus::Fail | CheckStatus::Error) {
         paths.extend(linked.iter().cloned());
     }
     paths

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{checks, hop_name, CheckKind, CheckStatus};
+use super::{checks, hop_name, CheckKind, CheckStatus, NamedCheck};
 use crate::domain::diagnose::Severity;
 use crate::domain::latency::Summary;
 use crate::domain::report::{RunReport, Verdict};
@@ -145,7 +145,13 @@ fn check_results(m: &mut Text, report: &RunReport) {
     );
     for suite in checks(report) {
         let findings = [CheckKind::Finding, CheckKind::Warning];
-        for c in suite.checks.iter().filter(|c| !findings.contains(&c.kind)) {
+        let judged = |c: &&NamedCheck| c.status != CheckStatus::Pending;
+        for c in suite
+            .checks
+            .iter()
+            .filter(|c| !findings.contains(&c.kind))
+            .filter(judged)
+        {
             let v = if c.status == CheckStatus::Pass {
                 1.0
             } else {
@@ -157,6 +163,25 @@ fn check_results(m: &mut Text, report: &RunReport) {
                 ("kind", kind_label(c.kind)),
             ];
             m.sample("torghut_e2e_check_success", &labels, v);
+        }
+    }
+    m.family(
+        "torghut_e2e_check_pending",
+        "gauge",
+        "1 for a check not judgeable yet (the TA heartbeat between two beats): neither pass nor failure.",
+    );
+    for suite in checks(report) {
+        for c in suite
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Pending)
+        {
+            let labels = [
+                ("suite", suite.name.as_str()),
+                ("check", c.name.as_str()),
+                ("kind", kind_label(c.kind)),
+            ];
+            m.sample("torghut_e2e_check_pending", &labels, 1.0);
         }
     }
 }
@@ -202,7 +227,7 @@ fn latencies(m: &mut Text, report: &RunReport) {
         "Per-bar latency of a hop: publish_to_visible (broker ack to visible in ClickHouse), \
          publish_to_ta_emit, ta_emit_to_visible for bars closed by a trade; the same with a \
          watermark_ prefix for bars closed by the job's watermark (these may wait for idle \
-         partitions).",
+         partitions); publish_to_kafka (broker ack to the bar on the TA job's bars topic).",
     );
     for s in &report.scenarios {
         let (l, w) = (&s.latency, &s.latency.watermark_closed);
@@ -217,6 +242,20 @@ fn latencies(m: &mut Text, report: &RunReport) {
         for (hop, summary) in hops {
             if !summary.samples_ms.is_empty() {
                 histogram(m, name, &[("scenario", &s.name), ("hop", hop)], summary);
+            }
+        }
+        // The Kafka hop (broker ack → the bar on the TA job's bars topic), from its stage.
+        let kafka = s.stages.iter().filter(|st| st.stage == "kafka_outputs");
+        for latency in kafka.filter_map(|st| st.observed.get("latency")) {
+            for hop in ["publish_to_kafka", "watermark_publish_to_kafka"] {
+                let samples: Vec<f64> = latency[hop]["samples_ms"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+                    .unwrap_or_default();
+                if !samples.is_empty() {
+                    let summary = crate::domain::latency::summarize(&samples);
+                    histogram(m, name, &[("scenario", &s.name), ("hop", hop)], &summary);
+                }
             }
         }
     }
@@ -326,6 +365,43 @@ pub fn push_url(base: &str, report: &RunReport) -> String {
 mod tests {
     use super::*;
     use crate::report::sample::sample;
+
+    #[test]
+    fn the_kafka_hop_and_a_pending_check_have_their_series() {
+        let mut report = sample();
+        report.scenarios[0]
+            .stages
+            .push(crate::domain::report::StageReport {
+                stage: "kafka_outputs".into(),
+                observed: [(
+                    "latency".to_string(),
+                    serde_json::json!({"publish_to_kafka": {"samples_ms": [40.0, 60.0, 700.0]}}),
+                )]
+                .into(),
+                ..Default::default()
+            });
+        report.scenarios[0]
+            .stages
+            .push(crate::domain::report::StageReport {
+                stage: "heartbeat".into(),
+                verdict: Verdict::Pass,
+                checks: vec![crate::domain::report::StageCheck {
+                    name: "status".into(),
+                    ok: true,
+                    pending: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        let text = render(&report, Some(1_700_000_000.0));
+        assert!(text.contains(
+            "torghut_e2e_hop_latency_seconds_bucket{scenario=\"probe\",hop=\"publish_to_kafka\",le=\"0.1\"} 2"
+        ), "{text}");
+        assert!(text.contains(
+            "torghut_e2e_check_pending{suite=\"probe\",check=\"heartbeat status\",kind=\"stage\"} 1"
+        ), "{text}");
+        assert!(!text.contains("check_success{suite=\"probe\",check=\"heartbeat status\""));
+    }
 
     #[test]
     fn every_line_is_a_comment_or_a_well_formed_sample() {

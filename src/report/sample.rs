@@ -61,6 +61,7 @@ pub(crate) fn sample() -> RunReport {
                 detail: "5 bars".into(),
                 elapsed_ms: 12,
                 evidence: vec!["api/bars.json".into()],
+                pending: false,
             }],
             ..StageReport::default()
         }],

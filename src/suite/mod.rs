@@ -67,6 +67,7 @@ pub async fn execute(
         clickhouse: true,
         webdriver: needs_browser,
         jangar: needs_jangar,
+        outputs: true,
     };
     let checks = preflight::run(config, which).await;
     let mut report = empty_report(suite, run_id, started_at);
@@ -102,6 +103,14 @@ async fn run_scenarios(
             return;
         }
     };
+    let outputs = match scenario::OutputsCheck::new(config) {
+        Ok(o) => o,
+        Err(e) => {
+            observer.notice(&format!("torghut-e2e: the schema registry client: {e}"));
+            report.verdict = Verdict::Error;
+            return;
+        }
+    };
     let clickhouse = ClickHouse::new(&config.clickhouse, config.connect_timeout);
     let warehouse = LiveWarehouse {
         clickhouse: &clickhouse,
@@ -131,6 +140,7 @@ async fn run_scenarios(
         pool: suite.pool.as_ref(),
         ledger,
         lane: &lane,
+        outputs: outputs.as_ref(),
     };
     let total = scenarios.len();
     let runs = futures::stream::iter(schedule(scenarios, concurrent))

@@ -50,17 +50,24 @@ pub struct Components {
     /// Jangar answers `/health`; probed only when a base URL is configured (without one the
     /// API and browser stages fail and say so).
     pub jangar: bool,
+    /// The TA job's output topics, and the schema registry when one is configured (only when
+    /// `outputs.enabled`: a run checks them; the audit does not).
+    pub outputs: bool,
 }
 
 pub async fn run(config: &Config, which: Components) -> Vec<Check> {
     let jangar_url = config.jangar.base_url.as_deref().filter(|_| which.jangar);
-    let (k, c, w, j) = tokio::join!(
+    let outputs = which.outputs && config.outputs.enabled;
+    let registry = outputs && config.outputs.schema_registry_url.is_some();
+    let (k, c, w, j, o, r) = tokio::join!(
         maybe(which.kafka, "kafka", kafka(config)),
         maybe(which.clickhouse, "clickhouse", clickhouse(config)),
         maybe(which.webdriver, "webdriver", webdriver(config)),
         maybe(jangar_url.is_some(), "jangar", jangar(config)),
+        maybe(outputs, "ta-outputs", output_topics(config)),
+        maybe(registry, "registry", registry_probe(config)),
     );
-    [k, c, w, j].into_iter().flatten().collect()
+    [k, c, w, j, o, r].into_iter().flatten().collect()
 }
 
 async fn maybe(
@@ -98,6 +105,35 @@ async fn kafka(config: &Config) -> Result<String, String> {
         probe.topic,
         probe.partitions
     ))
+}
+
+/// The three output topics exist (the job writes them; the run reads them).
+async fn output_topics(config: &Config) -> Result<String, String> {
+    let o = &config.outputs;
+    let mut found = Vec::new();
+    for topic in [&o.bars_topic, &o.signals_topic, &o.status_topic] {
+        let probe = crate::adapter::kafka::probe(&config.kafka, topic, config.connect_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        found.push(format!("{} ({} partitions)", probe.topic, probe.partitions));
+    }
+    Ok(format!("output topics {}", found.join(", ")))
+}
+
+/// The schema registry answers `GET /subjects`.
+async fn registry_probe(config: &Config) -> Result<String, String> {
+    let url = config
+        .outputs
+        .schema_registry_url
+        .as_deref()
+        .unwrap_or_default();
+    let registry = crate::adapter::registry::Registry::new(
+        url,
+        config.outputs.registry_auth.clone(),
+        config.connect_timeout,
+    )?;
+    let subjects = registry.probe().await.map_err(|e| format!("{url}: {e}"))?;
+    Ok(format!("{url} answers; {subjects} subjects"))
 }
 
 async fn clickhouse(config: &Config) -> Result<String, String> {

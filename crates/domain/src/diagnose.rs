@@ -16,6 +16,12 @@ pub enum Hop {
     TaJob,
     /// TA job → ClickHouse rows.
     ClickhouseSink,
+    /// TA job → its Kafka outputs (`ta.bars.1s`, `ta.signals`): the Kafka sink and its Avro.
+    KafkaSink,
+    /// TA job ↔ schema registry: the writer schemas of Confluent-framed outputs.
+    SchemaRegistry,
+    /// TA job → its status heartbeat (`ta.status`).
+    Heartbeat,
     /// ClickHouse → Jangar API.
     JangarApi,
     /// Jangar API → charts page.
@@ -29,6 +35,9 @@ impl Hop {
             Hop::KafkaPublish => "validator → Kafka",
             Hop::TaJob => "Kafka → TA job",
             Hop::ClickhouseSink => "TA job → ClickHouse",
+            Hop::KafkaSink => "TA job → Kafka outputs",
+            Hop::SchemaRegistry => "TA job → schema registry",
+            Hop::Heartbeat => "TA job → status heartbeat",
             Hop::JangarApi => "ClickHouse → Jangar API",
             Hop::ChartsPage => "Jangar API → charts page",
         }
@@ -98,6 +107,17 @@ pub const RUNBOOK_TA_MATHS: &str = "torghut-runbooks.md \"Flink upgrade / rollba
      image back); pipeline.md §4 for the expected semantics";
 pub const RUNBOOK_SINK_DATABASE: &str =
     "operations.md §3 #3 (TA ClickHouse URL / database); pipeline.md §5";
+pub const RUNBOOK_KAFKA_SINK: &str = "operations.md §3 #15 (TA Kafka sink: inputs advance while \
+     torghut.ta.* freezes; the job's Kafka producer and delivery guarantee); pipeline.md §1.1, §4.8";
+pub const RUNBOOK_CLICKHOUSE_SINK_ONLY: &str = "operations.md §3 #1, #3, #14 (the ClickHouse sink \
+     fails while the job runs: replicas read-only, wrong database, disk); pipeline.md §5";
+pub const RUNBOOK_SCHEMA_REGISTRY: &str = "operations.md §3 #21 (schema registry instability: \
+     GET /subjects, SerializationException in the job); pipeline.md §1.3 (TA_SCHEMA_REGISTRY_URL)";
+pub const RUNBOOK_AVRO_SCHEMA: &str = "pipeline.md §1.3 (writer schemas: decode with the \
+     registry id; the docs' copies drifted), §9 item 9; fixtures/avro/README.md";
+pub const RUNBOOK_HEARTBEAT: &str =
+    "operations.md §1.2 (TA heartbeat: ta_status_heartbeat_missing, \
+     _stale, ta_status_degraded, zero records), §3 #15, #16; pipeline.md §6.1";
 pub const RUNBOOK_READONLY: &str =
     "operations.md §3 #1, #2 (SYSTEM RESTORE REPLICA on both tables, then restart TA)";
 pub const RUNBOOK_DUPLICATES: &str = "operations.md §3 #4 (engine drift), #18 (duplicate storm)";

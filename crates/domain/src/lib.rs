@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod latency;
 pub mod model;
 pub mod oracle;
+pub mod outputs;
 pub mod pool;
 pub mod publish;
 pub mod redact;

@@ -1,5 +1,6 @@
 //! Kafka clients configured like the forwarder's (`pipeline.md` §1.1, §1.5), and a bounded probe.
 
+mod outputs;
 mod publisher;
 
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use rdkafka::Message;
 
 use crate::config::KafkaTarget;
 
+pub use outputs::{watch_outputs, OutputRecord, OutputWatch, StampKind};
 pub use publisher::{KafkaPublisher, Pending, PublishError};
 
 #[derive(Debug, thiserror::Error)]

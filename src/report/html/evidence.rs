@@ -137,10 +137,10 @@ pub(super) fn stages(out: &mut String, report: &RunReport, s: &ScenarioReport) {
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(&c.name),
-            if c.status == CheckStatus::Pass {
-                "ok"
-            } else {
-                "<b>FAIL</b>"
+            match c.status {
+                CheckStatus::Pass => "ok",
+                CheckStatus::Pending => "<i>pending</i>",
+                _ => "<b>FAIL</b>",
             },
             esc(&scrub_text(&c.message)),
             c.elapsed_ms

@@ -136,6 +136,7 @@ impl Recorder {
             detail,
             elapsed_ms: started.elapsed().as_millis() as u64,
             evidence,
+            pending: false,
         });
     }
 

@@ -125,6 +125,7 @@ fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
             detail: cause.clone(),
             elapsed_ms: elapsed.as_millis() as u64,
             evidence: Vec::new(),
+            pending: false,
         }],
         findings: vec![Finding {
             hop: Hop::ChartsPage,

@@ -14,6 +14,7 @@ mod expect;
 #[cfg(test)]
 mod fake;
 mod judge;
+pub mod outputs;
 mod plan;
 mod poll;
 mod publish;
@@ -41,6 +42,7 @@ use expect::{expected_bars, predict_again};
 use judge::Evidence;
 use publish::Published;
 
+pub use outputs::OutputsCheck;
 pub use stages::{LiveStages, Ran, Stages};
 
 /// Why a scenario could not run at all (as opposed to a check failing).
@@ -112,6 +114,8 @@ pub struct Runner<'a, P, W, S> {
     pub ledger: &'a Ledger,
     /// When this scenario may publish, beside the run's others.
     pub lane: &'a Lane,
+    /// The TA job's Kafka outputs and heartbeat, unless the configuration turns them off.
+    pub outputs: Option<&'a OutputsCheck>,
 }
 
 impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
@@ -151,6 +155,11 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let base = plan::start_time(scenario, plan.lease.as_ref()).await;
         let history_wait = history_wait.elapsed();
         let names: Vec<String> = plan.symbols.values().cloned().collect();
+        // Before publishing: the output topics' end offsets, and a reader there from now on.
+        let watch = match self.outputs {
+            Some(check) => Some(check.start().await),
+            None => None,
+        };
         let (published, state) = self.publish_watched(scenario, &plan, base, record).await;
         let Published {
             mut sent,
@@ -165,6 +174,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let observed = self
             .wait_for(&plan, &names, base, &bars, &minutes, state)
             .await?;
+        let rows_visible_at = time::OffsetDateTime::now_utc();
         drop(turn);
         let mut pool_report = plan
             .lease
@@ -203,7 +213,25 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             stored_bars: &stored_bars,
             stored_signals: &stored_signals,
         };
-        report.stages = self.stages.run(&ran).await;
+        let mut stages = Vec::new();
+        if let (Some(check), Some(watch)) = (self.outputs, watch) {
+            let run = outputs::OutputsRun {
+                scenario,
+                symbols: &names,
+                expected_bars: &expected.bars,
+                expected_signals: &expected.signals,
+                stored_bars: &stored_bars,
+                stored_signals: &stored_signals,
+                stored_diffs: &report.tables,
+                bars: &bars,
+                closers: &closers,
+                rows_visible_at,
+                after: base,
+            };
+            stages = check.judge(watch, run).await;
+        }
+        stages.extend(self.stages.run(&ran).await);
+        report.stages = stages;
         // The HTML evidence report plots what was expected against what was stored.
         report.series = Series::new(
             &expected.bars,

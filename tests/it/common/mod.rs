@@ -87,7 +87,7 @@ pub fn webdriver_url() -> String {
 pub fn validator_env() -> Vec<(String, String)> {
     let k = kafka_sasl();
     let c = clickhouse("torghut_sim_default");
-    vec![
+    let mut env: Vec<(String, String)> = vec![
         ("TORGHUT_E2E_KAFKA_BOOTSTRAP".into(), k.bootstrap),
         ("TORGHUT_E2E_KAFKA_USERNAME".into(), k.username),
         (
@@ -102,7 +102,16 @@ pub fn validator_env() -> Vec<(String, String)> {
         ),
         ("TORGHUT_E2E_WEBDRIVER_URL".into(), webdriver_url()),
         ("TORGHUT_E2E_JANGAR_URL".into(), jangar_url()),
-    ]
+    ];
+    // The stack's registry (`scripts/stack env` exports it) and its stand-in's heartbeat
+    // interval, so the outputs and heartbeat checks read the stack as it runs.
+    if let Ok(url) = std::env::var("TORGHUT_E2E_SCHEMA_REGISTRY_URL") {
+        env.push(("TORGHUT_E2E_SCHEMA_REGISTRY_URL".into(), url));
+    }
+    if let Ok(ms) = std::env::var("TORGHUT_E2E_STATUS_INTERVAL_MS") {
+        env.push(("TORGHUT_E2E_STATUS_INTERVAL_MS".into(), ms));
+    }
+    env
 }
 
 /// The stack's stand-in Jangar, reading the simulation lane's database.

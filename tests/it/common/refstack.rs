@@ -170,11 +170,16 @@ impl PrivateTa {
             &config,
             format!(
                 "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nbars1m_topic = {:?}\n\
-                 ta_group_id = {:?}\n",
+                 ta_group_id = {:?}\n\
+                 [outputs]\nbars_topic = {:?}\nsignals_topic = {:?}\nstatus_topic = {:?}\n\
+                 status_interval_ms = 1000\n",
                 self.topic,
                 format!("{}.quotes", self.topic),
                 format!("{}.bars1m", self.topic),
-                self.group
+                self.group,
+                self.outputs[0],
+                self.outputs[1],
+                self.outputs[2]
             ),
         )
         .unwrap();

@@ -146,6 +146,11 @@ fn no_planted_secret_reaches_any_output() {
     let jangar_file = canary("jangar-file");
     let named_env = canary("named-env");
     let push = canary("pushgateway");
+    let registry_pw = canary("registry");
+    // The stack's schema registry, when it runs one: reached with credentials in its URL.
+    let registry = std::env::var("TORGHUT_E2E_SCHEMA_REGISTRY_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -227,6 +232,10 @@ size = 2.0
     }
     let k = common::kafka_sasl();
     let report = |name: &str| dir.join(name);
+    if let Some(url) = &registry {
+        let with_user = url.replacen("://", &format!("://reg-user:{}@", enc(&registry_pw)), 1);
+        cmd.env("TORGHUT_E2E_SCHEMA_REGISTRY_URL", with_user);
+    }
     let out = cmd
         .arg("-v")
         .arg("run")
@@ -294,6 +303,11 @@ size = 2.0
         ),
         ("named password variable (env)", named_env.clone(), None),
         ("pushgateway auth", push.clone(), Some("pg-user")),
+        (
+            "schema registry URL user info",
+            registry_pw.clone(),
+            Some("reg-user"),
+        ),
     ];
     let mut outputs: Vec<(String, Vec<u8>)> = vec![
         ("stdout".into(), out.stdout.clone()),
@@ -340,7 +354,9 @@ size = 2.0
         .iter()
         .map(|p| p["component"].as_str().unwrap())
         .collect();
-    assert_eq!(components, ["kafka", "clickhouse", "jangar"], "{}", shown());
+    let mut expected = vec!["kafka", "clickhouse", "jangar", "ta-outputs"];
+    expected.extend(registry.as_ref().map(|_| "registry"));
+    assert_eq!(components, expected, "{}", shown());
     let published = json["scenarios"][0]["messages_published"].as_u64().unwrap();
     assert!(published >= 8, "{}", shown());
     assert!(

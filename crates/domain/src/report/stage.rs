@@ -16,6 +16,11 @@ pub struct StageCheck {
     pub elapsed_ms: u64,
     /// Paths of evidence files (screenshots, responses), relative to the artifacts directory.
     pub evidence: Vec<String>,
+    /// Not judgeable yet (the status heartbeat between two beats): neither a pass nor a
+    /// failure. `ok` is true so the stage and the run do not fail on it; every report shows it
+    /// as pending with its evidence so far.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// A stage's outcome.

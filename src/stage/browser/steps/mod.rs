@@ -314,6 +314,7 @@ fn record(
         detail,
         elapsed_ms: elapsed.as_millis() as u64,
         evidence,
+        pending: false,
     });
 }
 

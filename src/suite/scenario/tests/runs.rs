@@ -66,6 +66,7 @@ impl Rig {
             pool,
             ledger: &self.ledger,
             lane: &crate::suite::lane::Lane::sequential(),
+            outputs: None,
         };
         runner.run(scenario).await
     }

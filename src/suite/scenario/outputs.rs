@@ -1,0 +1,578 @@
+//! The TA job's Kafka outputs and status heartbeat around one scenario (issue 18): two stages
+//! beside the ClickHouse one, `kafka_outputs` and `heartbeat`.
+//!
+//! The watch starts before the scenario publishes (end offsets taken, a consumer assigned there)
+//! and records every output record as it arrives. Once ClickHouse shows the run's rows, the
+//! topics are given a short bound to show the same rows; the run's records (by key: the symbol)
+//! are decoded, mapped to the table rows and compared with the oracle's through the ClickHouse
+//! comparator and tolerances, and set beside ClickHouse's rows to name the sink that fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use time::OffsetDateTime;
+
+use super::expect::ExpectedBar;
+use crate::adapter::kafka::{self, OutputRecord, OutputWatch, StampKind};
+use crate::adapter::registry::Registry;
+use crate::config::{Config, KafkaTarget, OutputsTarget};
+use crate::domain::compare::{self, TableDiff};
+use crate::domain::diagnose::{Finding, Hop, RUNBOOK_KAFKA_SINK, RUNBOOK_SCHEMA_REGISTRY};
+use crate::domain::latency;
+use crate::domain::model::{Columns, Microbar, RowKey, Signal};
+use crate::domain::outputs::decode::{self, datum, frame};
+use crate::domain::outputs::heartbeat::{self, Heartbeat, HeartbeatRun, HeartbeatVerdict};
+use crate::domain::outputs::judge::{self, Sides};
+use crate::domain::outputs::{DecodeError, Frame, Output};
+use crate::domain::report::{StageCheck, StageReport, Verdict};
+use crate::domain::scenario::{Scenario, Table};
+
+/// How long after ClickHouse shows the run's rows the topics may take to show them too.
+const OUTPUTS_BOUND: Duration = Duration::from_secs(5);
+
+/// The outputs check of a run: where the topics are and how to read their values.
+pub struct OutputsCheck {
+    kafka: KafkaTarget,
+    target: OutputsTarget,
+    registry: Option<Registry>,
+    timeout: Duration,
+}
+
+/// What the ClickHouse stage established, for the outputs check.
+pub(super) struct OutputsRun<'a> {
+    pub scenario: &'a Scenario,
+    pub symbols: &'a [String],
+    pub expected_bars: &'a [Microbar],
+    pub expected_signals: &'a [Signal],
+    pub stored_bars: &'a [Microbar],
+    pub stored_signals: &'a [Signal],
+    pub stored_diffs: &'a BTreeMap<String, TableDiff>,
+    pub bars: &'a [ExpectedBar],
+    /// The closing trades' own bars: tolerated on the topics as in ClickHouse.
+    pub closers: &'a [RowKey],
+    pub rows_visible_at: OffsetDateTime,
+    /// The run's rows end after this, as in ClickHouse: a reused symbol's earlier bar that the
+    /// run's first trade closes (emitted now, on the topic now) stays out.
+    pub after: OffsetDateTime,
+}
+
+impl OutputsCheck {
+    /// `None` when the configuration turns the check off (a target whose job writes no outputs).
+    pub fn new(config: &Config) -> Result<Option<Self>, String> {
+        if !config.outputs.enabled {
+            return Ok(None);
+        }
+        let registry = config
+            .outputs
+            .schema_registry_url
+            .as_deref()
+            .map(|url| {
+                Registry::new(
+                    url,
+                    config.outputs.registry_auth.clone(),
+                    config.connect_timeout,
+                )
+            })
+            .transpose()?;
+        Ok(Some(OutputsCheck {
+            kafka: config.kafka.clone(),
+            target: config.outputs.clone(),
+            registry,
+            timeout: config.connect_timeout,
+        }))
+    }
+
+    fn topic(&self, output: Output) -> &str {
+        match output {
+            Output::Bars => &self.target.bars_topic,
+            Output::Signals => &self.target.signals_topic,
+            Output::Status => &self.target.status_topic,
+        }
+    }
+
+    /// Starts recording the output topics: call before the scenario publishes.
+    pub async fn start(&self) -> Result<OutputWatch, String> {
+        let topics = Output::ALL
+            .iter()
+            .map(|o| (*o, self.topic(*o).to_string()))
+            .collect();
+        kafka::watch_outputs(&self.kafka, topics, self.timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The two stages' reports.
+    pub(super) async fn judge(
+        &self,
+        watch: Result<OutputWatch, String>,
+        run: OutputsRun<'_>,
+    ) -> Vec<StageReport> {
+        let mut watch = match watch {
+            Ok(w) => w,
+            Err(e) => return vec![unread("kafka_outputs", &e), unread("heartbeat", &e)],
+        };
+        let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
+        watch
+            .wait_until(OUTPUTS_BOUND, |records| {
+                // Every expected row seen; or as many of the run's records as rows expected,
+                // some of which do not decode: waiting longer would not change the verdict.
+                let seen = keyed(records, &symbols);
+                let all_seen = run
+                    .expected_bars
+                    .iter()
+                    .all(|b| seen.contains(&(Output::Bars, b.key())))
+                    && run
+                        .expected_signals
+                        .iter()
+                        .all(|s| seen.contains(&(Output::Signals, s.key())));
+                let count = |o: Output| {
+                    records
+                        .iter()
+                        .filter(|r| r.output == o && is_run(r, &symbols))
+                        .count()
+                };
+                let undecoded = records
+                    .iter()
+                    .filter(|r| is_run(r, &symbols))
+                    .any(|r| key_of(r).is_none());
+                all_seen
+                    || (undecoded
+                        && count(Output::Bars) >= run.expected_bars.len()
+                        && count(Output::Signals) >= run.expected_signals.len())
+            })
+            .await;
+        let outputs = self.outputs_stage(&watch.records(), &run).await;
+        let heartbeat = self.heartbeat_settled(&mut watch, &run).await;
+        vec![outputs, heartbeat]
+    }
+
+    /// The heartbeat stage; when it is pending and the next heartbeat is due within the bound
+    /// the outputs had (a short interval: the test stack's, or a beat about to come), waits
+    /// for it, so that only a heartbeat far off is reported pending.
+    async fn heartbeat_settled(
+        &self,
+        watch: &mut OutputWatch,
+        run: &OutputsRun<'_>,
+    ) -> StageReport {
+        let deadline = tokio::time::Instant::now() + OUTPUTS_BOUND;
+        loop {
+            let records = watch.records();
+            let (stage, newest) = self.heartbeat_stage(&records, run).await;
+            let pending = stage.checks.iter().any(|c| c.pending);
+            let due = newest.map(|t| t + self.target.status_interval + heartbeat::FROZEN_SLACK);
+            let wait = due.and_then(|due| {
+                let until_due = Duration::try_from(due - OffsetDateTime::now_utc()).ok()?;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                (until_due <= left).then_some(until_due)
+            });
+            let Some(wait) = wait.filter(|_| pending) else {
+                return stage;
+            };
+            let beats = status_count(&records);
+            watch.wait_until(wait, |r| status_count(r) > beats).await;
+            if status_count(&watch.records()) == beats {
+                // None came when due: judged as it stands (stale or pending by the rules).
+                return self.heartbeat_stage(&watch.records(), run).await.0;
+            }
+        }
+    }
+
+    /// Decodes a value: framing, writer schema (registry or the contract's), Avro. A framed
+    /// value with no registry configured is read with the contract's schema, and its id comes
+    /// back as unverified (a warning: the registry is not checked), or is undecodable without
+    /// the registry.
+    async fn value(
+        &self,
+        output: Output,
+        bytes: &[u8],
+    ) -> Result<(decode::Value, Option<u32>), DecodeError> {
+        match frame(bytes)? {
+            Frame::Plain(body) => Ok((datum(output.fixture_schema(), body)?, None)),
+            Frame::Registry { id, body } => match &self.registry {
+                Some(registry) => Ok((datum(&*registry.schema(id).await?, body)?, None)),
+                None => datum(output.fixture_schema(), body)
+                    .map(|v| (v, Some(id)))
+                    .map_err(|_| DecodeError::RegistryNotConfigured(id)),
+            },
+        }
+    }
+
+    async fn outputs_stage(&self, records: &[OutputRecord], run: &OutputsRun<'_>) -> StageReport {
+        let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
+        let mut errors = Vec::new();
+        let mut unverified_ids = BTreeSet::new();
+        let (mut bars, mut signals) = (Vec::new(), Vec::new());
+        for r in records.iter().filter(|r| is_run(r, &symbols)) {
+            let Some(bytes) = &r.value else { continue };
+            let decoded = match self.value(r.output, bytes).await {
+                Ok((v, unverified)) => {
+                    unverified_ids.extend(unverified);
+                    v
+                }
+                Err(e) => {
+                    errors.push((r.output, e));
+                    continue;
+                }
+            };
+            match r.output {
+                Output::Bars => match decode::microbar(&decoded) {
+                    Ok(b) => bars.push((b, r)),
+                    Err(e) => errors.push((r.output, e)),
+                },
+                Output::Signals => match decode::signal(&decoded) {
+                    Ok(s) => signals.push(s),
+                    Err(e) => errors.push((r.output, e)),
+                },
+                Output::Status => {}
+            }
+        }
+        let tolerated = |k: &RowKey| {
+            k.event_ts <= run.after
+                || run
+                    .closers
+                    .iter()
+                    .any(|c| c.symbol == k.symbol && c.event_ts == k.event_ts)
+        };
+        // The signals topic carries both cadences: compare the ones the oracle predicts.
+        let cadences: BTreeSet<&str> = run
+            .expected_signals
+            .iter()
+            .map(|s| s.window_size.as_str())
+            .collect();
+        let (kafka_bars, bar_dups) = dedup(
+            bars.iter()
+                .map(|(b, _)| b.clone())
+                .filter(|b| !tolerated(&b.key()))
+                .collect(),
+        );
+        let (kafka_signals, signal_dups) = dedup(
+            signals
+                .into_iter()
+                .filter(|s| !tolerated(&s.key()) && cadences.contains(s.window_size.as_str()))
+                .collect(),
+        );
+        let sc = run.scenario;
+        let bar_diff = compare::compare(
+            run.expected_bars,
+            &kafka_bars,
+            |c| sc.ignores(Table::Microbars, c),
+            |c| sc.tolerance(c),
+        );
+        let signal_diff = compare::compare(
+            run.expected_signals,
+            &kafka_signals,
+            |c| sc.ignores(Table::Signals, c),
+            |c| sc.tolerance(c),
+        );
+        let mut findings = judge::decoding(&errors);
+        findings.extend(judge::sinks(&Sides {
+            output: Output::Bars,
+            topic: self.topic(Output::Bars),
+            expected: run.expected_bars,
+            kafka: &kafka_bars,
+            stored: run.stored_bars,
+            kafka_diff: &bar_diff,
+            stored_diff: run.stored_diffs.get(Table::Microbars.name()),
+            undecodable: errors.iter().filter(|(o, _)| *o == Output::Bars).count(),
+        }));
+        findings.extend(judge::sinks(&Sides {
+            output: Output::Signals,
+            topic: self.topic(Output::Signals),
+            expected: run.expected_signals,
+            kafka: &kafka_signals,
+            stored: run.stored_signals,
+            kafka_diff: &signal_diff,
+            stored_diff: run.stored_diffs.get(Table::Signals.name()),
+            undecodable: errors.iter().filter(|(o, _)| *o == Output::Signals).count(),
+        }));
+        findings.extend(unverified(&unverified_ids));
+        if bar_dups + signal_dups > 0 {
+            // The job's Kafka sink is at least once (`pipeline.md` §1.1): a repeat is allowed.
+            findings.push(Finding::warning(
+                Hop::KafkaSink,
+                format!(
+                    "{bar_dups} bar and {signal_dups} signal records of the run were written more \
+                     than once (at-least-once delivery; consumers must tolerate repeats)"
+                ),
+                RUNBOOK_KAFKA_SINK,
+            ));
+        }
+        let mut observed = BTreeMap::new();
+        let by_topic: BTreeMap<&str, usize> = Output::ALL
+            .iter()
+            .map(|o| (o.name(), records.iter().filter(|r| r.output == *o).count()))
+            .collect();
+        observed.insert("records_read".into(), serde_json::json!(by_topic));
+        observed.insert(
+            "encoding".into(),
+            serde_json::json!(match &self.registry {
+                Some(r) => format!("Confluent framing, registry {}", r.base()),
+                None => "plain Avro (no registry configured)".to_string(),
+            }),
+        );
+        observed.insert("latency".into(), kafka_latency(run.bars, &bars));
+        // Check names stay the same across lanes and configs (JUnit cases, metric labels).
+        let check = |output: Output, d: &TableDiff| StageCheck {
+            name: output.name().into(),
+            ok: d.is_clean(),
+            detail: format!("{}: {}", self.topic(output), d.summary()),
+            ..StageCheck::default()
+        };
+        StageReport {
+            stage: "kafka_outputs".into(),
+            // The tables the scenario compares, compared on their topics too.
+            checks: [
+                (Table::Microbars, check(Output::Bars, &bar_diff)),
+                (Table::Signals, check(Output::Signals, &signal_diff)),
+            ]
+            .into_iter()
+            .filter(|(table, _)| sc.tables.contains(table))
+            .map(|(_, c)| c)
+            .collect(),
+            findings,
+            observed,
+            ..StageReport::default()
+        }
+        .conclude()
+    }
+
+    /// The heartbeat stage from the records so far, and the newest heartbeat's time.
+    async fn heartbeat_stage(
+        &self,
+        records: &[OutputRecord],
+        run: &OutputsRun<'_>,
+    ) -> (StageReport, Option<OffsetDateTime>) {
+        let mut beats: Vec<(bool, Heartbeat)> = Vec::new();
+        let mut errors = Vec::new();
+        let mut unverified_ids = BTreeSet::new();
+        for r in records.iter().filter(|r| r.output == Output::Status) {
+            let Some(bytes) = &r.value else { continue };
+            let decoded = match self.value(Output::Status, bytes).await {
+                Ok((v, id)) => {
+                    unverified_ids.extend(id);
+                    decode::heartbeat(&v)
+                }
+                Err(e) => Err(e),
+            };
+            match decoded {
+                Ok(h) => beats.push((r.before_run, h)),
+                Err(e) => errors.push((Output::Status, e)),
+            }
+        }
+        let baseline = beats
+            .iter()
+            .rev()
+            .find(|(before, _)| *before)
+            .map(|(_, h)| h);
+        let during: Vec<Heartbeat> = beats
+            .iter()
+            .filter(|(before, _)| !before)
+            .map(|(_, h)| h.clone())
+            .collect();
+        let mut last_bars: BTreeMap<String, OffsetDateTime> = BTreeMap::new();
+        for b in run.expected_bars {
+            let t = last_bars.entry(b.symbol.clone()).or_insert(b.event_ts);
+            *t = (*t).max(b.event_ts);
+        }
+        let newest = during.last().or(baseline).map(|h| h.event_ts);
+        let judged = HeartbeatRun {
+            baseline,
+            during: &during,
+            last_bars: &last_bars,
+            bars: run.expected_bars.len() as u64,
+            signals: run.expected_signals.len() as u64,
+            rows_visible_at: run.rows_visible_at,
+            now: OffsetDateTime::now_utc(),
+            interval: self.target.status_interval,
+        };
+        let verdict = heartbeat::judge(&judged);
+        let degraded = heartbeat::status_warning(&judged);
+        let mut observed = BTreeMap::new();
+        observed.insert("baseline".into(), serde_json::json!(baseline));
+        observed.insert("during_run".into(), serde_json::json!(during));
+        observed.insert(
+            "interval_ms".into(),
+            serde_json::json!(self.target.status_interval.as_millis() as u64),
+        );
+        let mut findings = judge::decoding(&errors);
+        findings.extend(unverified(&unverified_ids));
+        findings.extend(degraded);
+        let verdict = match verdict {
+            // Heartbeats that are there but do not decode are not missing: the decoding
+            // finding names the cause.
+            HeartbeatVerdict::Fail(_) if beats.is_empty() && !errors.is_empty() => {
+                HeartbeatVerdict::Fail(Vec::new())
+            }
+            v => v,
+        };
+        let check = match verdict {
+            HeartbeatVerdict::Fail(found) if found.is_empty() => StageCheck {
+                name: "status".into(),
+                ok: false,
+                detail: format!("{} heartbeats could not be read", errors.len()),
+                ..StageCheck::default()
+            },
+            HeartbeatVerdict::Pass(detail) => StageCheck {
+                name: "status".into(),
+                ok: true,
+                detail,
+                ..StageCheck::default()
+            },
+            HeartbeatVerdict::Pending(detail) => StageCheck {
+                name: "status".into(),
+                ok: true,
+                pending: true,
+                detail,
+                ..StageCheck::default()
+            },
+            HeartbeatVerdict::Fail(found) => {
+                let detail = found.iter().map(|f| f.cause.clone()).collect::<Vec<_>>();
+                findings.extend(found);
+                StageCheck {
+                    name: "status".into(),
+                    ok: false,
+                    detail: detail.join("; "),
+                    ..StageCheck::default()
+                }
+            }
+        };
+        let stage = StageReport {
+            stage: "heartbeat".into(),
+            checks: vec![check],
+            findings,
+            observed,
+            ..StageReport::default()
+        }
+        .conclude();
+        (stage, newest)
+    }
+}
+
+/// The warning for framed values read without a registry (their ids were not checked).
+fn unverified(ids: &BTreeSet<u32>) -> Option<Finding> {
+    if ids.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    Some(Finding::warning(
+        Hop::SchemaRegistry,
+        format!(
+            "values are Confluent-framed (schema ids {}) but no schema_registry_url is configured: \
+             read with the contract's writer schemas, the registry not checked",
+            ids.join(", ")
+        ),
+        RUNBOOK_SCHEMA_REGISTRY,
+    ))
+}
+
+/// A stage that could not read its topics: an error (the target did not answer).
+fn unread(stage: &str, error: &str) -> StageReport {
+    StageReport {
+        stage: stage.into(),
+        verdict: Verdict::Error,
+        checks: vec![StageCheck {
+            name: "read".into(),
+            ok: false,
+            detail: format!("could not read the output topics: {error}"),
+            ..StageCheck::default()
+        }],
+        findings: vec![Finding::failure(
+            Hop::KafkaSink,
+            format!("the output topics could not be read: {error}"),
+            RUNBOOK_KAFKA_SINK,
+        )],
+        observed: BTreeMap::new(),
+    }
+}
+
+fn status_count(records: &[OutputRecord]) -> usize {
+    records
+        .iter()
+        .filter(|r| r.output == Output::Status)
+        .count()
+}
+
+/// A record of one of the run's symbols (the Kafka key is the symbol, `pipeline.md` §1.1).
+fn is_run(r: &OutputRecord, symbols: &BTreeSet<&str>) -> bool {
+    r.output != Output::Status
+        && r.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .is_some_and(|k| symbols.contains(k))
+}
+
+/// The keys of the run's records that decode (only their presence matters for the wait).
+fn keyed(records: &[OutputRecord], symbols: &BTreeSet<&str>) -> BTreeSet<(Output, RowKey)> {
+    records
+        .iter()
+        .filter(|r| is_run(r, symbols))
+        .filter_map(key_of)
+        .collect()
+}
+
+/// A record's row key, read with the contract's schema (a framed value's body included: the
+/// registry's schema is not needed to see which row it is); `None` when it does not decode.
+fn key_of(r: &OutputRecord) -> Option<(Output, RowKey)> {
+    let body = match frame(r.value.as_deref()?).ok()? {
+        Frame::Plain(b) | Frame::Registry { body: b, .. } => b,
+    };
+    let v = datum(r.output.fixture_schema(), body).ok()?;
+    let key = match r.output {
+        Output::Bars => decode::microbar(&v).ok()?.key(),
+        Output::Signals => decode::signal(&v).ok()?.key(),
+        Output::Status => return None,
+    };
+    Some((r.output, key))
+}
+
+fn dedup<R: Columns>(rows: Vec<R>) -> (Vec<R>, usize) {
+    let mut seen = BTreeSet::new();
+    let before = rows.len();
+    let kept: Vec<R> = rows.into_iter().filter(|r| seen.insert(r.key())).collect();
+    let repeats = before - kept.len();
+    (kept, repeats)
+}
+
+/// Publish (broker ack of the closing message) → the bar on the bars topic, per bar. The
+/// record's own timestamp is the element time (`pipeline.md` §1.1), not when it was written:
+/// the broker's append time is used when the topic stamps it (`LogAppendTime`), else the time
+/// the validator's consumer, assigned before publishing, received the record.
+fn kafka_latency(bars: &[ExpectedBar], records: &[(Microbar, &OutputRecord)]) -> serde_json::Value {
+    let ms_of = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let mut method = BTreeSet::new();
+    let (mut by_trade, mut by_watermark) = (Vec::new(), Vec::new());
+    for bar in bars {
+        let Some((_, r)) = records.iter().find(|(b, _)| b.key() == bar.key) else {
+            continue;
+        };
+        let at_ms = match (r.stamp_kind, r.stamp_ms) {
+            (StampKind::LogAppend, Some(t)) => {
+                method.insert("log_append_time");
+                t as f64
+            }
+            _ => {
+                method.insert("consumer_arrival");
+                ms_of(r.arrived)
+            }
+        };
+        let ack_ms = (bar.trigger_ack - OffsetDateTime::UNIX_EPOCH).as_seconds_f64() * 1000.0;
+        let sample = at_ms - ack_ms;
+        if bar.closed_by_watermark {
+            by_watermark.push(sample);
+        } else {
+            by_trade.push(sample);
+        }
+    }
+    serde_json::json!({
+        "method": method.into_iter().collect::<Vec<_>>(),
+        "publish_to_kafka": latency::summarize(&by_trade),
+        "watermark_publish_to_kafka": latency::summarize(&by_watermark),
+    })
+}
+
+#[cfg(test)]
+#[path = "outputs_tests.rs"]
+mod tests;
