@@ -220,6 +220,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
                 symbols: &names,
                 expected_bars: &expected.bars,
                 expected_signals: &expected.signals,
+                expected_minute_signals: &expected.minute_signals,
                 stored_bars: &stored_bars,
                 stored_signals: &stored_signals,
                 stored_diffs: &report.tables,

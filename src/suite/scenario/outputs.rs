@@ -13,13 +13,14 @@ use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
 
 use super::expect::ExpectedBar;
+use super::judge::MINUTE_SIGNALS;
 use crate::adapter::kafka::{self, OutputRecord, OutputWatch, StampKind};
 use crate::adapter::registry::Registry;
 use crate::config::{Config, KafkaTarget, OutputsTarget};
 use crate::domain::compare::{self, TableDiff};
 use crate::domain::diagnose::{Finding, Hop, RUNBOOK_KAFKA_SINK, RUNBOOK_SCHEMA_REGISTRY};
 use crate::domain::latency;
-use crate::domain::model::{Columns, Microbar, RowKey, Signal};
+use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M};
 use crate::domain::outputs::decode::{self, datum, frame};
 use crate::domain::outputs::heartbeat::{self, Heartbeat, HeartbeatRun, HeartbeatVerdict};
 use crate::domain::outputs::judge::{self, Sides};
@@ -44,6 +45,8 @@ pub(super) struct OutputsRun<'a> {
     pub symbols: &'a [String],
     pub expected_bars: &'a [Microbar],
     pub expected_signals: &'a [Signal],
+    /// The oracle's PT1M signals (a scenario with 1-minute bars), on the same signals topic.
+    pub expected_minute_signals: &'a [Signal],
     pub stored_bars: &'a [Microbar],
     pub stored_signals: &'a [Signal],
     pub stored_diffs: &'a BTreeMap<String, TableDiff>,
@@ -124,6 +127,7 @@ impl OutputsCheck {
                     && run
                         .expected_signals
                         .iter()
+                        .chain(run.expected_minute_signals)
                         .all(|s| seen.contains(&(Output::Signals, s.key())));
                 let count = |o: Output| {
                     records
@@ -245,6 +249,15 @@ impl OutputsCheck {
                 .filter(|b| !tolerated(&b.key()))
                 .collect(),
         );
+        // The PT1M rows: the run's symbols are its own (a pool refuses 1-minute bars), and a
+        // minute bar's event time (its minute's start) precedes the run's start, so no time cut.
+        let (kafka_minutes, minute_dups) = dedup(
+            signals
+                .iter()
+                .filter(|s| s.window_size == WINDOW_1M && !run.expected_minute_signals.is_empty())
+                .cloned()
+                .collect(),
+        );
         let (kafka_signals, signal_dups) = dedup(
             signals
                 .into_iter()
@@ -264,7 +277,22 @@ impl OutputsCheck {
             |c| sc.ignores(Table::Signals, c),
             |c| sc.tolerance(c),
         );
+        let minute_diff = (!run.expected_minute_signals.is_empty()).then(|| {
+            compare::compare(
+                run.expected_minute_signals,
+                &kafka_minutes,
+                |c| sc.ignores(Table::Signals, c),
+                |c| sc.tolerance(c),
+            )
+        });
         let mut findings = judge::decoding(&errors);
+        findings.extend(minute_diff.as_ref().and_then(|d| {
+            minute_finding(
+                d,
+                run.stored_diffs.get(MINUTE_SIGNALS),
+                self.topic(Output::Signals),
+            )
+        }));
         findings.extend(judge::sinks(&Sides {
             output: Output::Bars,
             topic: self.topic(Output::Bars),
@@ -286,6 +314,7 @@ impl OutputsCheck {
             undecodable: errors.iter().filter(|(o, _)| *o == Output::Signals).count(),
         }));
         findings.extend(unverified(&unverified_ids));
+        let signal_dups = signal_dups + minute_dups;
         if bar_dups + signal_dups > 0 {
             // The job's Kafka sink is at least once (`pipeline.md` §1.1): a repeat is allowed.
             findings.push(Finding::warning(
@@ -328,6 +357,12 @@ impl OutputsCheck {
             .into_iter()
             .filter(|(table, _)| sc.tables.contains(table))
             .map(|(_, c)| c)
+            .chain(minute_diff.as_ref().map(|d| StageCheck {
+                name: "signals_pt1m".into(),
+                ok: d.is_clean(),
+                detail: format!("{} (PT1M): {}", self.topic(Output::Signals), d.summary()),
+                ..StageCheck::default()
+            }))
             .collect(),
             findings,
             observed,
@@ -576,3 +611,21 @@ fn kafka_latency(bars: &[ExpectedBar], records: &[(Microbar, &OutputRecord)]) ->
 #[cfg(test)]
 #[path = "outputs_tests.rs"]
 mod tests;
+
+/// The PT1M records on the signals topic differ from the oracle's rows: the Kafka sink, when
+/// ClickHouse holds them right (else the 1-minute branch itself, which the ClickHouse table's
+/// finding names already).
+fn minute_finding(kafka: &TableDiff, stored: Option<&TableDiff>, topic: &str) -> Option<Finding> {
+    if kafka.is_clean() || !stored.is_some_and(TableDiff::is_clean) {
+        return None;
+    }
+    Some(Finding::failure(
+        Hop::KafkaSink,
+        format!(
+            "the 1-minute branch's PT1M signals on {topic} are not the ClickHouse rows the \
+             oracle predicted: {}",
+            kafka.summary()
+        ),
+        RUNBOOK_KAFKA_SINK,
+    ))
+}

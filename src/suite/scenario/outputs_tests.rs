@@ -273,6 +273,7 @@ impl Fixture {
             symbols: &self.symbols,
             expected_bars: &self.bars,
             expected_signals: &self.signals,
+            expected_minute_signals: &[],
             stored_bars: &self.bars,
             stored_signals: &self.signals,
             stored_diffs: &self.diffs,
@@ -337,6 +338,44 @@ async fn records_equal_to_the_oracle_pass_with_their_latency_and_others_symbols_
         latency["publish_to_kafka"]["max_ms"],
         serde_json::json!(250.0)
     );
+}
+
+#[tokio::test]
+async fn pt1m_signals_of_a_scenario_with_minute_bars_are_compared_and_a_missing_one_names_the_sink()
+{
+    let fx = Fixture::new();
+    // A minute bar's row: its event time (the minute's start) precedes the run's start.
+    let mut minute = signal(&fx.bars[0], "PT1M");
+    minute.event_ts = T0 - time::Duration::minutes(2);
+    minute.version = 2;
+    let minutes = vec![minute.clone()];
+    // ClickHouse holds the PT1M row as predicted.
+    let mut diffs = fx.diffs.clone();
+    diffs.insert(
+        super::MINUTE_SIGNALS.into(),
+        compare::compare(&minutes, &minutes, |_| false, |c| fx.scenario.tolerance(c)),
+    );
+    let run = OutputsRun {
+        expected_minute_signals: &minutes,
+        stored_diffs: &diffs,
+        ..fx.run()
+    };
+    let mut records = fx.records();
+    records.push(record(Output::Signals, SYMBOL, signal_bytes(&minute), 10));
+    let stage = check().outputs_stage(&records, &run).await;
+    assert_eq!(stage.verdict, Verdict::Pass, "{stage:#?}");
+    let pt1m = stage.checks.iter().find(|c| c.name == "signals_pt1m");
+    assert!(
+        pt1m.is_some_and(|c| c.ok && c.detail.contains("1/1 rows match")),
+        "{stage:#?}"
+    );
+
+    // Without it on the topic (while ClickHouse has it): the Kafka sink, named.
+    records.pop();
+    let stage = check().outputs_stage(&records, &run).await;
+    assert_eq!(stage.verdict, Verdict::Fail, "{stage:#?}");
+    assert_eq!(hops(&stage), [Hop::KafkaSink]);
+    assert!(stage.findings.iter().any(|f| f.cause.contains("PT1M")));
 }
 
 #[tokio::test]

@@ -214,6 +214,21 @@ async fn compressed_shipped_scenarios_pass_on_a_lane_of_their_own() {
         "{minute}"
     );
     assert!(minute["tables"]["ta_signals"]["matched"].as_u64() > Some(0));
+    // The same PT1M rows on the Kafka signals topic, decoded and compared with the oracle's.
+    let pt1m = minute["stages"]
+        .as_array()
+        .and_then(|stages| stages.iter().find(|s| s["stage"] == "kafka_outputs"))
+        .and_then(|stage| stage["checks"].as_array())
+        .and_then(|checks| checks.iter().find(|c| c["name"] == "signals_pt1m"))
+        .unwrap_or_else(|| panic!("no PT1M check of the signals topic: {minute}"));
+    assert_eq!(pt1m["ok"], true, "{pt1m}");
+    assert!(
+        pt1m["detail"]
+            .as_str()
+            .unwrap()
+            .contains("23/23 rows match"),
+        "{pt1m}"
+    );
     // Positive evidence that the warm-up scenario reached every indicator, and that the
     // multi-symbol one used every partition.
     let warm = scenarios
