@@ -122,7 +122,26 @@ pub fn judge(run: &HeartbeatRun<'_>) -> HeartbeatVerdict {
         ));
     }
     let mut findings = Vec::new();
-    let covering = run.during.iter().find(|h| holds_run(h, run.last_bars));
+    // The status operator counts a bar when it is emitted and its signal a moment later, so a
+    // beat can hold the run's last bar before every signal is counted: the first covering beat
+    // whose counters caught up passes; the newest covering one judges the counters only once it
+    // was emitted past the slack (until then the counters may still be catching up).
+    let covers: Vec<&Heartbeat> = run
+        .during
+        .iter()
+        .filter(|h| holds_run(h, run.last_bars))
+        .collect();
+    let caught_up = covers
+        .iter()
+        .copied()
+        .find(|h| counters(run.baseline, h, run.bars, run.signals).is_empty());
+    let settled = run.rows_visible_at + FROZEN_SLACK;
+    let covering = caught_up.or_else(|| {
+        covers
+            .last()
+            .copied()
+            .filter(|h| h.event_ts > settled || run.during.iter().any(|d| d.event_ts > h.event_ts))
+    });
     match covering {
         Some(h) => {
             findings.extend(counters(run.baseline, h, run.bars, run.signals));
@@ -150,7 +169,6 @@ pub fn judge(run: &HeartbeatRun<'_>) -> HeartbeatVerdict {
             }
         }
         None => {
-            let settled = run.rows_visible_at + FROZEN_SLACK;
             if let Some(late) = run.during.iter().rev().find(|h| h.event_ts > settled) {
                 let lacking: Vec<String> = lacking(late, run.last_bars);
                 findings.push(Finding::failure(

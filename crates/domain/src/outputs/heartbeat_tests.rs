@@ -176,3 +176,37 @@ fn a_late_heartbeat_without_the_run_is_frozen_and_an_early_one_is_pending() {
     });
     assert!(matches!(only_baseline, HeartbeatVerdict::Pending(_)));
 }
+
+#[test]
+fn a_beat_holding_the_last_bar_before_its_signal_was_counted_waits_for_the_next() {
+    // Baseline (100 in, 90 out); the run: 10 bars, 10 signals; rows visible at 14:30:12.
+    let early = beat(
+        2,
+        datetime!(2026-07-21 14:30:11 UTC),
+        (110, 99),
+        Some("2026-07-21T14:30:10Z"),
+    );
+    // Only that beat so far, inside the slack: not frozen, not judged yet.
+    let v = judged(&Case {
+        baseline: Some(base()),
+        during: vec![early.clone()],
+        now: datetime!(2026-07-21 14:30:13 UTC),
+    });
+    assert!(matches!(v, HeartbeatVerdict::Pending(_)), "{v:?}");
+    // The next beat has counted the last signal: a pass.
+    let caught_up = beat(
+        3,
+        datetime!(2026-07-21 14:30:12.5 UTC),
+        (110, 100),
+        Some("2026-07-21T14:30:10Z"),
+    );
+    let v = judged(&Case {
+        baseline: Some(base()),
+        during: vec![early, caught_up],
+        now: datetime!(2026-07-21 14:30:13 UTC),
+    });
+    assert!(
+        matches!(&v, HeartbeatVerdict::Pass(text) if text.contains("seq 3")),
+        "{v:?}"
+    );
+}
