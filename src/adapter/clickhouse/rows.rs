@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::{ClickHouse, ClickHouseError, UNKNOWN_DATABASE, UNKNOWN_TABLE};
-use crate::domain::model::{Microbar, Signal};
+use crate::domain::model::{Microbar, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::pool::{HistoryCut, HistoryStats};
 
 impl ClickHouse {
@@ -34,18 +34,7 @@ impl ClickHouse {
         symbols: &[String],
         after: OffsetDateTime,
     ) -> Result<Vec<Signal>, ClickHouseError> {
-        self.bounded(
-            self.client
-                .query(
-                    "SELECT ?fields FROM ta_signals FINAL WHERE has(?, symbol) \
-                     AND window_size = 'PT1S' AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
-                     ORDER BY symbol, event_ts, seq",
-                )
-                .bind(symbols)
-                .bind(unix_millis(after))
-                .fetch_all::<Signal>(),
-        )
-        .await
+        self.signals_of(WINDOW_1S, symbols, after).await
     }
 
     /// The symbols' 1-minute signals (the forwarder's 1-minute bars) starting after `after`.
@@ -54,14 +43,25 @@ impl ClickHouse {
         symbols: &[String],
         after: OffsetDateTime,
     ) -> Result<Vec<Signal>, ClickHouseError> {
+        self.signals_of(WINDOW_1M, symbols, after).await
+    }
+
+    /// `ta_signals` mixes both cadences (`pipeline.md` §4.6): one `window_size` at a time.
+    async fn signals_of(
+        &self,
+        window_size: &str,
+        symbols: &[String],
+        after: OffsetDateTime,
+    ) -> Result<Vec<Signal>, ClickHouseError> {
         self.bounded(
             self.client
                 .query(
                     "SELECT ?fields FROM ta_signals FINAL WHERE has(?, symbol) \
-                     AND window_size = 'PT1M' AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
+                     AND window_size = ? AND event_ts > fromUnixTimestamp64Milli(?, 'UTC') \
                      ORDER BY symbol, event_ts, seq",
                 )
                 .bind(symbols)
+                .bind(window_size)
                 .bind(unix_millis(after))
                 .fetch_all::<Signal>(),
         )

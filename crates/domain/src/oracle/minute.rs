@@ -10,7 +10,7 @@
 use time::OffsetDateTime;
 
 use super::signals::{BarInput, SignalConfig, SignalValues};
-use super::{datetime_from_millis, ROW_VERSION};
+use super::{datetime_from_millis, with_values, RowHead, ROW_VERSION};
 use crate::envelope::{BarPayload, Envelope, CHANNEL_UPDATED_BARS, SOURCE_WS};
 use crate::model::{Signal, SOURCE_TA, WINDOW_1M};
 
@@ -85,37 +85,21 @@ impl From<&Envelope<BarPayload>> for MinuteInput {
 pub fn minute_signal_row(symbol: &str, bar: &MinuteInput, v: &SignalValues) -> Signal {
     let start = datetime_from_millis(bar.start_ms);
     let end = datetime_from_millis(bar.start_ms.saturating_add(MINUTE_MS));
-    Signal {
-        symbol: symbol.to_string(),
-        event_ts: start,
-        seq: bar.seq,
-        ingest_ts: bar.ingest_ts,
-        is_final: bar.is_final,
-        source: bar.source.clone(),
-        window_size: WINDOW_1M.to_string(),
-        window_step: Some(WINDOW_1M.to_string()),
-        window_start: Some(start),
-        window_end: Some(end),
-        version: bar.version,
-        macd: v.macd,
-        macd_signal: v.macd_signal,
-        macd_hist: v.macd_hist,
-        ema12: v.ema12,
-        ema26: v.ema26,
-        rsi14: v.rsi14,
-        boll_mid: v.boll_mid,
-        boll_upper: v.boll_upper,
-        boll_lower: v.boll_lower,
-        vwap_session: v.vwap_session,
-        vwap_w5m: v.vwap_w5m,
-        imbalance_spread: v.imbalance_spread,
-        imbalance_bid_px: v.imbalance_bid_px,
-        imbalance_ask_px: v.imbalance_ask_px,
-        imbalance_bid_sz: v.imbalance_bid_sz.map(|s| s as u64),
-        imbalance_ask_sz: v.imbalance_ask_sz.map(|s| s as u64),
-        vol_realized_w60s: v.vol_realized_w60s,
-        microstructure_signal_v1: None,
-    }
+    with_values(
+        RowHead {
+            symbol: symbol.to_string(),
+            event_ts: start,
+            seq: bar.seq,
+            ingest_ts: bar.ingest_ts,
+            is_final: bar.is_final,
+            source: bar.source.clone(),
+            window: WINDOW_1M,
+            window_start: start,
+            window_end: end,
+            version: bar.version,
+        },
+        v,
+    )
 }
 
 #[cfg(test)]

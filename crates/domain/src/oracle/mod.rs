@@ -355,18 +355,52 @@ pub fn signal_row(symbol: &str, bar: &ClosedBar, v: &SignalValues) -> Signal {
         datetime_from_millis(bar.start_ms()),
         datetime_from_millis(bar.end_ms()),
     );
+    with_values(
+        RowHead {
+            symbol: symbol.to_string(),
+            event_ts: end,
+            seq: bar.seq,
+            ingest_ts: OffsetDateTime::UNIX_EPOCH,
+            is_final: 1,
+            source: SOURCE_TA.to_string(),
+            window: WINDOW_1S,
+            window_start: start,
+            window_end: end,
+            version: ROW_VERSION,
+        },
+        v,
+    )
+}
+
+/// What a signal row's two cadences set differently (§4.6): its key, flags and window.
+pub(crate) struct RowHead {
+    pub symbol: String,
+    pub event_ts: OffsetDateTime,
+    pub seq: u64,
+    pub ingest_ts: OffsetDateTime,
+    pub is_final: u8,
+    pub source: String,
+    /// `window_size` and `window_step` alike.
+    pub window: &'static str,
+    pub window_start: OffsetDateTime,
+    pub window_end: OffsetDateTime,
+    pub version: u32,
+}
+
+/// The row of `head` with the indicator columns of `v`, which both cadences fill alike.
+pub(crate) fn with_values(head: RowHead, v: &SignalValues) -> Signal {
     Signal {
-        symbol: symbol.to_string(),
-        event_ts: end,
-        seq: bar.seq,
-        ingest_ts: OffsetDateTime::UNIX_EPOCH,
-        is_final: 1,
-        source: SOURCE_TA.to_string(),
-        window_size: WINDOW_1S.to_string(),
-        window_step: Some(WINDOW_1S.to_string()),
-        window_start: Some(start),
-        window_end: Some(end),
-        version: ROW_VERSION,
+        symbol: head.symbol,
+        event_ts: head.event_ts,
+        seq: head.seq,
+        ingest_ts: head.ingest_ts,
+        is_final: head.is_final,
+        source: head.source,
+        window_size: head.window.to_string(),
+        window_step: Some(head.window.to_string()),
+        window_start: Some(head.window_start),
+        window_end: Some(head.window_end),
+        version: head.version,
         macd: v.macd,
         macd_signal: v.macd_signal,
         macd_hist: v.macd_hist,
