@@ -49,7 +49,9 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             &signals,
             &observed.minute_signals,
         );
-        let mut facts = self.facts(&run, &bars, &tables).await?;
+        let mut facts = self
+            .facts(&run, &bars, &tables, observed.unmerged_duplicates)
+            .await?;
         facts.expected_minute_signals = run.expected.minute_signals.len();
         facts.found_minute_signals =
             minute_signals_found(&run.expected.minute_signals, &observed.minute_signals);
@@ -57,19 +59,25 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
     }
 
     /// The sink facts of the comparison, completed by the warehouse: unmerged duplicates
-    /// always, and when no expected bar was found, where the rows went instead (another
+    /// always (asked here unless read with the rows), and when no expected bar was found, where the rows went instead (another
     /// database, read-only replicas, the TA job not consuming).
     async fn facts(
         &self,
         run: &Evidence<'_>,
         observed: &[Microbar],
         tables: &BTreeMap<String, TableDiff>,
+        unmerged: Option<u64>,
     ) -> Result<SinkFacts, RunError> {
         let mut facts = table_facts(run.bars, observed, tables);
-        facts.duplicates_unmerged = self
-            .warehouse
-            .unmerged_duplicates("ta_microbars", run.symbols, run.after)
-            .await? as usize;
+        let unmerged = match unmerged {
+            Some(n) => n,
+            None => {
+                self.warehouse
+                    .unmerged_duplicates("ta_microbars", run.symbols, run.after)
+                    .await?
+            }
+        };
+        facts.duplicates_unmerged = unmerged as usize;
         if facts.found_bars == 0 {
             facts.rows_in_other_database = self.warehouse.database_holding(run.symbols).await?;
             facts.unhealthy_replicas = self.warehouse.unhealthy_replicas().await?;

@@ -155,6 +155,8 @@ pub(super) struct Observed {
     pub waited_ms: u64,
     pub key_polls: u64,
     pub full_reads: u64,
+    /// `ta_microbars` rows visible without FINAL beyond those with FINAL, read with the rows.
+    pub unmerged_duplicates: Option<u64>,
     /// When each expected row became due: the acknowledgement of the message that makes the
     /// job emit it (the 1-minute signals' latency starts there).
     pub due: HashMap<Seen, OffsetDateTime>,
@@ -252,7 +254,9 @@ impl<'a, W: Warehouse> Poller<'a, W> {
     async fn read_rows(&mut self) -> Result<(), ClickHouseError> {
         let (ch, symbols, after) = (self.warehouse, &self.symbols, self.after);
         self.observed.full_reads += 1;
-        let (bars, signals, minute_signals) = tokio::try_join!(
+        // The unmerged duplicates (a fact of the sink diagnosis) are counted with the rows: they
+        // are what the verdict rests on, and asking afterwards cost a round trip.
+        let (bars, signals, minute_signals, unmerged) = tokio::try_join!(
             ch.microbars(symbols, after),
             ch.signals(symbols, after),
             async {
@@ -260,8 +264,10 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                     Some(m) => ch.minute_signals(symbols, m).await,
                     None => Ok(Vec::new()),
                 }
-            }
+            },
+            ch.unmerged_duplicates("ta_microbars", symbols, after),
         )?;
+        self.observed.unmerged_duplicates = Some(unmerged);
         self.observed.bars = bars;
         self.observed.signals = signals;
         self.observed.minute_signals = minute_signals;
