@@ -195,12 +195,6 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let wanted: Vec<RowKey> = bars.iter().map(|b| b.key.clone()).collect();
         let minutes: Vec<RowKey> = expected.minute_signals.iter().map(Columns::key).collect();
         let observed = poller.wait_for(&plan, &wanted, &minutes).await?;
-        let tdbg = Instant::now();
-        eprintln!(
-            "TDBG waited evidence_at={:?} now={:?}",
-            observed.evidence_at,
-            time::OffsetDateTime::now_utc()
-        );
         let rows_visible_at = time::OffsetDateTime::now_utc();
         let mut evidence_at = Evidence::at("clickhouse_rows", observed.evidence_at);
         drop(turn);
@@ -250,18 +244,10 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         // stages after ClickHouse read independent systems: at once, so the verdict comes as
         // soon as the slowest of them has its evidence.
         let (judged, settled, (later, later_at)) = tokio::join!(
-            async {
-                let r = self.judge(scenario, evidence, observed).await;
-                eprintln!("TDBG judge {:?}", tdbg.elapsed());
-                r
-            },
+            self.judge(scenario, evidence, observed),
             async {
                 match (self.outputs, watch) {
-                    (Some(check), Some(watch)) => {
-                        let r = Some(check.settle(watch, &outputs_run).await);
-                        eprintln!("TDBG settle {:?}", tdbg.elapsed());
-                        r
-                    }
+                    (Some(check), Some(watch)) => Some(check.settle(watch, &outputs_run).await),
                     _ => None,
                 }
             },
@@ -271,7 +257,6 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             },
         );
         let mut report = judged?;
-        eprintln!("TDBG joined {:?}", tdbg.elapsed());
         if let Some(pool) = &pool_report {
             let findings = pool.findings(&stored_bars);
             if !findings.is_empty() {
