@@ -360,6 +360,10 @@ pub(super) fn latency_report(
         },
         key_polls: observed.key_polls,
         full_reads: observed.full_reads,
+        key_poll_rtt_ms: latency::Summary {
+            samples_ms: Vec::new(),
+            ..latency::summarize(&observed.key_poll_rtts_ms)
+        },
     }
 }
 

@@ -154,6 +154,8 @@ pub(super) struct Observed {
     pub attempts: Vec<Attempt>,
     pub waited_ms: u64,
     pub key_polls: u64,
+    /// Each answered key poll's round trip, in milliseconds: what the error is made of.
+    pub key_poll_rtts_ms: Vec<f64>,
     pub full_reads: u64,
     /// `ta_microbars` rows visible without FINAL beyond those with FINAL, read with the rows.
     pub unmerged_duplicates: Option<u64>,
@@ -236,6 +238,9 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         self.observed.key_polls += 1;
         match keys {
             Ok(keys) => {
+                self.observed
+                    .key_poll_rtts_ms
+                    .push((answered - sent).as_seconds_f64() * 1000.0);
                 self.observed
                     .sightings
                     .observe(sent, answered, keys.iter().cloned());

@@ -61,6 +61,9 @@ pub struct LatencyReport {
     /// of its rows (the comparison's).
     pub key_polls: u64,
     pub full_reads: u64,
+    /// The key polls' round trips (without `samples_ms`): a bracket is about one to two of
+    /// them wide, so this is what the error is made of.
+    pub key_poll_rtt_ms: Summary,
 }
 
 /// Latency of the 1-minute path's signals.
