@@ -43,8 +43,11 @@ pub struct Window<'p, P: Publisher> {
     /// Why each failed message failed, by index.
     failed: BTreeMap<usize, String>,
     /// Told of each acknowledgement as it is collected.
-    on_ack: Option<Box<dyn Fn(usize, &Delivery) + Send + Sync + 'p>>,
+    on_ack: Option<OnAck<'p>>,
 }
+
+/// What is told of each acknowledgement: the message's index and its delivery.
+type OnAck<'p> = Box<dyn Fn(usize, &Delivery) + Send + Sync + 'p>;
 
 impl<'p, P: Publisher> Window<'p, P> {
     pub fn new(publisher: &'p P, record: Record, limit: usize) -> Self {
