@@ -325,7 +325,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
 impl<W: Warehouse> Poller<'_, W> {
     /// Polls while the run publishes, at the pace of the rows due.
     async fn watch(&mut self) {
-        // A poll before the first message is sent: no row can be visible yet, every later
+        // A poll as publishing starts (no row of the run can be visible yet): every later
         // sighting has a lower bound close to it.
         self.poll_keys().await;
         let expecting = self.expecting.clone();
