@@ -64,9 +64,9 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
         if s.latency.publish_to_visible.count > 0 {
             writeln!(
                 out,
-                "  latency publish→visible {} (±{:.0} ms polling); TA emit→visible {}",
+                "  latency publish→visible {} (visible {}); TA emit→visible {}",
                 s.latency.publish_to_visible,
-                s.latency.polling_error_ms,
+                s.latency.visibility_error,
                 s.latency.ta_emit_to_visible
             )?;
         }
@@ -74,10 +74,27 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
         if w.publish_to_visible.count > 0 {
             writeln!(
                 out,
-                "  bars closed by the watermark: publish→visible {}{}",
+                "  bars closed by the watermark: publish→visible {} (visible {}){}",
                 w.publish_to_visible,
+                w.visibility_error,
                 w.limit_ms
                     .map_or(String::new(), |l| format!(" (limit {l:.0} ms)"))
+            )?;
+        }
+        let m = &s.latency.minute_signals;
+        if m.publish_to_visible.count > 0 {
+            writeln!(
+                out,
+                "  PT1M signals: publish→visible {} (visible {})",
+                m.publish_to_visible, m.visibility_error
+            )?;
+        }
+        if let (Some(ms), Some(what)) = (s.overhead_ms, &s.last_evidence) {
+            writeln!(
+                out,
+                "  verdict {ms} ms after its last evidence ({what}); {} key polls (round trip \
+                 {}), {} full reads",
+                s.latency.key_polls, s.latency.key_poll_rtt_ms, s.latency.full_reads
             )?;
         }
         for stage in &s.stages {

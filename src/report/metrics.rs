@@ -11,7 +11,12 @@
 //! - `torghut_e2e_findings{scenario,hop}`: failing diagnoses per hop
 //! - `torghut_e2e_warnings{scenario,hop}`: warnings per hop (never part of a failed verdict)
 //! - `torghut_e2e_hop_latency_seconds{scenario,hop}`: histogram of per-bar latencies; bars the
-//!   job's watermark closed have hops of their own (`watermark_publish_to_visible`, …)
+//!   job's watermark closed have hops of their own (`watermark_publish_to_visible`, …), the
+//!   1-minute path's signals too (`pt1m_publish_to_visible`)
+//! - `torghut_e2e_visibility_error_seconds{scenario,population,method,stat}`: the error of the
+//!   visibility times behind those figures (`max`, `p95` of the brackets' half-widths)
+//! - `torghut_e2e_overhead_seconds{scenario,last_evidence}`: the validator's own time from the
+//!   last evidence to the verdict
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -109,7 +114,56 @@ pub fn render(report: &RunReport, last_success: Option<f64>) -> String {
     check_results(&mut m, report);
     findings(&mut m, report);
     latencies(&mut m, report);
+    precision(&mut m, report);
     m.0
+}
+
+/// The error of the visibility times, per population, and the validator's overhead.
+fn precision(m: &mut Text, report: &RunReport) {
+    let name = "torghut_e2e_visibility_error_seconds";
+    m.family(
+        name,
+        "gauge",
+        "Error of the visibility times behind the latency figures: the max and p95 of the \
+         half-widths of the brackets (last poll that missed a row, first that saw it), per \
+         population (trade_closed, watermark_closed, pt1m) and method (key-poll).",
+    );
+    for s in &report.scenarios {
+        let l = &s.latency;
+        for (population, e) in [
+            ("trade_closed", &l.visibility_error),
+            ("watermark_closed", &l.watermark_closed.visibility_error),
+            ("pt1m", &l.minute_signals.visibility_error),
+        ] {
+            for (stat, v) in [("max", e.max_ms), ("p95", e.p95_ms)] {
+                if let Some(v) = v {
+                    let labels = [
+                        ("scenario", s.name.as_str()),
+                        ("population", population),
+                        ("method", e.method.as_str()),
+                        ("stat", stat),
+                    ];
+                    m.sample(name, &labels, v / 1e3);
+                }
+            }
+        }
+    }
+    let name = "torghut_e2e_overhead_seconds";
+    m.family(
+        name,
+        "gauge",
+        "The validator's own time: from the last evidence its verdict rests on (clickhouse_rows, \
+         kafka_outputs, heartbeat, a later stage) to the verdict.",
+    );
+    for s in &report.scenarios {
+        if let (Some(ms), Some(what)) = (s.overhead_ms, &s.last_evidence) {
+            let labels = [
+                ("scenario", s.name.as_str()),
+                ("last_evidence", what.as_str()),
+            ];
+            m.sample(name, &labels, ms as f64 / 1e3);
+        }
+    }
 }
 
 fn scenarios(m: &mut Text, report: &RunReport) {
@@ -231,13 +285,17 @@ fn latencies(m: &mut Text, report: &RunReport) {
     );
     for s in &report.scenarios {
         let (l, w) = (&s.latency, &s.latency.watermark_closed);
-        let hops: [(&str, &Summary); 6] = [
+        let hops: [(&str, &Summary); 7] = [
             ("publish_to_visible", &l.publish_to_visible),
             ("publish_to_ta_emit", &l.publish_to_ta_emit),
             ("ta_emit_to_visible", &l.ta_emit_to_visible),
             ("watermark_publish_to_visible", &w.publish_to_visible),
             ("watermark_publish_to_ta_emit", &w.publish_to_ta_emit),
             ("watermark_ta_emit_to_visible", &w.ta_emit_to_visible),
+            (
+                "pt1m_publish_to_visible",
+                &l.minute_signals.publish_to_visible,
+            ),
         ];
         for (hop, summary) in hops {
             if !summary.samples_ms.is_empty() {

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 
-use crate::adapter::clickhouse::{ClickHouse, ClickHouseError};
+use crate::adapter::clickhouse::{ClickHouse, ClickHouseError, KeyTable};
 use crate::adapter::kafka::{self, KafkaPublisher};
 use crate::config::KafkaTarget;
-use crate::domain::model::{Microbar, Signal};
+use crate::domain::model::{Microbar, RowKey, Signal};
 use crate::domain::pool::HistoryStats;
 use crate::domain::publish::{Ack, Channel};
 
@@ -73,6 +73,15 @@ pub trait Warehouse: Sync {
         symbols: &[String],
         after: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Signal>, ClickHouseError>> + Send;
+
+    /// The keys of the symbols' rows, in one cheap query: bars and 1-second signals after
+    /// `after`, 1-minute signals after `minutes_after` when asked (a visibility poll).
+    fn row_keys(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+        minutes_after: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<Vec<(KeyTable, RowKey)>, ClickHouseError>> + Send;
 
     /// Whether either table holds a row of `symbol`.
     fn has_rows(&self, symbol: &str) -> impl Future<Output = Result<bool, ClickHouseError>> + Send;
@@ -199,6 +208,17 @@ impl Warehouse for LiveWarehouse<'_> {
         after: OffsetDateTime,
     ) -> Result<Vec<Signal>, ClickHouseError> {
         self.clickhouse.minute_signals(symbols, after).await
+    }
+
+    async fn row_keys(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+        minutes_after: Option<OffsetDateTime>,
+    ) -> Result<Vec<(KeyTable, RowKey)>, ClickHouseError> {
+        self.clickhouse
+            .row_keys(symbols, after, minutes_after)
+            .await
     }
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::{ClickHouse, ClickHouseError, UNKNOWN_DATABASE, UNKNOWN_TABLE};
-use crate::domain::model::{Microbar, Signal, WINDOW_1M, WINDOW_1S};
+use crate::domain::model::{Microbar, RowKey, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::pool::{HistoryCut, HistoryStats};
 
 impl ClickHouse {
@@ -66,6 +66,61 @@ impl ClickHouse {
                 .fetch_all::<Signal>(),
         )
         .await
+    }
+
+    /// The keys of the symbols' rows in both tables, in one cheap query (no FINAL, no columns
+    /// but the key; duplicates folded by DISTINCT): what a visibility poll needs. Bars and
+    /// 1-second signals ending after `after`; 1-minute signals starting after `minutes_after`,
+    /// only when asked.
+    pub async fn row_keys(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+        minutes_after: Option<OffsetDateTime>,
+    ) -> Result<Vec<(KeyTable, RowKey)>, ClickHouseError> {
+        let filter = "has(?, symbol) AND event_ts > fromUnixTimestamp64Milli(?, 'UTC')";
+        let mut sql = format!(
+            "SELECT DISTINCT toUInt8(0) AS t, symbol, event_ts, seq FROM ta_microbars \
+             WHERE {filter} UNION ALL SELECT DISTINCT toUInt8(1) AS t, symbol, event_ts, seq \
+             FROM ta_signals WHERE window_size = ? AND {filter}"
+        );
+        if minutes_after.is_some() {
+            sql.push_str(&format!(
+                " UNION ALL SELECT DISTINCT toUInt8(2) AS t, symbol, event_ts, seq \
+                 FROM ta_signals WHERE window_size = ? AND {filter}"
+            ));
+        }
+        let mut query = self
+            .client
+            .query(&sql)
+            .bind(symbols)
+            .bind(unix_millis(after))
+            .bind(WINDOW_1S)
+            .bind(symbols)
+            .bind(unix_millis(after));
+        if let Some(m) = minutes_after {
+            query = query.bind(WINDOW_1M).bind(symbols).bind(unix_millis(m));
+        }
+        let rows = self.bounded(query.fetch_all::<KeyRow>()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let table = match r.t {
+                    0 => KeyTable::Microbars,
+                    1 => KeyTable::Signals,
+                    2 => KeyTable::MinuteSignals,
+                    _ => return None,
+                };
+                Some((
+                    table,
+                    RowKey {
+                        symbol: r.symbol,
+                        event_ts: r.event_ts,
+                        seq: r.seq,
+                    },
+                ))
+            })
+            .collect())
     }
 
     /// Rows of `table` for the symbols, without FINAL minus with FINAL: unmerged duplicates.
@@ -281,6 +336,25 @@ fn cut_clauses(cut: Option<HistoryCut>) -> (&'static str, &'static str) {
         ),
         None => ("", ""),
     }
+}
+
+/// Which rows a key of [`ClickHouse::row_keys`] belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyTable {
+    Microbars,
+    /// `ta_signals`, `PT1S`.
+    Signals,
+    /// `ta_signals`, `PT1M`.
+    MinuteSignals,
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct KeyRow {
+    t: u8,
+    symbol: String,
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
+    event_ts: OffsetDateTime,
+    seq: u64,
 }
 
 fn unix_millis(t: OffsetDateTime) -> i64 {

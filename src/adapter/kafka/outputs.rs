@@ -59,27 +59,32 @@ impl OutputWatch {
     }
 
     /// Waits until `done` holds for the records so far, or `bound` passes; checks again on every
-    /// record that arrives (no polling interval of its own).
-    pub async fn wait_until(&mut self, bound: Duration, done: impl Fn(&[OutputRecord]) -> bool) {
+    /// record that arrives (no polling interval of its own). Whether `done` held.
+    pub async fn wait_until(
+        &mut self,
+        bound: Duration,
+        done: impl Fn(&[OutputRecord]) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
             if done(&self.records()) {
-                return;
+                return true;
             }
             match tokio::time::timeout_at(deadline, self.count.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return,
+                _ => return false,
             }
         }
     }
 }
 
 impl Drop for OutputWatch {
+    /// Tells the reader to stop without waiting for it: it sees the flag within one poll
+    /// (100 ms) and closes its consumer on its own thread, while the verdict, which no longer
+    /// needs it, goes on (a join here blocked the runtime's thread for up to that poll).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.thread.take());
     }
 }
 

@@ -84,8 +84,12 @@ pub(super) fn latency(out: &mut String, s: &ScenarioReport) {
             "watermark-closed: broker ack → visible",
             &w.publish_to_visible,
         ),
+        (
+            "PT1M: broker ack of the 1-minute bar → visible",
+            &l.minute_signals.publish_to_visible,
+        ),
     ] {
-        if sm.count == 0 && name.starts_with("watermark") {
+        if sm.count == 0 && (name.starts_with("watermark") || name.starts_with("PT1M")) {
             continue;
         }
         let _ = write!(
@@ -103,9 +107,11 @@ pub(super) fn latency(out: &mut String, s: &ScenarioReport) {
     }
     let _ = write!(
         out,
-        "</table><p><small>Visibility times are late by at most {:.0} ms (poll interval); \
-         TA emit times come from the job's clock.</small></p>",
-        l.polling_error_ms
+        "</table><p><small>Visibility times are the midpoints of brackets between the last \
+         poll of the run's row keys that did not see a row and the first that did ({}): off by \
+         at most ±{:.0} ms ({} key polls, {} full reads); TA emit times come from the job's \
+         clock.</small></p>",
+        l.visibility_error, l.polling_error_ms, l.key_polls, l.full_reads
     );
     if w.publish_to_visible.count > 0 {
         let _ = write!(

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{Ran, Stages};
-use crate::adapter::clickhouse::ClickHouseError;
-use crate::domain::model::{Microbar, Signal, WINDOW_1M, WINDOW_1S};
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
+use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::oracle::{Expected, Oracle};
 use crate::domain::pool::HistoryStats;
 use crate::domain::publish::{Ack, Channel, Delivery};
@@ -221,6 +221,37 @@ impl Warehouse for FakeWarehouse {
             })
             .cloned()
             .collect())
+    }
+
+    async fn row_keys(
+        &self,
+        symbols: &[String],
+        after: OffsetDateTime,
+        minutes_after: Option<OffsetDateTime>,
+    ) -> Result<Vec<(KeyTable, RowKey)>, ClickHouseError> {
+        let mut keys: Vec<(KeyTable, RowKey)> = self
+            .microbars(symbols, after)
+            .await?
+            .iter()
+            .map(|b| (KeyTable::Microbars, b.key()))
+            .collect();
+        keys.extend(
+            self.signals(symbols, after)
+                .await?
+                .iter()
+                .map(|s| (KeyTable::Signals, s.key())),
+        );
+        if let Some(m) = minutes_after {
+            keys.extend(
+                self.minute_signals(symbols, m)
+                    .await?
+                    .iter()
+                    .map(|s| (KeyTable::MinuteSignals, s.key())),
+            );
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
     }
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {

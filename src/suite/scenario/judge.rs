@@ -7,15 +7,18 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use super::expect::{Expectations, ExpectedBar};
-use super::poll::{presence, Observed};
+use super::poll::{presence, Observed, Seen};
 use super::{RunError, Runner};
+use crate::adapter::clickhouse::KeyTable;
 use crate::domain::compare::{self, TableDiff};
 use crate::domain::diagnose::{self, Finding, Hop, SinkFacts};
-use crate::domain::latency;
+use crate::domain::latency::{self, ErrorBar};
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::oracle::watermark::{IDLE_TIMEOUT_MS, WATERMARK_INTERVAL_MS};
 use crate::domain::publish::{Channel, Delivery};
-use crate::domain::report::{LatencyReport, ScenarioReport, Verdict, WatermarkLatency};
+use crate::domain::report::{
+    LatencyReport, MinuteLatency, ScenarioReport, Verdict, WatermarkLatency,
+};
 use crate::domain::scenario::{Event, Scenario, Table};
 use crate::suite::seam::{Publisher, Warehouse};
 
@@ -46,7 +49,9 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             &signals,
             &observed.minute_signals,
         );
-        let mut facts = self.facts(&run, &bars, &tables).await?;
+        let mut facts = self
+            .facts(&run, &bars, &tables, observed.unmerged_duplicates)
+            .await?;
         facts.expected_minute_signals = run.expected.minute_signals.len();
         facts.found_minute_signals =
             minute_signals_found(&run.expected.minute_signals, &observed.minute_signals);
@@ -54,19 +59,25 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
     }
 
     /// The sink facts of the comparison, completed by the warehouse: unmerged duplicates
-    /// always, and when no expected bar was found, where the rows went instead (another
+    /// always (asked here unless read with the rows), and when no expected bar was found, where the rows went instead (another
     /// database, read-only replicas, the TA job not consuming).
     async fn facts(
         &self,
         run: &Evidence<'_>,
         observed: &[Microbar],
         tables: &BTreeMap<String, TableDiff>,
+        unmerged: Option<u64>,
     ) -> Result<SinkFacts, RunError> {
         let mut facts = table_facts(run.bars, observed, tables);
-        facts.duplicates_unmerged = self
-            .warehouse
-            .unmerged_duplicates("ta_microbars", run.symbols, run.after)
-            .await? as usize;
+        let unmerged = match unmerged {
+            Some(n) => n,
+            None => {
+                self.warehouse
+                    .unmerged_duplicates("ta_microbars", run.symbols, run.after)
+                    .await?
+            }
+        };
+        facts.duplicates_unmerged = unmerged as usize;
         if facts.found_bars == 0 {
             facts.rows_in_other_database = self.warehouse.database_holding(run.symbols).await?;
             facts.unhealthy_replicas = self.warehouse.unhealthy_replicas().await?;
@@ -307,7 +318,9 @@ pub(super) fn include_stages(report: &mut ScenarioReport) {
 }
 
 /// Per-hop latency of the bars closed by trades, and apart, of those closed by the watermark,
-/// whose limit adds the time the job may hold its watermark for idle partitions.
+/// whose limit adds the time the job may hold its watermark for idle partitions; and of the
+/// 1-minute path's signals. Each visibility time is the midpoint of its bracket, each error
+/// half its width.
 pub(super) fn latency_report(
     bars: &[ExpectedBar],
     observed: &Observed,
@@ -317,20 +330,45 @@ pub(super) fn latency_report(
         bars.iter().partition(|b| b.closed_by_watermark);
     let trade = HopSamples::of(&by_trade, observed);
     let watermark = HopSamples::of(&by_watermark, observed);
+    let minutes = minute_samples(observed);
     let hold_allowance_ms = (IDLE_TIMEOUT_MS + WATERMARK_INTERVAL_MS) as f64;
+    let error = |s: &[f64]| ErrorBar::of(latency::KEY_POLL, s);
+    let widest = trade
+        .half_widths
+        .iter()
+        .chain(&watermark.half_widths)
+        .chain(&minutes.1)
+        .copied()
+        .fold(0.0, f64::max);
     LatencyReport {
         publish_to_visible: latency::summarize(&trade.publish_to_visible),
         publish_to_ta_emit: latency::summarize(&trade.publish_to_emit),
         ta_emit_to_visible: latency::summarize(&trade.emit_to_visible),
-        polling_error_ms: trade.polling_error_ms.max(watermark.polling_error_ms),
+        polling_error_ms: widest,
+        visibility_error: error(&trade.half_widths),
         watermark_closed: WatermarkLatency {
             publish_to_visible: latency::summarize(&watermark.publish_to_visible),
             publish_to_ta_emit: latency::summarize(&watermark.publish_to_emit),
             ta_emit_to_visible: latency::summarize(&watermark.emit_to_visible),
+            visibility_error: error(&watermark.half_widths),
             hold_allowance_ms,
             limit_ms: max_latency_ms.map(|l| l as f64 + hold_allowance_ms),
         },
+        minute_signals: MinuteLatency {
+            publish_to_visible: latency::summarize(&minutes.0),
+            visibility_error: error(&minutes.1),
+        },
+        key_polls: observed.key_polls,
+        full_reads: observed.full_reads,
+        key_poll_rtt_ms: latency::Summary {
+            samples_ms: Vec::new(),
+            ..latency::summarize(&observed.key_poll_rtts_ms)
+        },
     }
+}
+
+fn ms(d: time::Duration) -> f64 {
+    d.as_seconds_f64() * 1000.0
 }
 
 /// Per-bar latency samples of the bars that were seen, in milliseconds.
@@ -339,30 +377,47 @@ struct HopSamples {
     publish_to_visible: Vec<f64>,
     publish_to_emit: Vec<f64>,
     emit_to_visible: Vec<f64>,
-    polling_error_ms: f64,
+    half_widths: Vec<f64>,
 }
 
 impl HopSamples {
     fn of(bars: &[&ExpectedBar], observed: &Observed) -> Self {
-        let ms = |d: time::Duration| d.as_seconds_f64() * 1000.0;
         let mut samples = HopSamples::default();
         for bar in bars {
-            let Some((seen_at, interval)) = observed.first_seen.get(&bar.key) else {
+            let Some(seen) = observed
+                .sightings
+                .get(&(KeyTable::Microbars, bar.key.clone()))
+            else {
                 continue;
             };
+            let visible = seen.midpoint();
             samples
                 .publish_to_visible
-                .push(ms(*seen_at - bar.trigger_ack));
-            samples.polling_error_ms = samples
-                .polling_error_ms
-                .max(interval.as_secs_f64() * 1000.0);
+                .push(ms(visible - bar.trigger_ack));
+            samples.half_widths.push(seen.half_width_ms());
             if let Some(row) = observed.bars.iter().find(|b| b.key() == bar.key) {
                 samples
                     .publish_to_emit
                     .push(ms(row.ingest_ts - bar.trigger_ack));
-                samples.emit_to_visible.push(ms(*seen_at - row.ingest_ts));
+                samples.emit_to_visible.push(ms(visible - row.ingest_ts));
             }
         }
         samples
     }
+}
+
+/// The 1-minute signals that were seen: ack of their 1-minute bar → visible, and half-widths.
+fn minute_samples(observed: &Observed) -> (Vec<f64>, Vec<f64>) {
+    let mut due: Vec<(&Seen, &time::OffsetDateTime)> = observed
+        .due
+        .iter()
+        .filter(|((table, _), _)| *table == KeyTable::MinuteSignals)
+        .collect();
+    due.sort();
+    due.into_iter()
+        .filter_map(|(key, acked)| {
+            let seen = observed.sightings.get(key)?;
+            Some((ms(seen.midpoint() - *acked), seen.half_width_ms()))
+        })
+        .unzip()
 }

@@ -39,7 +39,6 @@ use crate::suite::ledger::{Ledger, Record};
 use crate::suite::pool::PoolError;
 use crate::suite::seam::{Publisher, Warehouse};
 use expect::{expected_bars, predict_again};
-use judge::Evidence;
 use publish::Published;
 
 pub use outputs::OutputsCheck;
@@ -90,6 +89,29 @@ impl RunError {
                 ))
             }
             _ => None,
+        }
+    }
+}
+
+/// The last piece of evidence a verdict rests on: what it was and when it was in hand.
+#[derive(Default)]
+struct Evidence {
+    last: Option<(String, time::OffsetDateTime)>,
+}
+
+impl Evidence {
+    fn at(what: &str, at: Option<time::OffsetDateTime>) -> Self {
+        let mut e = Evidence::default();
+        e.extend(what, at);
+        e
+    }
+
+    /// Keeps the later of the two.
+    fn extend(&mut self, what: &str, at: Option<time::OffsetDateTime>) {
+        if let Some(at) = at {
+            if self.last.as_ref().is_none_or(|(_, t)| at > *t) {
+                self.last = Some((what.to_string(), at));
+            }
         }
     }
 }
@@ -160,7 +182,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             Some(check) => Some(check.start().await),
             None => None,
         };
-        let (published, state) = self.publish_watched(scenario, &plan, base, record).await;
+        let (published, poller) = self.publish_watched(scenario, &plan, base, record).await;
         let Published {
             mut sent,
             closers,
@@ -170,11 +192,11 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         expected.drop_bars_of(&closers);
         let published_at = Instant::now();
         let mut bars = expected_bars(&sent, &expected);
+        let wanted: Vec<RowKey> = bars.iter().map(|b| b.key.clone()).collect();
         let minutes: Vec<RowKey> = expected.minute_signals.iter().map(Columns::key).collect();
-        let observed = self
-            .wait_for(&plan, &names, base, &bars, &minutes, state)
-            .await?;
+        let observed = poller.wait_for(&plan, &wanted, &minutes).await?;
         let rows_visible_at = time::OffsetDateTime::now_utc();
+        let mut evidence_at = Evidence::at("clickhouse_rows", observed.evidence_at);
         drop(turn);
         let mut pool_report = plan
             .lease
@@ -189,7 +211,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         }
         let deliveries: Vec<Delivery> = sent.iter().map(|s| s.delivery.clone()).collect();
         let (stored_bars, stored_signals) = (observed.bars.clone(), observed.signals.clone());
-        let evidence = Evidence {
+        let evidence = judge::Evidence {
             symbols: &names,
             after: base,
             expected: &expected,
@@ -197,14 +219,6 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             closers: &closers,
             deliveries: &deliveries,
         };
-        let mut report = self.judge(scenario, evidence, observed).await?;
-        if let Some(pool) = &pool_report {
-            let findings = pool.findings(&stored_bars);
-            if !findings.is_empty() {
-                report.verdict = Verdict::Fail;
-                report.findings.extend(findings);
-            }
-        }
         let ran = Ran {
             scenario,
             symbols: &plan.symbols,
@@ -213,25 +227,54 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             stored_bars: &stored_bars,
             stored_signals: &stored_signals,
         };
-        let mut stages = Vec::new();
-        if let (Some(check), Some(watch)) = (self.outputs, watch) {
-            let run = outputs::OutputsRun {
-                scenario,
-                symbols: &names,
-                expected_bars: &expected.bars,
-                expected_signals: &expected.signals,
-                expected_minute_signals: &expected.minute_signals,
-                stored_bars: &stored_bars,
-                stored_signals: &stored_signals,
-                stored_diffs: &report.tables,
-                bars: &bars,
-                closers: &closers,
-                rows_visible_at,
-                after: base,
-            };
-            stages = check.judge(watch, run).await;
+        let outputs_run = outputs::OutputsRun {
+            scenario,
+            symbols: &names,
+            expected_bars: &expected.bars,
+            expected_signals: &expected.signals,
+            expected_minute_signals: &expected.minute_signals,
+            stored_bars: &stored_bars,
+            stored_signals: &stored_signals,
+            bars: &bars,
+            closers: &closers,
+            rows_visible_at,
+            after: base,
+        };
+        // The judgement's own queries, the wait for the Kafka outputs and the heartbeat, and the
+        // stages after ClickHouse read independent systems: at once, so the verdict comes as
+        // soon as the slowest of them has its evidence.
+        let (judged, settled, (later, later_at)) = tokio::join!(
+            self.judge(scenario, evidence, observed),
+            async {
+                match (self.outputs, watch) {
+                    (Some(check), Some(watch)) => Some(check.settle(watch, &outputs_run).await),
+                    _ => None,
+                }
+            },
+            async {
+                let later = self.stages.run(&ran).await;
+                (later, time::OffsetDateTime::now_utc())
+            },
+        );
+        let mut report = judged?;
+        if let Some(pool) = &pool_report {
+            let findings = pool.findings(&stored_bars);
+            if !findings.is_empty() {
+                report.verdict = Verdict::Fail;
+                report.findings.extend(findings);
+            }
         }
-        stages.extend(self.stages.run(&ran).await);
+        let mut stages = Vec::new();
+        if let (Some(check), Some(settled)) = (self.outputs, settled) {
+            for (what, at) in settled.evidence_at() {
+                evidence_at.extend(what, at);
+            }
+            stages = check.finish(settled, &outputs_run, &report.tables).await;
+        }
+        if let Some(last) = later.last() {
+            evidence_at.extend(&last.stage, Some(later_at));
+        }
+        stages.extend(later);
         report.stages = stages;
         // The HTML evidence report plots what was expected against what was stored.
         report.series = Series::new(
@@ -247,6 +290,11 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         report.messages_acknowledged = deliveries.len();
         report.deliveries = deliveries;
         report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
+        let verdict_at = time::OffsetDateTime::now_utc();
+        if let Some((what, at)) = evidence_at.last {
+            report.overhead_ms = Some((verdict_at - at).whole_milliseconds().max(0) as u64);
+            report.last_evidence = Some(what);
+        }
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }

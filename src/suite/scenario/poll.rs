@@ -1,212 +1,459 @@
-//! Waiting for the run's rows: a watcher records first sightings while publishing goes on,
-//! then polls with a growing interval until every expected bar is in both tables, or the
-//! deadline. What the polls saw, when each row was first seen and the poll history are the
-//! evidence for the comparison and for latency.
+//! Waiting for the run's rows, and timing when each became visible.
+//!
+//! One poller runs from before the first message until every expected row is visible (or the
+//! deadline). It asks ClickHouse only for the KEYS of the run's rows (one cheap query over
+//! both tables), and only tightly near an expected arrival: a row is due once the message that
+//! makes the TA job emit it has been acknowledged ([`Expecting`]); while some due row is
+//! unseen and recently due, polls go back to back (at most one per [`TIGHT_GAP`]); rows
+//! overdue for longer are polled for slowly, and with nothing due the poller idles, so
+//! scenarios running side by side do not hammer the one ClickHouse. Each row's visibility is
+//! bracketed between the send time of the last poll that did not see it and the answer time
+//! of the first that did ([`Sightings`]). The rows themselves (FINAL) are read in full only
+//! once the keys are complete, or at the deadline: they are the comparison's evidence.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::expect::ExpectedBar;
 use super::plan::Plan;
 use super::publish::Published;
 use super::{RunError, Runner};
-use crate::adapter::clickhouse::ClickHouseError;
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
+use crate::domain::latency::Sightings;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::report::Attempt;
 use crate::domain::scenario::{Event, Scenario};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
-use crate::suite::wait::{self, Poll};
 
-/// Pace of the watcher that runs during publishing.
-const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// Least time between two poll sends while a row is due: an upper bound on the query rate of
+/// one scenario (25 per second), and about half of it goes into the error (see [`Pace`]).
+const TIGHT_GAP: Duration = Duration::from_millis(40);
+/// How long after its trigger's acknowledgement a row is polled for tightly: beyond the
+/// local pipeline's latency (~0.5 s), the production sink's 5 s flush, and the test stack's
+/// watermark hold for idle partitions.
+const TIGHT_FOR: Duration = Duration::from_secs(10);
+/// The pace for rows overdue beyond [`TIGHT_FOR`] (their error grows to about half of it).
+const OVERDUE_GAP: Duration = Duration::from_millis(250);
+/// The pace with nothing due: rows that come unannounced are still seen within this.
+const IDLE_GAP: Duration = Duration::from_secs(1);
 
-/// What the polls saw: the rows of the last one, when each row was first seen (and the poll
-/// interval before that sighting), and the poll history.
+/// A row the polls look for: which table, which key.
+pub(super) type Seen = (KeyTable, RowKey);
+
+/// How fast to poll, from the rows due and not seen yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pace {
+    /// A row became due within [`TIGHT_FOR`]: back to back.
+    Tight,
+    /// Only rows due for longer.
+    Overdue,
+    Idle,
+}
+
+impl Pace {
+    /// From when each unseen due row became due.
+    pub fn of(
+        unseen_due_since: impl IntoIterator<Item = OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Self {
+        let newest = unseen_due_since.into_iter().max();
+        match newest {
+            Some(t) if now - t < TIGHT_FOR => Pace::Tight,
+            Some(_) => Pace::Overdue,
+            None => Pace::Idle,
+        }
+    }
+
+    fn gap(self) -> Duration {
+        match self {
+            Pace::Tight => TIGHT_GAP,
+            Pace::Overdue => OVERDUE_GAP,
+            Pace::Idle => IDLE_GAP,
+        }
+    }
+}
+
+/// The rows the run's messages make the job emit, shared by the publisher (which registers a
+/// message's rows as it sends it, and its acknowledgement) and the poller (which polls tightly
+/// for the rows due).
+#[derive(Default)]
+pub(super) struct Expecting {
+    state: Mutex<ExpectingState>,
+    /// Wakes the poller: a row became due, or publishing ended.
+    changed: Notify,
+    publishing_done: AtomicBool,
+}
+
+#[derive(Default)]
+struct ExpectingState {
+    by_message: HashMap<usize, Vec<Seen>>,
+    /// Rows whose trigger was acknowledged, and when.
+    due: HashMap<Seen, OffsetDateTime>,
+}
+
+impl Expecting {
+    /// Message `index` is sent; the oracle says it makes the job emit `rows`.
+    pub fn sent(&self, index: usize, rows: Vec<Seen>) {
+        if !rows.is_empty() {
+            self.lock().by_message.insert(index, rows);
+        }
+    }
+
+    /// Message `index` was acknowledged at `at`: its rows are due from then.
+    pub fn acked(&self, index: usize, at: OffsetDateTime) {
+        let mut st = self.lock();
+        if let Some(rows) = st.by_message.remove(&index) {
+            for row in rows {
+                st.due.entry(row).or_insert(at);
+            }
+            drop(st);
+            self.changed.notify_one();
+        }
+    }
+
+    fn done(&self) {
+        self.publishing_done.store(true, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    fn pace(&self, sightings: &Sightings<Seen>, now: OffsetDateTime) -> Pace {
+        let st = self.lock();
+        Pace::of(
+            st.due
+                .iter()
+                .filter(|(row, _)| !sightings.contains(row))
+                .map(|(_, at)| *at),
+            now,
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ExpectingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the polls saw: the rows of the last full read, when each row became visible, and the
+/// poll history.
 #[derive(Default)]
 pub(super) struct Observed {
     pub bars: Vec<Microbar>,
     pub signals: Vec<Signal>,
     /// The `PT1M` rows of the 1-minute path.
     pub minute_signals: Vec<Signal>,
-    pub first_seen: HashMap<RowKey, (OffsetDateTime, Duration)>,
+    /// Each row's visibility bracket (first sightings by the key polls).
+    pub sightings: Sightings<Seen>,
+    /// When the ClickHouse evidence was in hand: the answer of the key poll that completed the
+    /// expected rows, or of the full read at the deadline.
+    pub evidence_at: Option<OffsetDateTime>,
     pub attempts: Vec<Attempt>,
     pub waited_ms: u64,
+    pub key_polls: u64,
+    /// Each answered key poll's round trip, in milliseconds: what the error is made of.
+    pub key_poll_rtts_ms: Vec<f64>,
+    pub full_reads: u64,
+    /// `ta_microbars` rows visible without FINAL beyond those with FINAL, read with the rows.
+    pub unmerged_duplicates: Option<u64>,
+    /// When each expected row became due: the acknowledgement of the message that makes the
+    /// job emit it (the 1-minute signals' latency starts there).
+    pub due: HashMap<Seen, OffsetDateTime>,
+}
+
+/// The run's poller: its queries, what they saw, the history.
+pub(super) struct Poller<'a, W> {
+    warehouse: &'a W,
+    symbols: Vec<String>,
+    after: OffsetDateTime,
+    /// The 1-minute signals start after this, when the scenario publishes 1-minute bars.
+    minutes_after: Option<OffsetDateTime>,
+    expecting: Arc<Expecting>,
+    observed: Observed,
+    /// The rows of the newest key poll that answered, and when it answered.
+    keys: Vec<Seen>,
+    keys_answered: Option<OffsetDateTime>,
+    /// Why the newest key poll failed, if it did.
+    failed: Option<String>,
+    last_send: Option<Instant>,
+    last_error: Option<ClickHouseError>,
+}
+
+impl<'a, W: Warehouse> Poller<'a, W> {
+    fn new(warehouse: &'a W, symbols: Vec<String>, after: OffsetDateTime, minutes: bool) -> Self {
+        Self {
+            warehouse,
+            symbols,
+            after,
+            // A 1-minute signal's `event_ts` is its minute's start, up to a minute before the
+            // run's offset 0 (minute 0 starts at the whole minute of offset 0).
+            minutes_after: minutes.then(|| after - time::Duration::minutes(1)),
+            expecting: Arc::default(),
+            observed: Observed {
+                sightings: Sightings::new(OffsetDateTime::now_utc()),
+                ..Observed::default()
+            },
+            keys: Vec::new(),
+            keys_answered: None,
+            failed: None,
+            last_send: None,
+            last_error: None,
+        }
+    }
+
+    /// Sleeps until the next poll is due at the current pace, waking early (and re-pacing)
+    /// when a row becomes due; `false` when `stop` says to poll no more.
+    async fn next(&self, until: Option<Instant>, stop: impl Fn() -> bool) -> bool {
+        loop {
+            if stop() {
+                return false;
+            }
+            let pace = self
+                .expecting
+                .pace(&self.observed.sightings, OffsetDateTime::now_utc());
+            let at = self.last_send.map_or_else(Instant::now, |t| t + pace.gap());
+            let at = until.map_or(at, |u| at.min(u));
+            if at <= Instant::now() {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => return true,
+                () = self.expecting.changed.notified() => {}
+            }
+        }
+    }
+
+    /// One key poll: first sightings bracketed, the newest keys kept.
+    async fn poll_keys(&mut self) {
+        self.last_send = Some(Instant::now());
+        let sent = OffsetDateTime::now_utc();
+        let keys = self
+            .warehouse
+            .row_keys(&self.symbols, self.after, self.minutes_after)
+            .await;
+        let answered = OffsetDateTime::now_utc();
+        self.observed.key_polls += 1;
+        match keys {
+            Ok(keys) => {
+                self.observed
+                    .key_poll_rtts_ms
+                    .push((answered - sent).as_seconds_f64() * 1000.0);
+                self.observed
+                    .sightings
+                    .observe(sent, answered, keys.iter().cloned());
+                self.keys = keys;
+                self.keys_answered = Some(answered);
+                self.failed = None;
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                self.last_error = Some(e);
+            }
+        }
+    }
+
+    /// The rows in full (FINAL), as the comparison reads them.
+    async fn read_rows(&mut self) -> Result<(), ClickHouseError> {
+        let (ch, symbols, after) = (self.warehouse, &self.symbols, self.after);
+        self.observed.full_reads += 1;
+        // The unmerged duplicates (a fact of the sink diagnosis) are counted with the rows: they
+        // are what the verdict rests on, and asking afterwards cost a round trip.
+        let (bars, signals, minute_signals, unmerged) = tokio::try_join!(
+            ch.microbars(symbols, after),
+            ch.signals(symbols, after),
+            async {
+                match self.minutes_after {
+                    Some(m) => ch.minute_signals(symbols, m).await,
+                    None => Ok(Vec::new()),
+                }
+            },
+            ch.unmerged_duplicates("ta_microbars", symbols, after),
+        )?;
+        self.observed.unmerged_duplicates = Some(unmerged);
+        self.observed.bars = bars;
+        self.observed.signals = signals;
+        self.observed.minute_signals = minute_signals;
+        Ok(())
+    }
+
+    /// Records one poll in the history when what it saw differs from the one before.
+    fn record(&mut self, started: Instant, outcome: String) {
+        if self
+            .observed
+            .attempts
+            .last()
+            .is_some_and(|a| a.outcome == outcome)
+        {
+            return;
+        }
+        self.observed.attempts.push(Attempt {
+            at_ms: started.elapsed().as_millis() as u64,
+            outcome,
+        });
+    }
 }
 
 impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
-    /// Publishes (see [`Runner::publish`]) while watching the warehouse, so first sightings
-    /// (latency) are timed as they happen even when a real-time scenario publishes for a minute.
+    /// Publishes (see [`Runner::publish`]) while the poller times first sightings, so latency
+    /// is measured as rows arrive even when a real-time scenario publishes for a minute.
     pub(super) async fn publish_watched(
         &self,
         scenario: &Scenario,
         plan: &Plan,
         base: OffsetDateTime,
         record: &Record,
-    ) -> (Result<Published, RunError>, Arc<Mutex<PollState>>) {
+    ) -> (Result<Published, RunError>, Poller<'_, W>) {
         let names: Vec<String> = plan.symbols.values().cloned().collect();
         let minutes = scenario.events.iter().any(|e| matches!(e, Event::Bar(_)));
-        let state = Arc::new(Mutex::new(PollState::default()));
-        let publishing = AtomicBool::new(true);
+        let mut poller = Poller::new(self.warehouse, names, base, minutes);
+        let expecting = poller.expecting.clone();
         let (published, ()) = tokio::join!(
             async {
-                let r = self.publish(scenario, plan, base, record).await;
-                publishing.store(false, Ordering::Relaxed);
+                let r = self.publish(scenario, plan, base, record, &expecting).await;
+                expecting.done();
                 r
             },
-            self.watch(&names, base, minutes, &state, &publishing),
+            poller.watch(),
         );
-        (published, state)
+        (published, poller)
     }
+}
 
-    /// Polls ClickHouse until every expected key is in both tables, or the deadline.
-    /// Polls at a fixed pace while `active`, recording first sightings only.
-    async fn watch(
-        &self,
-        symbols: &[String],
-        after: OffsetDateTime,
-        minutes: bool,
-        state: &Mutex<PollState>,
-        active: &AtomicBool,
-    ) {
-        while active.load(Ordering::Relaxed) {
-            let fetched = tokio::try_join!(
-                self.warehouse.microbars(symbols, after),
-                self.warehouse.signals(symbols, after),
-                minute_rows(self.warehouse, minutes, symbols, after)
-            );
-            let _ = state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .observe(fetched, &[], &[]);
-            tokio::time::sleep(WATCH_INTERVAL).await;
+impl<W: Warehouse> Poller<'_, W> {
+    /// Polls while the run publishes, at the pace of the rows due.
+    async fn watch(&mut self) {
+        // A poll as publishing starts (no row of the run can be visible yet): every later
+        // sighting has a lower bound close to it.
+        self.poll_keys().await;
+        let expecting = self.expecting.clone();
+        while self
+            .next(None, || expecting.publishing_done.load(Ordering::Relaxed))
+            .await
+        {
+            self.poll_keys().await;
         }
     }
 
     /// Polls until every expected bar is in both tables and every expected 1-minute signal
-    /// is there, or the plan's deadline.
+    /// is there (by key, then confirmed by a full read), or the plan's deadline (then read in
+    /// full as they are).
     pub(super) async fn wait_for(
-        &self,
+        mut self,
         plan: &Plan,
-        symbols: &[String],
-        after: OffsetDateTime,
-        bars: &[ExpectedBar],
+        wanted: &[RowKey],
         minutes: &[RowKey],
-        state: Arc<Mutex<PollState>>,
     ) -> Result<Observed, RunError> {
-        let wanted: Arc<Vec<RowKey>> = Arc::new(bars.iter().map(|b| b.key.clone()).collect());
-        let waited = wait::until(plan.deadline, wait::Backoff::default(), || {
-            let (ch, state, wanted) = (self.warehouse, state.clone(), wanted.clone());
-            async move {
-                let fetched = tokio::try_join!(
-                    ch.microbars(symbols, after),
-                    ch.signals(symbols, after),
-                    minute_rows(ch, !minutes.is_empty(), symbols, after)
-                );
-                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                st.observe(fetched, &wanted, minutes)
+        let started = Instant::now();
+        let deadline = started + plan.deadline;
+        loop {
+            let keys_complete = self.complete_by_keys(wanted, minutes);
+            if keys_complete {
+                match self.read_rows().await {
+                    Ok(()) => {
+                        let (done, outcome) = self.complete_by_rows(wanted, minutes);
+                        self.record(started, outcome);
+                        if done {
+                            self.record(started, "ready".into());
+                            self.observed.evidence_at = self.keys_answered;
+                            break;
+                        }
+                    }
+                    Err(e) => self.last_error = Some(e),
+                }
             }
-        })
-        .await;
-        let mut st = std::mem::take(&mut *state.lock().unwrap_or_else(|e| e.into_inner()));
-        if let (None, Some(e)) = (&waited.value, st.last_error.take()) {
-            if st.observed.bars.is_empty() && st.observed.minute_signals.is_empty() {
+            if Instant::now() >= deadline {
+                self.record(started, "deadline".into());
+                match self.read_rows().await {
+                    Ok(()) => self.observed.evidence_at = Some(OffsetDateTime::now_utc()),
+                    Err(e) => self.last_error = Some(e),
+                }
+                break;
+            }
+            if self.next(Some(deadline), || false).await {
+                self.poll_keys().await;
+                let outcome = self.summary(wanted, minutes);
+                self.record(started, outcome);
+            }
+        }
+        let mut observed = std::mem::take(&mut self.observed);
+        observed.due = std::mem::take(&mut self.expecting.lock().due);
+        observed.waited_ms = started.elapsed().as_millis() as u64;
+        if let Some(e) = self.last_error.take() {
+            if observed.bars.is_empty() && observed.minute_signals.is_empty() {
                 return Err(e.into());
             }
         }
-        let mut observed = st.observed;
-        observed.first_seen = st.first_seen;
-        observed.attempts = waited.attempts;
-        observed.waited_ms = waited.elapsed.as_millis() as u64;
         Ok(observed)
     }
-}
 
-/// One poll's rows: microbars, 1-second signals, 1-minute signals.
-pub(super) type Fetched = (Vec<Microbar>, Vec<Signal>, Vec<Signal>);
-
-/// What the polls have seen so far.
-#[derive(Default)]
-pub(super) struct PollState {
-    observed: Observed,
-    first_seen: HashMap<RowKey, (OffsetDateTime, Duration)>,
-    last_poll: Option<Instant>,
-    last_error: Option<ClickHouseError>,
-}
-
-impl PollState {
-    /// Records one poll; ready once every expected key is in both tables and every expected
-    /// 1-minute signal (`minutes`) is there.
-    pub(super) fn observe(
-        &mut self,
-        fetched: Result<Fetched, ClickHouseError>,
-        wanted: &[RowKey],
-        minutes: &[RowKey],
-    ) -> Poll<()> {
-        // The time since the previous poll bounds how late a first sighting is recorded.
-        let since_previous = self.last_poll.map_or(Duration::ZERO, |t| t.elapsed());
-        self.last_poll = Some(Instant::now());
-        let (bars, signals, minute_signals) = match fetched {
-            Ok(rows) => rows,
-            Err(e) => {
-                let text = e.to_string();
-                self.last_error = Some(e);
-                return Poll::Pending(format!("query failed: {text}"));
-            }
+    /// Every expected bar in both tables and every expected 1-minute signal, by the newest keys.
+    fn complete_by_keys(&self, wanted: &[RowKey], minutes: &[RowKey]) -> bool {
+        let of = |t: KeyTable| {
+            self.keys
+                .iter()
+                .filter(move |(k, _)| *k == t)
+                .map(|(_, r)| r.clone())
         };
-        let now = OffsetDateTime::now_utc();
-        for b in &bars {
-            self.first_seen
-                .entry(b.key())
-                .or_insert((now, since_previous));
+        let n = wanted.len();
+        !(wanted.is_empty() && minutes.is_empty())
+            && present(wanted, of(KeyTable::Microbars)) == n
+            && present(wanted, of(KeyTable::Signals)) == n
+            && present(minutes, of(KeyTable::MinuteSignals)) == minutes.len()
+    }
+
+    /// The same, by the rows the full read returned, and what it saw.
+    fn complete_by_rows(&self, wanted: &[RowKey], minutes: &[RowKey]) -> (bool, String) {
+        let o = &self.observed;
+        let have_bars = present(wanted, o.bars.iter().map(Columns::key));
+        let have_sigs = present(wanted, o.signals.iter().map(Columns::key));
+        let have_minutes = present(minutes, o.minute_signals.iter().map(Columns::key));
+        let done = !(wanted.is_empty() && minutes.is_empty())
+            && have_bars == wanted.len()
+            && have_sigs == wanted.len()
+            && have_minutes == minutes.len();
+        (
+            done,
+            counts(
+                have_bars,
+                have_sigs,
+                have_minutes,
+                wanted.len(),
+                minutes.len(),
+            ),
+        )
+    }
+
+    /// What the newest key poll saw, for the history.
+    fn summary(&self, wanted: &[RowKey], minutes: &[RowKey]) -> String {
+        if let Some(e) = &self.failed {
+            return format!("query failed: {e}");
         }
-        // Bar ends, not seqs: a run whose seqs are off (a reused symbol's history moved on)
-        // must not wait out its deadline; the comparison reports the seqs.
-        let have_bars = present(wanted, bars.iter().map(Columns::key));
-        let have_sigs = present(wanted, signals.iter().map(Columns::key));
-        let have_minutes = present(minutes, minute_signals.iter().map(Columns::key));
-        self.observed.bars = bars;
-        self.observed.signals = signals;
-        self.observed.minute_signals = minute_signals;
-        let complete =
-            have_bars == wanted.len() && have_sigs == wanted.len() && have_minutes == minutes.len();
-        if complete && !(wanted.is_empty() && minutes.is_empty()) {
-            Poll::Ready(())
-        } else if minutes.is_empty() {
-            Poll::Pending(format!(
-                "{have_bars}/{n} microbars, {have_sigs}/{n} signals",
-                n = wanted.len()
-            ))
-        } else {
-            Poll::Pending(format!(
-                "{have_bars}/{n} microbars, {have_sigs}/{n} signals, {have_minutes}/{m} PT1M \
-                 signals",
-                n = wanted.len(),
-                m = minutes.len()
-            ))
-        }
+        let of = |t: KeyTable| {
+            self.keys
+                .iter()
+                .filter(move |(k, _)| *k == t)
+                .map(|(_, r)| r.clone())
+        };
+        counts(
+            present(wanted, of(KeyTable::Microbars)),
+            present(wanted, of(KeyTable::Signals)),
+            present(minutes, of(KeyTable::MinuteSignals)),
+            wanted.len(),
+            minutes.len(),
+        )
     }
 }
 
-/// The symbols' 1-minute signals, asked only of a scenario that publishes 1-minute bars (the
-/// others pay no third query per poll). A 1-minute signal's `event_ts` is its minute's start,
-/// up to a minute before the run's offset 0 (minute 0 starts at the whole minute of offset 0).
-async fn minute_rows(
-    warehouse: &impl Warehouse,
-    asked: bool,
-    symbols: &[String],
-    after: OffsetDateTime,
-) -> Result<Vec<Signal>, ClickHouseError> {
-    if !asked {
-        return Ok(Vec::new());
+/// The poll history's line: rows present of rows expected.
+fn counts(bars: usize, signals: usize, minutes: usize, n: usize, m: usize) -> String {
+    if m == 0 {
+        format!("{bars}/{n} microbars, {signals}/{n} signals")
+    } else {
+        format!("{bars}/{n} microbars, {signals}/{n} signals, {minutes}/{m} PT1M signals")
     }
-    warehouse
-        .minute_signals(symbols, after - time::Duration::minutes(1))
-        .await
 }
 
 /// How many of `wanted` have a row, see [`presence`].
@@ -232,4 +479,54 @@ pub(super) fn presence(wanted: &[RowKey], rows: impl Iterator<Item = RowKey>) ->
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms)
+    }
+
+    fn row(seq: u64) -> Seen {
+        (
+            KeyTable::Microbars,
+            RowKey {
+                symbol: "ZZT2E-A".into(),
+                event_ts: at(1_000),
+                seq,
+            },
+        )
+    }
+
+    #[test]
+    fn polls_tightly_only_while_a_row_is_freshly_due() {
+        let now = at(60_000);
+        assert_eq!(Pace::of([], now), Pace::Idle);
+        assert_eq!(Pace::of([at(59_900)], now), Pace::Tight);
+        // Due for longer than the tight window: overdue, unless another row is fresh.
+        assert_eq!(Pace::of([at(40_000)], now), Pace::Overdue);
+        assert_eq!(Pace::of([at(40_000), at(59_990)], now), Pace::Tight);
+        assert!(Pace::Tight.gap() < Pace::Overdue.gap() && Pace::Overdue.gap() < Pace::Idle.gap());
+    }
+
+    #[test]
+    fn rows_are_due_from_their_trigger_acknowledgement_until_seen() {
+        let expecting = Expecting::default();
+        let mut sightings = Sightings::new(at(0));
+        expecting.sent(0, vec![row(1)]);
+        expecting.sent(1, vec![]);
+        // Sent, not acknowledged: nothing is due yet.
+        assert_eq!(expecting.pace(&sightings, at(100)), Pace::Idle);
+        expecting.acked(0, at(120));
+        expecting.acked(1, at(130));
+        assert_eq!(expecting.pace(&sightings, at(150)), Pace::Tight);
+        assert_eq!(expecting.pace(&sightings, at(20_000)), Pace::Overdue);
+        sightings.observe(at(140), at(160), [row(1)]);
+        assert_eq!(expecting.pace(&sightings, at(170)), Pace::Idle);
+        // An acknowledgement of a message with no rows, or twice, changes nothing.
+        expecting.acked(0, at(180));
+        assert_eq!(expecting.lock().due.get(&row(1)), Some(&at(120)));
+    }
 }

@@ -8,10 +8,13 @@ use time::OffsetDateTime;
 
 use super::expect::{seeded_oracle, Expectations};
 use super::plan::{closing_trades, offset, open_bar_key, Outgoing, Plan};
+use super::poll::{Expecting, Seen};
 use super::window::Window;
 use super::{RunError, Runner};
+use crate::adapter::clickhouse::KeyTable;
 use crate::domain::envelope;
-use crate::domain::model::RowKey;
+use crate::domain::model::{Columns, RowKey, WINDOW_1M};
+use crate::domain::oracle::Expected;
 use crate::domain::publish::{Channel, Delivery};
 use crate::domain::scenario::{minute_start, Close, Event, Pacing, Scenario};
 use crate::suite::ledger::Record;
@@ -51,9 +54,11 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         plan: &Plan,
         base: OffsetDateTime,
         record: &Record,
+        expecting: &Expecting,
     ) -> Result<Published, RunError> {
         let mut oracle = seeded_oracle(plan.lease.as_ref());
-        let mut window = Window::new(self.publisher, record.clone(), MAX_IN_FLIGHT);
+        let mut window = Window::new(self.publisher, record.clone(), MAX_IN_FLIGHT)
+            .on_ack(|index, d| expecting.acked(index, d.acked_at));
         let mut emitted_by = Vec::new();
         let mut expected = Expectations::default();
         let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
@@ -123,6 +128,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
                     });
                 }
             };
+            expecting.sent(index, rows.iter().map(due_row).collect());
             emitted_by.push(expected.add(rows));
             values.push(value.clone());
             window.send(index, out.channel, &out.symbol, value);
@@ -159,6 +165,15 @@ async fn wait_until_past(at: OffsetDateTime) {
     if at > now {
         let wait = (at - now).unsigned_abs();
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Where the poller looks for a row the oracle predicts.
+fn due_row(row: &Expected) -> Seen {
+    match row {
+        Expected::Microbar(b) => (KeyTable::Microbars, b.key()),
+        Expected::Signal(s) if s.window_size == WINDOW_1M => (KeyTable::MinuteSignals, s.key()),
+        Expected::Signal(s) => (KeyTable::Signals, s.key()),
     }
 }
 

@@ -42,7 +42,12 @@ pub struct Window<'p, P: Publisher> {
     delivered: BTreeMap<usize, Delivery>,
     /// Why each failed message failed, by index.
     failed: BTreeMap<usize, String>,
+    /// Told of each acknowledgement as it is collected.
+    on_ack: Option<OnAck<'p>>,
 }
+
+/// What is told of each acknowledgement: the message's index and its delivery.
+type OnAck<'p> = Box<dyn Fn(usize, &Delivery) + Send + Sync + 'p>;
 
 impl<'p, P: Publisher> Window<'p, P> {
     pub fn new(publisher: &'p P, record: Record, limit: usize) -> Self {
@@ -54,7 +59,15 @@ impl<'p, P: Publisher> Window<'p, P> {
             in_flight: BTreeMap::new(),
             delivered: BTreeMap::new(),
             failed: BTreeMap::new(),
+            on_ack: None,
         }
+    }
+
+    /// Calls `f` with each acknowledgement as it is collected (the visibility poller learns
+    /// which rows are due).
+    pub fn on_ack(mut self, f: impl Fn(usize, &Delivery) + Send + Sync + 'p) -> Self {
+        self.on_ack = Some(Box::new(f));
+        self
     }
 
     pub fn send(&mut self, index: usize, channel: Channel, symbol: &str, value: String) {
@@ -115,6 +128,9 @@ impl<'p, P: Publisher> Window<'p, P> {
             Ok((index, Ack::Delivered(d))) => {
                 self.in_flight.remove(&index);
                 self.record.acked(&d);
+                if let Some(f) = &self.on_ack {
+                    f(index, &d);
+                }
                 self.delivered.insert(index, d);
                 return Ok(());
             }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::compare::TableDiff;
 use crate::diagnose::Finding;
-use crate::latency::Summary;
+use crate::latency::{ErrorBar, Summary};
 use crate::publish::{Delivery, Unconfirmed};
 
 pub use series::{Point, Series};
@@ -46,10 +46,31 @@ pub struct LatencyReport {
     pub publish_to_ta_emit: Summary,
     /// Bars closed by a trade: TA emission (`ingest_ts`) → visible to a FINAL query.
     pub ta_emit_to_visible: Summary,
-    /// Largest poll interval before a first sighting: visibility times are late by at most this.
+    /// Every visibility time above and below is the midpoint of a bracket (the last poll that did
+    /// not see the row, the first that did) and is off by at most half of it: the largest
+    /// half-width over every population.
     pub polling_error_ms: f64,
+    /// Bars closed by a trade: how their visibility times were found and their error (the
+    /// brackets' half-widths).
+    pub visibility_error: ErrorBar,
     /// Bars closed by the watermark.
     pub watermark_closed: WatermarkLatency,
+    /// The 1-minute path: broker ack of a 1-minute bar → its `PT1M` signal visible.
+    pub minute_signals: MinuteLatency,
+    /// Queries the visibility polling sent: cheap polls of the run's row keys, and full reads
+    /// of its rows (the comparison's).
+    pub key_polls: u64,
+    pub full_reads: u64,
+    /// The key polls' round trips (without `samples_ms`): a bracket is about one to two of
+    /// them wide, so this is what the error is made of.
+    pub key_poll_rtt_ms: Summary,
+}
+
+/// Latency of the 1-minute path's signals.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MinuteLatency {
+    pub publish_to_visible: Summary,
+    pub visibility_error: ErrorBar,
 }
 
 /// Latency of the bars the job's watermark closed, measured from the broker ack of the trade
@@ -60,6 +81,7 @@ pub struct WatermarkLatency {
     pub publish_to_visible: Summary,
     pub publish_to_ta_emit: Summary,
     pub ta_emit_to_visible: Summary,
+    pub visibility_error: ErrorBar,
     /// How long after that trade the job may rightly hold its watermark: the idle timeout of the
     /// partitions it waits for plus one periodic watermark (30 s + 1 s in production).
     pub hold_allowance_ms: f64,
@@ -103,6 +125,16 @@ pub struct ScenarioReport {
     pub waited_ms: u64,
     /// From the last acknowledgement to the verdict: the wait plus the validator's own work.
     pub verdict_after_publish_ms: u64,
+    /// The validator's own time: from the moment the last piece of evidence the verdict rests
+    /// on was in hand (`last_evidence`) to the verdict. Absent when the scenario stopped short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overhead_ms: Option<u64>,
+    /// That last piece of evidence: `clickhouse_rows` (the poll that first saw the last
+    /// expected row answered), `kafka_outputs` (the last output record of the run arrived),
+    /// `heartbeat` (the newest heartbeat judged arrived), or a later stage's name (its last
+    /// answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evidence: Option<String>,
     pub duration_ms: u64,
     /// Set when the scenario could not run.
     pub error: Option<String>,

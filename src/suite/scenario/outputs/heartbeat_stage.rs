@@ -7,15 +7,22 @@ use super::*;
 impl OutputsCheck {
     /// The heartbeat stage; when it is pending and the next heartbeat is due within the bound
     /// the outputs had (a short interval: the test stack's, or a beat about to come), waits
-    /// for it, so that only a heartbeat far off is reported pending.
+    /// for it, so that only a heartbeat far off is reported pending. With the stage, when its
+    /// evidence was in hand: the arrival of the newest heartbeat judged, or the end of a wait
+    /// for one that did not come.
     pub(super) async fn heartbeat_settled(
         &self,
         watch: &mut OutputWatch,
         run: &OutputsRun<'_>,
-    ) -> StageReport {
+    ) -> (StageReport, Option<OffsetDateTime>) {
         let deadline = tokio::time::Instant::now() + OUTPUTS_BOUND;
         loop {
             let records = watch.records();
+            let arrived = records
+                .iter()
+                .filter(|r| r.output == Output::Status)
+                .map(|r| OffsetDateTime::from(r.arrived))
+                .max();
             let (stage, newest) = self.heartbeat_stage(&records, run).await;
             let pending = stage.checks.iter().any(|c| c.pending);
             let due = newest.map(|t| t + self.target.status_interval + heartbeat::FROZEN_SLACK);
@@ -25,13 +32,15 @@ impl OutputsCheck {
                 (until_due <= left).then_some(until_due)
             });
             let Some(wait) = wait.filter(|_| pending) else {
-                return stage;
+                return (stage, arrived);
             };
             let beats = status_count(&records);
             watch.wait_until(wait, |r| status_count(r) > beats).await;
             if status_count(&watch.records()) == beats {
                 // None came when due: judged as it stands (stale or pending by the rules).
-                return self.heartbeat_stage(&watch.records(), run).await.0;
+                let waited_out = OffsetDateTime::now_utc();
+                let stage = self.heartbeat_stage(&watch.records(), run).await.0;
+                return (stage, Some(waited_out));
             }
         }
     }

@@ -49,7 +49,6 @@ pub(super) struct OutputsRun<'a> {
     pub expected_minute_signals: &'a [Signal],
     pub stored_bars: &'a [Microbar],
     pub stored_signals: &'a [Signal],
-    pub stored_diffs: &'a BTreeMap<String, TableDiff>,
     pub bars: &'a [ExpectedBar],
     /// The closing trades' own bars: tolerated on the topics as in ClickHouse.
     pub closers: &'a [RowKey],
@@ -104,18 +103,20 @@ impl OutputsCheck {
             .map_err(|e| e.to_string())
     }
 
-    /// The two stages' reports.
-    pub(super) async fn judge(
+    /// Reads the topics until the run's records are in (or the bound) and the heartbeat can be
+    /// judged, then stops reading: what [`OutputsCheck::finish`] judges, with when each piece
+    /// of evidence arrived.
+    pub(super) async fn settle(
         &self,
         watch: Result<OutputWatch, String>,
-        run: OutputsRun<'_>,
-    ) -> Vec<StageReport> {
+        run: &OutputsRun<'_>,
+    ) -> Settled {
         let mut watch = match watch {
             Ok(w) => w,
-            Err(e) => return vec![unread("kafka_outputs", &e), unread("heartbeat", &e)],
+            Err(e) => return Settled::Unread(e),
         };
         let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
-        watch
+        let complete = watch
             .wait_until(OUTPUTS_BOUND, |records| {
                 // Every expected row seen; or as many of the run's records as rows expected,
                 // some of which do not decode: waiting longer would not change the verdict.
@@ -145,9 +146,45 @@ impl OutputsCheck {
                         && count(Output::Signals) >= run.expected_signals.len())
             })
             .await;
-        let outputs = self.outputs_stage(&watch.records(), &run).await;
-        let heartbeat = self.heartbeat_settled(&mut watch, &run).await;
-        vec![outputs, heartbeat]
+        let records = watch.records();
+        // The last of the run's records, or the end of the bound when some never came.
+        let outputs_at = if complete {
+            records
+                .iter()
+                .filter(|r| is_run(r, &symbols))
+                .map(|r| OffsetDateTime::from(r.arrived))
+                .max()
+        } else {
+            Some(OffsetDateTime::now_utc())
+        };
+        let (heartbeat, heartbeat_at) = self.heartbeat_settled(&mut watch, run).await;
+        // Stops the reader now: nothing more is judged.
+        drop(watch);
+        Settled::Read {
+            records,
+            outputs_at,
+            heartbeat: Box::new(heartbeat),
+            heartbeat_at,
+        }
+    }
+
+    /// The two stages' reports, from what [`OutputsCheck::settle`] read; `stored_diffs` are the
+    /// ClickHouse tables' comparisons, to name the sink that fails.
+    pub(super) async fn finish(
+        &self,
+        settled: Settled,
+        run: &OutputsRun<'_>,
+        stored_diffs: &BTreeMap<String, TableDiff>,
+    ) -> Vec<StageReport> {
+        match settled {
+            Settled::Unread(e) => vec![unread("kafka_outputs", &e), unread("heartbeat", &e)],
+            Settled::Read {
+                records, heartbeat, ..
+            } => {
+                let outputs = self.outputs_stage(&records, run, stored_diffs).await;
+                vec![outputs, *heartbeat]
+            }
+        }
     }
 
     /// Decodes a value: framing, writer schema (registry or the contract's), Avro. A framed
@@ -170,7 +207,12 @@ impl OutputsCheck {
         }
     }
 
-    async fn outputs_stage(&self, records: &[OutputRecord], run: &OutputsRun<'_>) -> StageReport {
+    async fn outputs_stage(
+        &self,
+        records: &[OutputRecord],
+        run: &OutputsRun<'_>,
+        stored_diffs: &BTreeMap<String, TableDiff>,
+    ) -> StageReport {
         let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
         let mut errors = Vec::new();
         let mut unverified_ids = BTreeSet::new();
@@ -258,7 +300,7 @@ impl OutputsCheck {
         findings.extend(minute_diff.as_ref().and_then(|d| {
             minute_finding(
                 d,
-                run.stored_diffs.get(MINUTE_SIGNALS),
+                stored_diffs.get(MINUTE_SIGNALS),
                 self.topic(Output::Signals),
             )
         }));
@@ -269,7 +311,7 @@ impl OutputsCheck {
             kafka: &kafka_bars,
             stored: run.stored_bars,
             kafka_diff: &bar_diff,
-            stored_diff: run.stored_diffs.get(Table::Microbars.name()),
+            stored_diff: stored_diffs.get(Table::Microbars.name()),
             undecodable: errors.iter().filter(|(o, _)| *o == Output::Bars).count(),
         }));
         findings.extend(judge::sinks(&Sides {
@@ -279,7 +321,7 @@ impl OutputsCheck {
             kafka: &kafka_signals,
             stored: run.stored_signals,
             kafka_diff: &signal_diff,
-            stored_diff: run.stored_diffs.get(Table::Signals.name()),
+            stored_diff: stored_diffs.get(Table::Signals.name()),
             undecodable: errors.iter().filter(|(o, _)| *o == Output::Signals).count(),
         }));
         findings.extend(unverified(&unverified_ids));
@@ -338,6 +380,34 @@ impl OutputsCheck {
             ..StageReport::default()
         }
         .conclude()
+    }
+}
+
+/// What the outputs check read, before it is judged.
+pub(super) enum Settled {
+    /// The topics could not be read.
+    Unread(String),
+    Read {
+        records: Vec<OutputRecord>,
+        /// When the last of the run's records arrived (or the bound ended without them).
+        outputs_at: Option<OffsetDateTime>,
+        heartbeat: Box<StageReport>,
+        /// When the heartbeat judged arrived (or the wait for one ended without it).
+        heartbeat_at: Option<OffsetDateTime>,
+    },
+}
+
+impl Settled {
+    /// When each stage's evidence was in hand.
+    pub fn evidence_at(&self) -> Vec<(&'static str, Option<OffsetDateTime>)> {
+        match self {
+            Settled::Unread(_) => Vec::new(),
+            Settled::Read {
+                outputs_at,
+                heartbeat_at,
+                ..
+            } => vec![("kafka_outputs", *outputs_at), ("heartbeat", *heartbeat_at)],
+        }
     }
 }
 

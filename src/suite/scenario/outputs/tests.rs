@@ -276,7 +276,6 @@ impl Fixture {
             expected_minute_signals: &[],
             stored_bars: &self.bars,
             stored_signals: &self.signals,
-            stored_diffs: &self.diffs,
             bars: &self.expected,
             closers: &[],
             rows_visible_at: T0 + time::Duration::seconds(3),
@@ -322,7 +321,7 @@ async fn records_equal_to_the_oracle_pass_with_their_latency_and_others_symbols_
     records.push(record(Output::Bars, SYMBOL, bar_bytes(&bar(0, 9.0)), 10));
     // A repeat (at least once) is a warning.
     records.push(records[0].clone());
-    let stage = check().outputs_stage(&records, &fx.run()).await;
+    let stage = check().outputs_stage(&records, &fx.run(), &fx.diffs).await;
     assert_eq!(stage.verdict, Verdict::Pass, "{stage:#?}");
     assert!(stage
         .checks
@@ -357,12 +356,11 @@ async fn pt1m_signals_of_a_scenario_with_minute_bars_are_compared_and_a_missing_
     );
     let run = OutputsRun {
         expected_minute_signals: &minutes,
-        stored_diffs: &diffs,
         ..fx.run()
     };
     let mut records = fx.records();
     records.push(record(Output::Signals, SYMBOL, signal_bytes(&minute), 10));
-    let stage = check().outputs_stage(&records, &run).await;
+    let stage = check().outputs_stage(&records, &run, &diffs).await;
     assert_eq!(stage.verdict, Verdict::Pass, "{stage:#?}");
     let pt1m = stage.checks.iter().find(|c| c.name == "signals_pt1m");
     assert!(
@@ -372,7 +370,7 @@ async fn pt1m_signals_of_a_scenario_with_minute_bars_are_compared_and_a_missing_
 
     // Without it on the topic (while ClickHouse has it): the Kafka sink, named.
     records.pop();
-    let stage = check().outputs_stage(&records, &run).await;
+    let stage = check().outputs_stage(&records, &run, &diffs).await;
     assert_eq!(stage.verdict, Verdict::Fail, "{stage:#?}");
     assert_eq!(hops(&stage), [Hop::KafkaSink]);
     assert!(stage.findings.iter().any(|f| f.cause.contains("PT1M")));
@@ -393,7 +391,7 @@ async fn the_brokers_append_time_is_the_kafka_hop_when_the_topic_stamps_it() {
         r.stamp_kind = StampKind::LogAppend;
         r.stamp_ms = Some(((ack - OffsetDateTime::UNIX_EPOCH).whole_milliseconds() + 40) as i64);
     }
-    let stage = check().outputs_stage(&records, &fx.run()).await;
+    let stage = check().outputs_stage(&records, &fx.run(), &fx.diffs).await;
     let latency = &stage.observed["latency"];
     assert_eq!(latency["method"], serde_json::json!(["log_append_time"]));
     // Both bars carry the first bar's append time: 40 ms for it, 960 ms before the second's ack.
@@ -416,7 +414,7 @@ async fn a_bar_clickhouse_holds_and_the_topic_lacks_names_the_kafka_sink() {
                         + Duration::from_millis((T0.unix_timestamp() as u64) * 1000 + 2000))
         })
         .collect();
-    let stage = check().outputs_stage(&records, &fx.run()).await;
+    let stage = check().outputs_stage(&records, &fx.run(), &fx.diffs).await;
     assert_eq!(stage.verdict, Verdict::Fail);
     assert_eq!(hops(&stage), [Hop::KafkaSink]);
     assert!(stage.findings[0]
@@ -438,7 +436,7 @@ async fn framed_values_without_a_registry_are_read_with_the_contract_and_garbage
     for r in &mut records {
         r.value = r.value.take().map(framed);
     }
-    let stage = check().outputs_stage(&records, &fx.run()).await;
+    let stage = check().outputs_stage(&records, &fx.run(), &fx.diffs).await;
     assert_eq!(stage.verdict, Verdict::Pass, "{stage:#?}");
     let warning = stage.findings.iter().find(|f| !f.is_failure()).unwrap();
     assert_eq!(warning.hop, Hop::SchemaRegistry);
@@ -446,7 +444,7 @@ async fn framed_values_without_a_registry_are_read_with_the_contract_and_garbage
     // A framed value the contract cannot read needs the registry; a plain one is the schema's.
     records[0].value = Some(framed(vec![2, 0xff, 0xff]));
     records[1].value = Some(vec![2, 0xff, 0xff]);
-    let stage = check().outputs_stage(&records, &fx.run()).await;
+    let stage = check().outputs_stage(&records, &fx.run(), &fx.diffs).await;
     assert_eq!(stage.verdict, Verdict::Fail);
     let failures: Vec<(Hop, &str)> = stage
         .findings

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use time::macros::datetime;
 use time::OffsetDateTime;
 
+use crate::adapter::clickhouse::KeyTable;
+use crate::domain::latency::Sightings;
 use crate::domain::model::{Columns, RowKey};
 use crate::domain::oracle::{Oracle, Trade};
 use crate::domain::publish::{Channel, Delivery};
@@ -93,14 +94,26 @@ fn bars_closed_by_the_watermark_are_timed_and_limited_apart() {
         .collect();
     assert_eq!(kinds, [(1, false), (2, true)]);
 
-    // Bar 1 visible 300 ms after the trade that closed it, bar 2 29 s after the clock trade
+    // Bar 1 visible 300 ± 50 ms after the trade that closed it (missed by the poll sent at
+    // 250 ms, seen by the one answering at 350 ms), bar 2 29 000 ± 20 ms after the clock trade
     // (the job waited for an idle partition).
-    let mut observed = Observed::default();
-    for (bar, visible_after, emitted_after) in [(&bars[0], 300, 100), (&bars[1], 29_000, 28_500)] {
-        let seen = bar.trigger_ack + ms(visible_after);
-        observed
-            .first_seen
-            .insert(bar.key.clone(), (seen, Duration::from_millis(50)));
+    let mut observed = Observed {
+        sightings: Sightings::new(bars[0].trigger_ack),
+        ..Observed::default()
+    };
+    let (a0, a1) = (bars[0].trigger_ack, bars[1].trigger_ack);
+    let bar = |i: usize| (KeyTable::Microbars, bars[i].key.clone());
+    observed.sightings.observe(a0 + ms(250), a0 + ms(270), []);
+    observed
+        .sightings
+        .observe(a0 + ms(300), a0 + ms(350), [bar(0)]);
+    observed
+        .sightings
+        .observe(a1 + ms(28_980), a1 + ms(28_990), [bar(0)]);
+    observed
+        .sightings
+        .observe(a1 + ms(29_000), a1 + ms(29_020), [bar(0), bar(1)]);
+    for (bar, emitted_after) in [(&bars[0], 100), (&bars[1], 28_500)] {
         let mut row = expected
             .bars
             .iter()
@@ -117,7 +130,15 @@ fn bars_closed_by_the_watermark_are_timed_and_limited_apart() {
     );
     assert_eq!(l.ta_emit_to_visible.p95_ms, Some(200.0));
     assert_eq!(l.polling_error_ms, 50.0);
+    assert_eq!(
+        (
+            l.visibility_error.method.as_str(),
+            l.visibility_error.max_ms
+        ),
+        ("key-poll", Some(50.0))
+    );
     let w = &l.watermark_closed;
+    assert_eq!(w.visibility_error.max_ms, Some(20.0));
     assert_eq!(
         (w.publish_to_visible.count, w.publish_to_visible.p95_ms),
         (1, Some(29_000.0))

@@ -89,8 +89,92 @@ async fn shipped_pass(lane: Option<&PrivateTa>, files: &[PathBuf]) -> Value {
                 .unwrap()
                 > 0
         );
+        visibility_is_bracketed(s);
     }
     report
+}
+
+/// Every expected row of a passing scenario has a visibility time with its error, by the
+/// key polls, and the figures hang together: each bar's midpoint after the ack of the message
+/// that made the job emit it and before the verdict; the largest error is the one reported;
+/// the overhead is counted from evidence the run had before its verdict.
+fn visibility_is_bracketed(s: &Value) {
+    let name = &s["name"];
+    let l = &s["latency"];
+    let w = &l["watermark_closed"];
+    let count = |v: &Value| v["count"].as_u64().unwrap();
+    // Every expected bar was seen, closed by a trade or by the watermark, each with a bracket.
+    let expected_bars = s["tables"]
+        .get("ta_microbars")
+        .map_or(0, |d| d["expected"].as_u64().unwrap());
+    assert_eq!(
+        count(&l["publish_to_visible"]) + count(&w["publish_to_visible"]),
+        expected_bars,
+        "{name}: {l:#}"
+    );
+    let minutes = s["tables"]
+        .get("ta_signals_pt1m")
+        .map_or(0, |d| d["expected"].as_u64().unwrap());
+    let m = &l["minute_signals"];
+    assert_eq!(count(&m["publish_to_visible"]), minutes, "{name}: {m:#}");
+    let mut widest: f64 = 0.0;
+    for (samples, error) in [
+        (&l["publish_to_visible"], &l["visibility_error"]),
+        (&w["publish_to_visible"], &w["visibility_error"]),
+        (&m["publish_to_visible"], &m["visibility_error"]),
+    ] {
+        assert_eq!(count(error), count(samples), "{name}: {error}");
+        if count(samples) == 0 {
+            continue;
+        }
+        assert_eq!(error["method"], "key-poll", "{name}: {error}");
+        let max = error["max_ms"].as_f64().unwrap();
+        let p95 = error["p95_ms"].as_f64().unwrap();
+        assert!((0.0..=max).contains(&p95), "{name}: {error}");
+        widest = widest.max(max);
+    }
+    assert_eq!(
+        l["polling_error_ms"].as_f64(),
+        Some(widest),
+        "{name}: {l:#}"
+    );
+    assert!(l["key_polls"].as_u64().unwrap() > 0, "{name}: {l:#}");
+    assert!(l["full_reads"].as_u64().unwrap() > 0, "{name}: {l:#}");
+
+    // Midpoints within [ack, verdict]: a sample is midpoint − ack, so it is not negative, and
+    // no later than the verdict, which came `verdict_after_publish_ms` after the last ack.
+    let acks: Vec<time::OffsetDateTime> = s["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let at = d["acked_at"].as_str().unwrap();
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap()
+        })
+        .collect();
+    let (first, last) = (*acks.iter().min().unwrap(), *acks.iter().max().unwrap());
+    let verdict_ms = s["verdict_after_publish_ms"].as_f64().unwrap();
+    let span_ms = (last - first).as_seconds_f64() * 1000.0 + verdict_ms;
+    for summary in [
+        &l["publish_to_visible"],
+        &w["publish_to_visible"],
+        &m["publish_to_visible"],
+    ] {
+        for sample in summary["samples_ms"].as_array().unwrap() {
+            let sample = sample.as_f64().unwrap();
+            assert!(
+                (0.0..=span_ms).contains(&sample),
+                "{name}: a midpoint {sample} ms after its ack is outside [ack, verdict] \
+                 ({span_ms} ms after the first ack): {l:#}"
+            );
+        }
+    }
+    let overhead = s["overhead_ms"].as_f64().expect("overhead_ms");
+    assert!(
+        overhead <= verdict_ms,
+        "{name}: overhead {overhead} > {verdict_ms}"
+    );
+    assert!(s["last_evidence"].is_string(), "{name}");
 }
 
 fn shipped(name: &str) -> PathBuf {
