@@ -81,6 +81,14 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
                     .map_or(String::new(), |l| format!(" (limit {l:.0} ms)"))
             )?;
         }
+        if s.latency.closed_before_trigger > 0 {
+            writeln!(
+                out,
+                "  {} bar(s) visible before the trade meant to close them was acknowledged: the \
+                 lane's watermark closed them first (no latency sample)",
+                s.latency.closed_before_trigger
+            )?;
+        }
         let m = &s.latency.minute_signals;
         if m.publish_to_visible.count > 0 {
             writeln!(

@@ -72,6 +72,7 @@ pub(crate) fn sample() -> RunReport {
             ta_emit_to_visible: crate::domain::latency::summarize(&[20.0, 80.0, 100.0]),
             polling_error_ms: 50.0,
             visibility_error: ErrorBar::of(KEY_POLL, &[12.0, 30.0, 50.0]),
+            closed_before_trigger: 0,
             watermark_closed: WatermarkLatency {
                 publish_to_visible: crate::domain::latency::summarize(&[29_500.0]),
                 publish_to_ta_emit: crate::domain::latency::summarize(&[29_000.0]),

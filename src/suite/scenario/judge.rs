@@ -346,6 +346,7 @@ pub(super) fn latency_report(
         ta_emit_to_visible: latency::summarize(&trade.emit_to_visible),
         polling_error_ms: widest,
         visibility_error: error(&trade.half_widths),
+        closed_before_trigger: trade.closed_before_trigger + watermark.closed_before_trigger,
         watermark_closed: WatermarkLatency {
             publish_to_visible: latency::summarize(&watermark.publish_to_visible),
             publish_to_ta_emit: latency::summarize(&watermark.publish_to_emit),
@@ -378,6 +379,7 @@ struct HopSamples {
     publish_to_emit: Vec<f64>,
     emit_to_visible: Vec<f64>,
     half_widths: Vec<f64>,
+    closed_before_trigger: usize,
 }
 
 impl HopSamples {
@@ -390,6 +392,11 @@ impl HopSamples {
             else {
                 continue;
             };
+            // Seen before its trigger was even acknowledged: something else closed it.
+            if seen.by < bar.trigger_ack {
+                samples.closed_before_trigger += 1;
+                continue;
+            }
             let visible = seen.midpoint();
             samples
                 .publish_to_visible

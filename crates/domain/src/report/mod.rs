@@ -55,6 +55,10 @@ pub struct LatencyReport {
     pub visibility_error: ErrorBar,
     /// Bars closed by the watermark.
     pub watermark_closed: WatermarkLatency,
+    /// Bars visible before the trade meant to close them was acknowledged: the lane's watermark
+    /// (other writers' trades, idle partitions) closed them first. They time no hop, so they are
+    /// in neither population; their rows are compared all the same.
+    pub closed_before_trigger: usize,
     /// The 1-minute path: broker ack of a 1-minute bar → its `PT1M` signal visible.
     pub minute_signals: MinuteLatency,
     /// Queries the visibility polling sent: cheap polls of the run's row keys, and full reads

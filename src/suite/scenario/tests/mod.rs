@@ -85,6 +85,34 @@ fn closes() -> (Vec<Sent>, Expectations) {
 }
 
 #[test]
+fn a_bar_visible_before_its_trigger_was_acknowledged_times_no_hop() {
+    // On a lane other writers use, the lane's watermark can close a bar before the trade meant
+    // to close it is even sent (a scenario with a long gap): it is counted apart, not as a
+    // negative latency.
+    let (sent, expected) = closes();
+    let bars = expected_bars(&sent, &expected);
+    let a0 = bars[0].trigger_ack;
+    let mut observed = Observed {
+        sightings: Sightings::new(a0 - ms(5_000)),
+        ..Observed::default()
+    };
+    let bar = |i: usize| (KeyTable::Microbars, bars[i].key.clone());
+    observed
+        .sightings
+        .observe(a0 - ms(3_000), a0 - ms(2_990), [bar(0)]);
+    observed
+        .sightings
+        .observe(a0 + ms(100), a0 + ms(120), [bar(0)]);
+    let l = latency_report(&bars, &observed, Some(5_000));
+    assert_eq!(l.closed_before_trigger, 1);
+    assert_eq!(l.publish_to_visible.count, 0);
+    assert_eq!(
+        l.watermark_closed.publish_to_visible.count, 0,
+        "bar 2 unseen"
+    );
+}
+
+#[test]
 fn bars_closed_by_the_watermark_are_timed_and_limited_apart() {
     let (sent, expected) = closes();
     let bars = expected_bars(&sent, &expected);
