@@ -182,6 +182,19 @@ pub struct FakeWarehouse {
     pub unmerged: u64,
 }
 
+impl FakeWarehouse {
+    /// The stored signals of one window size, as `rows.rs`'s `signals_of` selects them.
+    fn signals_of(&self, window: &str, symbols: &[String], after: OffsetDateTime) -> Vec<Signal> {
+        lock(&self.signals)
+            .iter()
+            .filter(|s| {
+                symbols.contains(&s.symbol) && s.event_ts > after && s.window_size == window
+            })
+            .cloned()
+            .collect()
+    }
+}
+
 impl Warehouse for FakeWarehouse {
     async fn microbars(
         &self,
@@ -200,13 +213,7 @@ impl Warehouse for FakeWarehouse {
         symbols: &[String],
         after: OffsetDateTime,
     ) -> Result<Vec<Signal>, ClickHouseError> {
-        Ok(lock(&self.signals)
-            .iter()
-            .filter(|s| {
-                symbols.contains(&s.symbol) && s.event_ts > after && s.window_size == WINDOW_1S
-            })
-            .cloned()
-            .collect())
+        Ok(self.signals_of(WINDOW_1S, symbols, after))
     }
 
     async fn minute_signals(
@@ -214,13 +221,7 @@ impl Warehouse for FakeWarehouse {
         symbols: &[String],
         after: OffsetDateTime,
     ) -> Result<Vec<Signal>, ClickHouseError> {
-        Ok(lock(&self.signals)
-            .iter()
-            .filter(|s| {
-                symbols.contains(&s.symbol) && s.event_ts > after && s.window_size == WINDOW_1M
-            })
-            .cloned()
-            .collect())
+        Ok(self.signals_of(WINDOW_1M, symbols, after))
     }
 
     async fn row_keys(
