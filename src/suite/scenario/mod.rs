@@ -95,13 +95,13 @@ impl RunError {
 
 /// The last piece of evidence a verdict rests on: what it was and when it was in hand.
 #[derive(Default)]
-struct Evidence {
+struct LastEvidence {
     last: Option<(String, time::OffsetDateTime)>,
 }
 
-impl Evidence {
+impl LastEvidence {
     fn at(what: &str, at: Option<time::OffsetDateTime>) -> Self {
-        let mut e = Evidence::default();
+        let mut e = LastEvidence::default();
         e.extend(what, at);
         e
     }
@@ -196,7 +196,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let minutes: Vec<RowKey> = expected.minute_signals.iter().map(Columns::key).collect();
         let observed = poller.wait_for(&plan, &wanted, &minutes).await?;
         let rows_visible_at = time::OffsetDateTime::now_utc();
-        let mut evidence_at = Evidence::at("clickhouse_rows", observed.evidence_at);
+        let mut last_evidence = LastEvidence::at("clickhouse_rows", observed.evidence_at);
         drop(turn);
         let mut pool_report = plan
             .lease
@@ -267,12 +267,12 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let mut stages = Vec::new();
         if let (Some(check), Some(settled)) = (self.outputs, settled) {
             for (what, at) in settled.evidence_at() {
-                evidence_at.extend(what, at);
+                last_evidence.extend(what, at);
             }
             stages = check.finish(settled, &outputs_run, &report.tables).await;
         }
         if let Some(last) = later.last() {
-            evidence_at.extend(&last.stage, Some(later_at));
+            last_evidence.extend(&last.stage, Some(later_at));
         }
         stages.extend(later);
         report.stages = stages;
@@ -291,7 +291,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         report.deliveries = deliveries;
         report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
         let verdict_at = time::OffsetDateTime::now_utc();
-        if let Some((what, at)) = evidence_at.last {
+        if let Some((what, at)) = last_evidence.last {
             report.overhead_ms = Some((verdict_at - at).whole_milliseconds().max(0) as u64);
             report.last_evidence = Some(what);
         }
