@@ -1,27 +1,74 @@
-//! Who may publish to the lane when scenarios run concurrently.
+//! Who may publish to the lane when scenarios run concurrently, and the lane's pinned watermark.
 //!
 //! Real-time scenarios publish each event at its wall-clock time: a bar closes on the
 //! symbol's own next trade, long before any watermark could, so other writers on the lane
-//! change nothing for them and they run together. A compressed scenario's event times lie
-//! behind the lane's watermark, and any watermark advance while it publishes splits its open
-//! bar (see `Runner::settle`): it needs the lane to itself from before its first message until
-//! the job has emitted its bars, i.e. until they are visible. So a concurrent run gives the
-//! compressed scenarios exclusive turns, one at a time, and the real-time ones start
-//! publishing once every compressed scenario has had its turn. Everything after the turn
+//! change nothing for them and they run together.
+//!
+//! A compressed scenario's event times lie in the past, where any watermark advance while it
+//! publishes would emit its open buckets at once and split a bar. So the lane is first
+//! *pinned*: one clock trade at the pin time on every partition of the trades topic, so every
+//! partition's greatest event time is the pin and the job's watermark settles at
+//! `pin − 2,001 ms` whichever partitions go idle. Compressed bursts are laid out entirely behind
+//! it: no trade of theirs raises any partition's maximum, so the watermark cannot move while
+//! they publish, and their bars close on their own trades (`plan::Runner::start`).
+//!
+//! Bursts behind one pin run together. A scenario that must move the watermark (closed by
+//! watermark, or on a pool) takes the lane to itself: nobody else publishes while it pins
+//! again past its bars. The real-time scenarios, whose trades move the watermark, start once
+//! every compressed scenario's rows are visible; a real-time scenario unpins the lane, so a
+//! compressed one after it (one scenario at a time) pins afresh. Everything after the turn
 //! (comparison, diagnosis, the API and browser stages) overlaps freely.
 
-use tokio::sync::{watch, Mutex, MutexGuard};
+use std::time::Duration;
 
-use crate::domain::scenario::Pacing;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// The run's rule for publishing: one scenario at a time, or turns as above.
+/// The job emits watermarks every second, plus processing slack: a pin holds this long after
+/// its acknowledgement.
+pub const PIN_SETTLE: Duration = Duration::from_millis(2_500);
+
+/// Every partition of the trades topic holds a clock trade at `at`, and nothing later.
+#[derive(Debug, Clone)]
+pub struct Pin {
+    pub at: OffsetDateTime,
+    /// The trades topic's partitions (the next pin goes to each).
+    pub partitions: Vec<i32>,
+    /// From when the job's watermark is `at − 2,001 ms`.
+    pub holds_from: tokio::time::Instant,
+}
+
+impl Pin {
+    /// A pin acknowledged just now.
+    pub fn acknowledged(at: OffsetDateTime, partitions: Vec<i32>) -> Self {
+        Self {
+            at,
+            partitions,
+            holds_from: tokio::time::Instant::now() + PIN_SETTLE,
+        }
+    }
+}
+
+/// How a scenario uses the lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Real-time pacing: after every compressed scenario.
+    Realtime,
+    /// A compressed burst behind the current pin, beside others.
+    Behind,
+    /// A compressed scenario that moves the pin: the lane to itself.
+    Alone,
+}
+
+/// The run's rule for publishing (one scenario at a time, or turns as above) and its pin.
 pub struct Lane {
     shared: Option<Turns>,
+    pin: Mutex<Option<Pin>>,
 }
 
 struct Turns {
-    /// Held by the compressed scenario whose turn it is.
-    turn: Mutex<()>,
+    /// Read by bursts behind the pin, written by a scenario that moves it.
+    turn: RwLock<()>,
     /// Compressed scenarios that have not finished their turn yet.
     compressed_left: watch::Sender<usize>,
 }
@@ -29,14 +76,18 @@ struct Turns {
 /// A scenario's permission to publish; a compressed scenario's turn ends when it is dropped
 /// (after its rows are visible, or on any error: a turn is never left held).
 pub struct Slot<'a> {
-    _turn: Option<MutexGuard<'a, ()>>,
+    _behind: Option<RwLockReadGuard<'a, ()>>,
+    _alone: Option<RwLockWriteGuard<'a, ()>>,
     done: Option<&'a watch::Sender<usize>>,
 }
 
 impl Lane {
     /// Scenarios run one after another: each publishes alone already.
     pub fn sequential() -> Self {
-        Self { shared: None }
+        Self {
+            shared: None,
+            pin: Mutex::new(None),
+        }
     }
 
     /// Scenarios run concurrently, `compressed` of them with compressed pacing. Every one of
@@ -45,36 +96,53 @@ impl Lane {
     pub fn concurrent(compressed: usize) -> Self {
         Self {
             shared: Some(Turns {
-                turn: Mutex::new(()),
+                turn: RwLock::new(()),
                 compressed_left: watch::Sender::new(compressed),
             }),
+            pin: Mutex::new(None),
         }
     }
 
-    /// Waits until a scenario of this pacing may publish.
-    pub async fn enter(&self, pacing: Pacing) -> Slot<'_> {
-        let Some(turns) = &self.shared else {
-            return Slot::free();
-        };
-        match pacing {
-            Pacing::Compressed => Slot {
-                _turn: Some(turns.turn.lock().await),
-                done: Some(&turns.compressed_left),
-            },
-            Pacing::Realtime => {
+    /// Waits until a scenario may publish.
+    pub async fn enter(&self, access: Access) -> Slot<'_> {
+        let slot = match (&self.shared, access) {
+            (None, _) => Slot::free(),
+            (Some(turns), Access::Realtime) => {
                 let mut left = turns.compressed_left.subscribe();
                 // The sender lives as long as `self`: this only returns once the count is 0.
                 let _ = left.wait_for(|n| *n == 0).await;
                 Slot::free()
             }
+            (Some(turns), Access::Behind) => Slot {
+                _behind: Some(turns.turn.read().await),
+                _alone: None,
+                done: Some(&turns.compressed_left),
+            },
+            (Some(turns), Access::Alone) => Slot {
+                _behind: None,
+                _alone: Some(turns.turn.write().await),
+                done: Some(&turns.compressed_left),
+            },
+        };
+        if access == Access::Realtime {
+            // Its trades move the watermark past the pin.
+            *self.pin.lock().await = None;
         }
+        slot
+    }
+
+    /// The lane's pin, held while it is read or replaced: the first compressed scenario pins
+    /// the lane, and the others wait for that pin instead of making their own.
+    pub async fn pin(&self) -> MutexGuard<'_, Option<Pin>> {
+        self.pin.lock().await
     }
 }
 
 impl Slot<'_> {
     fn free() -> Self {
         Self {
-            _turn: None,
+            _behind: None,
+            _alone: None,
             done: None,
         }
     }
@@ -92,47 +160,76 @@ impl Drop for Slot<'_> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn compressed_turns_are_exclusive_and_real_time_waits_for_them() {
-        let lane = Arc::new(Lane::concurrent(2));
+    /// Enters every (name, access) at once, each holding its slot for a second: who was inside
+    /// with how many others, in the order they entered.
+    async fn entries(lane: Lane, who: &[(&'static str, Access)]) -> Vec<(&'static str, usize)> {
+        let lane = Arc::new(lane);
         let inside = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for (name, pacing) in [
-            ("rt", Pacing::Realtime),
-            ("c1", Pacing::Compressed),
-            ("c2", Pacing::Compressed),
-        ] {
+        for &(name, access) in who {
             let (lane, inside, log) = (lane.clone(), inside.clone(), log.clone());
             tasks.push(tokio::spawn(async move {
-                let slot = lane.enter(pacing).await;
+                let slot = lane.enter(access).await;
                 let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                 log.lock().unwrap().push((name, now));
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 inside.fetch_sub(1, Ordering::SeqCst);
                 drop(slot);
             }));
+            // Spawned tasks start in spawn order.
+            tokio::task::yield_now().await;
         }
         for t in tasks {
             t.await.unwrap();
         }
         let log = log.lock().unwrap().clone();
-        // Each compressed turn alone; the real-time scenario after both.
-        assert_eq!(log.len(), 3, "{log:?}");
-        assert!(log.iter().all(|(_, n)| *n == 1), "{log:?}");
-        assert_eq!(log[2].0, "rt", "{log:?}");
+        log
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scenario_that_moves_the_pin_is_alone_and_real_time_waits_for_every_turn() {
+        let log = entries(
+            Lane::concurrent(2),
+            &[
+                ("rt", Access::Realtime),
+                ("alone", Access::Alone),
+                ("behind", Access::Behind),
+            ],
+        )
+        .await;
+        assert_eq!(log, [("alone", 1), ("behind", 1), ("rt", 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_behind_one_pin_publish_together() {
+        let log = entries(
+            Lane::concurrent(2),
+            &[("b1", Access::Behind), ("b2", Access::Behind)],
+        )
+        .await;
+        assert_eq!(log, [("b1", 1), ("b2", 2)]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_turn_dropped_early_still_counts() {
         let lane = Lane::concurrent(1);
-        drop(lane.enter(Pacing::Compressed).await);
-        tokio::time::timeout(Duration::from_secs(1), lane.enter(Pacing::Realtime))
+        drop(lane.enter(Access::Behind).await);
+        tokio::time::timeout(Duration::from_secs(1), lane.enter(Access::Realtime))
             .await
             .expect("the real-time scenario may publish");
+    }
+
+    #[tokio::test]
+    async fn a_real_time_scenario_unpins_the_lane() {
+        let lane = Lane::sequential();
+        *lane.pin().await = Some(Pin::acknowledged(OffsetDateTime::now_utc(), vec![0]));
+        drop(lane.enter(Access::Behind).await);
+        assert!(lane.pin().await.is_some(), "a burst keeps the pin");
+        drop(lane.enter(Access::Realtime).await);
+        assert!(lane.pin().await.is_none());
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
 
 use crate::adapter::clickhouse::{ClickHouse, ClickHouseError, KeyTable};
-use crate::adapter::kafka::{self, KafkaPublisher};
+use crate::adapter::kafka::{self, KafkaPublisher, PublishError};
 use crate::config::KafkaTarget;
 use crate::domain::model::{Microbar, RowKey, Signal};
 use crate::domain::pool::HistoryStats;
@@ -20,11 +20,13 @@ use crate::domain::publish::{Ack, Channel};
 /// Where a scenario's messages go: the lane's input topics.
 pub trait Publisher: Sync {
     /// Enqueues the message now, in order; the future resolves on its acknowledgement, its
-    /// failure or the acknowledgement timeout.
+    /// failure or the acknowledgement timeout. It goes where the key's partitioner puts it,
+    /// unless `partition` names one (the lane's pin goes to each).
     fn enqueue(
         &self,
         index: usize,
         channel: Channel,
+        partition: Option<i32>,
         symbol: &str,
         value: &str,
     ) -> impl Future<Output = Ack> + Send + 'static;
@@ -32,8 +34,11 @@ pub trait Publisher: Sync {
     /// The topic a channel's messages go to (errors name it).
     fn topic(&self, channel: Channel) -> &str;
 
-    /// How long ago the last message was enqueued, if ever.
-    fn since_last_send(&self) -> Option<Duration>;
+    /// The partitions of a channel's topic.
+    fn partitions(
+        &self,
+        channel: Channel,
+    ) -> impl Future<Output = Result<Vec<i32>, PublishError>> + Send;
 
     /// Drops what is still queued: it is never sent, and nothing in flight is retried.
     fn purge(&self);
@@ -145,18 +150,19 @@ impl Publisher for KafkaPublisher {
         &self,
         index: usize,
         channel: Channel,
+        partition: Option<i32>,
         symbol: &str,
         value: &str,
     ) -> impl Future<Output = Ack> + Send + 'static {
-        KafkaPublisher::enqueue(self, index, channel, symbol, value)
+        KafkaPublisher::enqueue(self, index, channel, partition, symbol, value)
     }
 
     fn topic(&self, channel: Channel) -> &str {
         KafkaPublisher::topic(self, channel)
     }
 
-    fn since_last_send(&self) -> Option<Duration> {
-        KafkaPublisher::since_last_send(self)
+    async fn partitions(&self, channel: Channel) -> Result<Vec<i32>, PublishError> {
+        KafkaPublisher::partitions(self, channel).await
     }
 
     fn purge(&self) {

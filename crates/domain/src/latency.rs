@@ -70,6 +70,17 @@ impl Bracket {
     pub fn half_width_ms(&self) -> f64 {
         (self.by - self.not_before).as_seconds_f64() * 500.0
     }
+
+    /// The bracket of a latency counted from `ack`, the trigger's acknowledgement: the job may
+    /// read a message before its acknowledgement travels back, so a row can be visible a moment
+    /// before it; that part of the bracket is latency 0, not a negative one. (A row seen before
+    /// `ack` at all is no sample: see `closed_before_trigger`.)
+    pub fn from_ack(self, ack: OffsetDateTime) -> Bracket {
+        Bracket {
+            not_before: self.not_before.max(ack.min(self.by)),
+            by: self.by,
+        }
+    }
 }
 
 /// First sightings of rows by a sequence of polls, one after another, whose send and answer
@@ -212,6 +223,21 @@ mod tests {
                 by: at(240)
             })
         );
+    }
+
+    #[test]
+    fn a_bracket_counted_from_an_ack_inside_it_starts_there() {
+        let b = Bracket {
+            not_before: at(100),
+            by: at(140),
+        };
+        // The ack came back at 130 ms, after the poll that missed the row was sent.
+        let from = b.from_ack(at(130));
+        assert_eq!((from.not_before, from.by), (at(130), at(140)));
+        assert!(from.midpoint() >= at(130));
+        assert_eq!(from.half_width_ms(), 5.0);
+        // An ack before the bracket changes nothing.
+        assert_eq!(b.from_ack(at(90)), b);
     }
 
     #[test]

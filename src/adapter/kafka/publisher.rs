@@ -19,6 +19,14 @@ use crate::domain::publish::{Ack, Channel, Delivery};
 pub enum PublishError {
     #[error("cannot create the Kafka producer: {0}")]
     Producer(rdkafka::error::KafkaError),
+    #[error("the lane's pin to {topic} partition {partition} was not acknowledged: {error}")]
+    Pin {
+        topic: String,
+        partition: i32,
+        error: String,
+    },
+    #[error("cannot read the partitions of {topic}: {error}")]
+    Metadata { topic: String, error: String },
     #[error("message {index} ({symbol}) to {topic} was not acknowledged: {error}")]
     Delivery {
         index: usize,
@@ -35,8 +43,8 @@ pub struct KafkaPublisher {
     quotes_topic: String,
     bars1m_topic: String,
     timeout: Duration,
-    /// When the last message was enqueued (the watermark may still move because of it).
-    last_sent: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The trades topic's partitions, once read.
+    trades_partitions: tokio::sync::OnceCell<Vec<i32>>,
 }
 
 /// An enqueued message whose acknowledgement is still to come.
@@ -73,7 +81,7 @@ impl KafkaPublisher {
             quotes_topic: target.quotes_topic.clone(),
             bars1m_topic: target.bars1m_topic.clone(),
             timeout,
-            last_sent: std::sync::Mutex::new(None),
+            trades_partitions: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -95,7 +103,7 @@ impl KafkaPublisher {
             index,
             symbol: symbol.to_string(),
             topic: self.topic(channel).to_string(),
-            ack: tokio::spawn(self.enqueue(index, channel, symbol, &value)),
+            ack: tokio::spawn(self.enqueue(index, channel, None, symbol, &value)),
         }
     }
 
@@ -104,12 +112,16 @@ impl KafkaPublisher {
         &self,
         index: usize,
         channel: Channel,
+        partition: Option<i32>,
         symbol: &str,
         value: &str,
     ) -> impl std::future::Future<Output = Ack> + Send + 'static {
-        let record = FutureRecord::to(self.topic(channel))
+        let mut record = FutureRecord::to(self.topic(channel))
             .key(symbol)
             .payload(value);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         // Map the error now: it carries the record, which borrows the topic and value.
         let delivery = self
             .producer
@@ -117,7 +129,6 @@ impl KafkaPublisher {
             .map_err(|(e, _)| e.to_string());
         let symbol = symbol.to_string();
         let timeout = self.timeout;
-        *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
         async move {
             let future = match delivery {
                 Ok(f) => f,
@@ -142,12 +153,48 @@ impl KafkaPublisher {
         }
     }
 
-    /// How long ago this publisher last enqueued a message, if ever.
-    pub fn since_last_send(&self) -> Option<Duration> {
-        self.last_sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|t| t.elapsed())
+    /// The partitions of a channel's topic, from the broker's metadata (the trades topic's
+    /// read once: a pin goes to each of them).
+    pub async fn partitions(&self, channel: Channel) -> Result<Vec<i32>, PublishError> {
+        if channel == Channel::Trades {
+            return self
+                .trades_partitions
+                .get_or_try_init(|| self.read_partitions(channel))
+                .await
+                .cloned();
+        }
+        self.read_partitions(channel).await
+    }
+
+    async fn read_partitions(&self, channel: Channel) -> Result<Vec<i32>, PublishError> {
+        let topic = self.topic(channel).to_string();
+        let producer = self.producer.clone();
+        let timeout = self.timeout;
+        let failed = |error: String| PublishError::Metadata {
+            topic: topic.clone(),
+            error,
+        };
+        let read = {
+            let topic = topic.clone();
+            // The metadata call blocks: off the runtime's threads.
+            tokio::task::spawn_blocking(move || {
+                producer.client().fetch_metadata(Some(&topic), timeout)
+            })
+        };
+        let metadata = read
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(failed("the broker lists no partitions".into()));
+        }
+        Ok(partitions)
     }
 
     /// Drops everything the producer still holds: queued messages are never sent, and no

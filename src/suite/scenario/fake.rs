@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::{Ran, Stages};
 use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
+use crate::adapter::kafka::PublishError;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::oracle::{Expected, Oracle};
 use crate::domain::pool::HistoryStats;
@@ -63,6 +64,19 @@ impl FakeJob {
     }
 }
 
+/// A message the fake publisher took.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub channel: Channel,
+    /// Set when the message named its partition.
+    pub partition: Option<i32>,
+    pub symbol: String,
+    pub value: String,
+}
+
+/// The fake topics' partitions: a pin goes to each.
+pub const FAKE_PARTITIONS: [i32; 3] = [0, 1, 2];
+
 /// A publisher that acknowledges at once, each message on partition 0 at its index as offset.
 #[derive(Default)]
 pub struct FakePublisher {
@@ -72,8 +86,8 @@ pub struct FakePublisher {
     pub stall_at: Option<usize>,
     /// Messages a read-back finds on the topic although unacknowledged.
     pub landed: BTreeSet<usize>,
-    /// Every message taken: index, channel, symbol.
-    pub sent: Mutex<Vec<(usize, Channel, String)>>,
+    /// Every message taken, in order.
+    pub sent: Mutex<Vec<Taken>>,
     purged: Mutex<Option<watch::Sender<bool>>>,
 }
 
@@ -98,10 +112,16 @@ impl Publisher for FakePublisher {
         &self,
         index: usize,
         channel: Channel,
+        partition: Option<i32>,
         symbol: &str,
         value: &str,
     ) -> impl Future<Output = Ack> + Send + 'static {
-        lock(&self.sent).push((index, channel, symbol.to_string()));
+        lock(&self.sent).push(Taken {
+            channel,
+            partition,
+            symbol: symbol.to_string(),
+            value: value.to_string(),
+        });
         let ack = match self.stall_at {
             Some(at) if index == at => Ack::Failed("no acknowledgement within 6s".into()),
             Some(at) if index > at => {
@@ -119,7 +139,7 @@ impl Publisher for FakePublisher {
                     index,
                     channel,
                     symbol: symbol.to_string(),
-                    partition: 0,
+                    partition: partition.unwrap_or(0),
                     offset: index as i64,
                     acked_at: OffsetDateTime::now_utc(),
                 })
@@ -136,8 +156,8 @@ impl Publisher for FakePublisher {
         }
     }
 
-    fn since_last_send(&self) -> Option<Duration> {
-        None
+    async fn partitions(&self, _channel: Channel) -> Result<Vec<i32>, PublishError> {
+        Ok(FAKE_PARTITIONS.to_vec())
     }
 
     fn purge(&self) {

@@ -397,6 +397,7 @@ impl HopSamples {
                 samples.closed_before_trigger += 1;
                 continue;
             }
+            let seen = seen.from_ack(bar.trigger_ack);
             let visible = seen.midpoint();
             samples
                 .publish_to_visible
@@ -423,7 +424,7 @@ fn minute_samples(observed: &Observed) -> (Vec<f64>, Vec<f64>) {
     due.sort();
     due.into_iter()
         .filter_map(|(key, acked)| {
-            let seen = observed.sightings.get(key)?;
+            let seen = observed.sightings.get(key)?.from_ack(*acked);
             Some((ms(seen.midpoint() - *acked), seen.half_width_ms()))
         })
         .unzip()

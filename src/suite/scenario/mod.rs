@@ -32,9 +32,9 @@ use crate::domain::model::{Columns, RowKey};
 use crate::domain::pool::{PoolName, PoolReport};
 use crate::domain::publish::Delivery;
 use crate::domain::report::{ScenarioReport, Series, Verdict};
-use crate::domain::scenario::Scenario;
+use crate::domain::scenario::{Close, Scenario};
 use crate::domain::symbols::RunId;
-use crate::suite::lane::Lane;
+use crate::suite::lane::{Lane, Pin};
 use crate::suite::ledger::{Ledger, Record};
 use crate::suite::pool::PoolError;
 use crate::suite::seam::{Publisher, Warehouse};
@@ -168,21 +168,34 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
     ) -> Result<ScenarioReport, RunError> {
         // A compressed scenario's turn on the lane lasts until its rows are visible: see
         // `Lane`. Its duration counts from the turn, not from the wait for it.
-        let turn = self.lane.enter(scenario.pacing).await;
+        let turn = self.lane.enter(self.access(scenario)).await;
         let started = Instant::now();
         let plan = self.plan(scenario).await?;
         record.symbols(&plan.symbols);
-        self.settle(scenario).await;
         let history_wait = Instant::now();
-        let base = plan::start_time(scenario, plan.lease.as_ref()).await;
+        let start = self.start(scenario, &plan).await?;
         let history_wait = history_wait.elapsed();
+        let base = start.base;
         let names: Vec<String> = plan.symbols.values().cloned().collect();
         // Before publishing: the output topics' end offsets, and a reader there from now on.
         let watch = match self.outputs {
             Some(check) => Some(check.start().await),
             None => None,
         };
-        let (published, poller) = self.publish_watched(scenario, &plan, base, record).await;
+        // A scenario closed by watermark behind the pin pins the lane anew as it closes: until
+        // that pin is acknowledged the lane's is unknown.
+        let next_pin = start
+            .pin
+            .as_ref()
+            .filter(|_| plan.close == Close::Watermark)
+            .map(|pin| (plan::next_pin_at(pin), pin.partitions.clone()));
+        if next_pin.is_some() {
+            *self.lane.pin().await = None;
+        }
+        let (published, poller) = self.publish_watched(scenario, &plan, &start, record).await;
+        if let (Some((at, partitions)), Ok(_)) = (next_pin, &published) {
+            *self.lane.pin().await = Some(Pin::acknowledged(at, partitions));
+        }
         let Published {
             mut sent,
             closers,
@@ -190,7 +203,6 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             values,
         } = published?;
         expected.drop_bars_of(&closers);
-        let published_at = Instant::now();
         let mut bars = expected_bars(&sent, &expected);
         let wanted: Vec<RowKey> = bars.iter().map(|b| b.key.clone()).collect();
         let minutes: Vec<RowKey> = expected.minute_signals.iter().map(Columns::key).collect();
@@ -210,6 +222,9 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
             }
         }
         let deliveries: Vec<Delivery> = sent.iter().map(|s| s.delivery.clone()).collect();
+        // Rows closed by trades may all be visible before the last acknowledgement comes back.
+        let last_ack = deliveries.iter().map(|d| d.acked_at).max();
+        last_evidence.extend("kafka_ack", last_ack);
         let (stored_bars, stored_signals) = (observed.bars.clone(), observed.signals.clone());
         let evidence = judge::Evidence {
             symbols: &names,
@@ -289,8 +304,9 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         report.messages_published = sent.len();
         report.messages_acknowledged = deliveries.len();
         report.deliveries = deliveries;
-        report.verdict_after_publish_ms = published_at.elapsed().as_millis() as u64;
         let verdict_at = time::OffsetDateTime::now_utc();
+        report.verdict_after_publish_ms =
+            last_ack.map_or(0, |at| (verdict_at - at).whole_milliseconds().max(0) as u64);
         if let Some((what, at)) = last_evidence.last {
             report.overhead_ms = Some((verdict_at - at).whole_milliseconds().max(0) as u64);
             report.last_evidence = Some(what);

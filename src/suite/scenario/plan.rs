@@ -7,19 +7,23 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{RunError, Runner};
+use crate::adapter::kafka::PublishError;
+use crate::domain::envelope;
 use crate::domain::model::RowKey;
 use crate::domain::pool::Lease;
-use crate::domain::publish::Channel;
+use crate::domain::publish::{Ack, Channel};
 use crate::domain::scenario::{
     time_at, Close, Event, Pacing, Scenario, TradeEvent, MAX_SPAN_CEILING,
 };
 use crate::domain::symbols;
+use crate::suite::lane::{Access, Pin};
 use crate::suite::seam::{Publisher, Warehouse};
 
 /// A pool run closes by watermark, which may wait for idle partitions (30 s in production).
 const POOL_MIN_DEADLINE: Duration = Duration::from_secs(60);
-/// The job emits watermarks every second, plus processing slack: see [`Runner::settle`].
-const WATERMARK_SETTLE: Duration = Duration::from_millis(2_500);
+/// How long before the lane's pin a compressed scenario's last event lies: see [`behind_pin`].
+const PIN_MARGIN: time::Duration = time::Duration::seconds(5);
+const SECOND: time::Duration = time::Duration::seconds(1);
 /// Alias of the clock symbol a watermark-closed scenario trades once at the end.
 pub(super) const CLOCK_ALIAS: &str = "CLOCK";
 
@@ -37,6 +41,8 @@ pub(super) struct Plan {
 /// One message to publish: an event of the scenario (or a closing trade) on its symbol.
 pub(super) struct Outgoing {
     pub channel: Channel,
+    /// Where the key's partitioner puts it, unless set (a pin goes to every partition).
+    pub partition: Option<i32>,
     pub symbol: String,
     /// Its event time.
     pub at: OffsetDateTime,
@@ -44,20 +50,24 @@ pub(super) struct Outgoing {
 }
 
 impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
-    /// A compressed scenario's event times lie behind the watermark that this run's earlier
-    /// (real-time) trades set, so every watermark advance closes its open bucket at once: an
-    /// advance still pending from those trades, landing between two trades of one second,
-    /// would split that bar. Let it happen first. (Other writers on a live lane can do the
-    /// same at any time: there, use real-time pacing.)
-    pub(super) async fn settle(&self, scenario: &Scenario) {
-        if scenario.pacing != Pacing::Compressed {
-            return;
-        }
-        if let Some(since) = self.publisher.since_last_send() {
-            if let Some(left) = WATERMARK_SETTLE.checked_sub(since) {
-                tokio::time::sleep(left).await;
+    /// How the scenario uses the lane: a compressed one that must move the watermark (closed
+    /// by watermark, or on a pool, which closes by watermark) needs it to itself.
+    pub(super) fn access(&self, scenario: &Scenario) -> Access {
+        match scenario.pacing {
+            Pacing::Realtime => Access::Realtime,
+            Pacing::Compressed if self.pool.is_some() || scenario.close == Close::Watermark => {
+                Access::Alone
             }
+            Pacing::Compressed => Access::Behind,
         }
+    }
+
+    /// The symbol of the run's clock trades and pins.
+    fn clock(&self) -> String {
+        self.pool.map_or_else(
+            || symbols::synthetic(self.run_id, CLOCK_ALIAS),
+            |pool| pool.clock(),
+        )
     }
 
     /// Fresh symbols that must have no rows yet, or the pool's, seeded from their history.
@@ -76,7 +86,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             }
             return Ok(Plan {
                 symbols,
-                clock: symbols::synthetic(self.run_id, CLOCK_ALIAS),
+                clock: self.clock(),
                 close: scenario.close,
                 deadline: scenario.deadline,
                 lease: None,
@@ -99,7 +109,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         }
         Ok(Plan {
             symbols,
-            clock: pool.clock(),
+            clock: self.clock(),
             close: Close::Watermark,
             deadline: scenario.deadline.max(POOL_MIN_DEADLINE),
             lease: Some(lease),
@@ -115,37 +125,98 @@ fn ensure_synthetic(symbol: &str) -> Result<(), RunError> {
     }
 }
 
-/// Where offset 0 sits on the wall clock when it is `now`.
-pub(super) fn time_base(scenario: &Scenario, now: OffsetDateTime) -> OffsetDateTime {
-    match scenario.pacing {
-        // Start on the next whole second plus a little, so offsets map onto seconds as written.
-        Pacing::Realtime => now.replace_millisecond(0).unwrap_or(now) + time::Duration::seconds(1),
-        // Everything ends a second before now: in the past, never in the future.
-        Pacing::Compressed => {
-            // A linted scenario's span is within the ceiling; clamped all the same.
-            let ceiling = MAX_SPAN_CEILING.as_millis() as u64;
-            let span_ms = scenario.span_ms().min(ceiling) as i64;
-            let start = now - time::Duration::milliseconds(span_ms + 2_000);
-            start.replace_millisecond(0).unwrap_or(start)
+/// Where offset 0 sits on the wall clock, and the pin a compressed scenario publishes behind.
+pub(super) struct Start {
+    pub base: OffsetDateTime,
+    pub pin: Option<Pin>,
+}
+
+impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
+    /// The wall-clock time of offset 0. A pool symbol's history must lie before it by more
+    /// than the quote-freshness window, so the run's bars follow it and no earlier quote
+    /// applies to them. A compressed scenario lies behind the lane's pin, pinning it first
+    /// when it is not (or is pinned too early for that history), and starts once the pin holds.
+    pub(super) async fn start(&self, scenario: &Scenario, plan: &Plan) -> Result<Start, RunError> {
+        let earliest = plan
+            .lease
+            .as_ref()
+            .and_then(Lease::last_event_ts)
+            .map(|last| {
+                let stale = crate::domain::oracle::SignalConfig::default().quote_stale_after_ms;
+                last + time::Duration::milliseconds(stale + 1_000)
+            });
+        if scenario.pacing == Pacing::Realtime {
+            let base = wait_for_base(earliest, realtime_base).await;
+            return Ok(Start { base, pin: None });
         }
+        let mut lane_pin = self.lane.pin().await;
+        let pin = match lane_pin
+            .clone()
+            .filter(|p| earliest.is_none_or(|e| behind_pin(scenario, p.at) >= e))
+        {
+            Some(pin) => pin,
+            None => {
+                // Late enough that the scenario lies after that history.
+                let first = earliest.map(|e| e + span(scenario) + PIN_MARGIN + SECOND);
+                // On a whole millisecond, as the job reads event times.
+                let at = wait_for_base(first, |now| {
+                    now.replace_millisecond(now.millisecond()).unwrap_or(now)
+                })
+                .await;
+                let pin = self.pin_lane(at).await?;
+                *lane_pin = Some(pin.clone());
+                pin
+            }
+        };
+        drop(lane_pin);
+        tokio::time::sleep_until(pin.holds_from).await;
+        Ok(Start {
+            base: behind_pin(scenario, pin.at),
+            pin: Some(pin),
+        })
+    }
+
+    /// One clock trade at `at` on every partition of the trades topic.
+    async fn pin_lane(&self, at: OffsetDateTime) -> Result<Pin, RunError> {
+        let partitions = self.publisher.partitions(Channel::Trades).await?;
+        let clock = self.clock();
+        let value = envelope::trade_message(&clock, at, 1.0, 1.0, 1, OffsetDateTime::now_utc());
+        let acks = partitions.iter().enumerate().map(|(index, p)| {
+            self.publisher
+                .enqueue(index, Channel::Trades, Some(*p), &clock, &value)
+        });
+        let acks = futures::future::join_all(acks).await;
+        for (ack, partition) in acks.into_iter().zip(&partitions) {
+            let error = match ack {
+                Ack::Delivered(_) => continue,
+                Ack::Failed(e) => e,
+                Ack::Purged => "purged from the producer's queue before it was sent".into(),
+            };
+            return Err(PublishError::Pin {
+                topic: self.publisher.topic(Channel::Trades).to_string(),
+                partition: *partition,
+                error,
+            }
+            .into());
+        }
+        tracing::info!(%at, partitions = partitions.len(), "pinned the lane's watermark");
+        Ok(Pin::acknowledged(at, partitions))
     }
 }
 
-/// The wall-clock time of offset 0. After a pool symbol's history by more than the
-/// quote-freshness window, so the run's bars follow it and no earlier quote applies to them:
-/// compressed pacing waits until that is also in the past.
-pub(super) async fn start_time(scenario: &Scenario, lease: Option<&Lease>) -> OffsetDateTime {
-    let Some(last) = lease.and_then(Lease::last_event_ts) else {
-        return time_base(scenario, OffsetDateTime::now_utc());
-    };
-    let stale = crate::domain::oracle::SignalConfig::default().quote_stale_after_ms;
-    let earliest = last + time::Duration::milliseconds(stale + 1_000);
+/// The first `base(now)` at or after `earliest`, waiting for the wall clock as needed.
+async fn wait_for_base(
+    earliest: Option<OffsetDateTime>,
+    base: impl Fn(OffsetDateTime) -> OffsetDateTime,
+) -> OffsetDateTime {
     loop {
-        let base = time_base(scenario, OffsetDateTime::now_utc());
-        if base >= earliest {
-            return base;
-        }
-        let wait = (earliest - base).unsigned_abs();
+        let at = base(OffsetDateTime::now_utc());
+        let Some(wait) = earliest
+            .filter(|e| at < *e)
+            .map(|e| (e - at).unsigned_abs())
+        else {
+            return at;
+        };
         tracing::info!(
             wait_ms = wait.as_millis() as u64,
             "waiting so this run's trades come after the pool symbols' history"
@@ -154,12 +225,41 @@ pub(super) async fn start_time(scenario: &Scenario, lease: Option<&Lease>) -> Of
     }
 }
 
+/// Real-time pacing starts on the next whole second plus a little, so offsets map onto seconds
+/// as written.
+pub(super) fn realtime_base(now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_millisecond(0).unwrap_or(now) + time::Duration::seconds(1)
+}
+
+/// A compressed scenario's offset 0 behind a pin at `pin`: its last event lies `PIN_MARGIN`
+/// before it, so its last bucket, and the one its closing trades open, end before the pinned
+/// watermark (`pin − 2,001 ms`); on a whole second, so offsets map onto seconds as written.
+pub(super) fn behind_pin(scenario: &Scenario, pin: OffsetDateTime) -> OffsetDateTime {
+    let start = pin - span(scenario) - PIN_MARGIN;
+    start.replace_millisecond(0).unwrap_or(start)
+}
+
+/// A scenario's span of event time (a linted one is within the ceiling; clamped all the same).
+fn span(scenario: &Scenario) -> time::Duration {
+    let ceiling = MAX_SPAN_CEILING.as_millis() as u64;
+    time::Duration::milliseconds(scenario.span_ms().min(ceiling) as i64)
+}
+
+/// Where a compressed scenario closed by watermark pins the lane next: past its bars by more
+/// than the out-of-orderness bound, and never in the future (the pin it follows holds only
+/// `PIN_SETTLE` after its acknowledgement).
+pub(super) fn next_pin_at(pin: &Pin) -> OffsetDateTime {
+    pin.at + SECOND
+}
+
 /// The trades that close each symbol's last bar: per symbol in the next second, or a clock
-/// trade 3 s after the last event that moves the watermark past every bar (sent twice).
+/// trade that moves the watermark past every bar. Behind a pin (compressed pacing) that is the
+/// next pin, on every partition; otherwise a clock trade 3 s after the last event (sent twice).
 pub(super) fn closing_trades(
     scenario: &Scenario,
     plan: &Plan,
     base: OffsetDateTime,
+    pin: Option<&Pin>,
 ) -> Result<Vec<Outgoing>, RunError> {
     let mut last: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
     for e in &scenario.events {
@@ -181,6 +281,7 @@ pub(super) fn closing_trades(
         };
         Ok(Outgoing {
             channel: Channel::Trades,
+            partition: None,
             symbol,
             at,
             event: Event::Trade(t),
@@ -200,18 +301,30 @@ pub(super) fn closing_trades(
                 )
             })
             .collect(),
-        Close::Watermark => {
-            let end = last.values().map(|(at, _)| *at).max().unwrap_or(0);
-            // Past the last bar's end by more than the 2,000 ms out-of-orderness bound. A
-            // second tick at the same time, sent later, in case the job read the first together
-            // with the scenario's last trades (see `publish`): it only marks the clock's
-            // partition active again, and moves the watermark no further, so a tick read late
-            // cannot split the next scenario's bars.
-            let at_ms = next_second(end, 2_500);
-            (0..2)
-                .map(|_| trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0))
-                .collect()
-        }
+        Close::Watermark => match pin {
+            Some(pin) => {
+                let at_ms = u64::try_from((next_pin_at(pin) - base).whole_milliseconds()).ok();
+                pin.partitions
+                    .iter()
+                    .map(|p| {
+                        let mut tick = trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0)?;
+                        tick.partition = Some(*p);
+                        Ok(tick)
+                    })
+                    .collect()
+            }
+            None => {
+                let end = last.values().map(|(at, _)| *at).max().unwrap_or(0);
+                // Past the last bar's end by more than the 2,000 ms out-of-orderness bound. A
+                // second tick at the same time, in case the job read the first together with
+                // the scenario's last trades: it only marks the clock's partition active
+                // again, and moves the watermark no further.
+                let at_ms = next_second(end, 2_500);
+                (0..2)
+                    .map(|_| trade(CLOCK_ALIAS, plan.clock.clone(), at_ms, 1.0))
+                    .collect()
+            }
+        },
     }
 }
 

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::plan::Plan;
+use super::plan::{Plan, Start};
 use super::publish::Published;
 use super::{RunError, Runner};
 use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
@@ -303,16 +303,19 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         &self,
         scenario: &Scenario,
         plan: &Plan,
-        base: OffsetDateTime,
+        start: &Start,
         record: &Record,
     ) -> (Result<Published, RunError>, Poller<'_, W>) {
+        let base = start.base;
         let names: Vec<String> = plan.symbols.values().cloned().collect();
         let minutes = scenario.events.iter().any(|e| matches!(e, Event::Bar(_)));
         let mut poller = Poller::new(self.warehouse, names, base, minutes);
         let expecting = poller.expecting.clone();
         let (published, ()) = tokio::join!(
             async {
-                let r = self.publish(scenario, plan, base, record, &expecting).await;
+                let r = self
+                    .publish(scenario, plan, start, record, &expecting)
+                    .await;
                 expecting.done();
                 r
             },

@@ -2,12 +2,10 @@
 //! (compressed), then the closing trades, each message value fed to the oracle as it is sent.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
 use time::OffsetDateTime;
 
 use super::expect::{seeded_oracle, Expectations};
-use super::plan::{closing_trades, offset, open_bar_key, Outgoing, Plan};
+use super::plan::{closing_trades, offset, open_bar_key, Outgoing, Plan, Start};
 use super::poll::{Expecting, Seen};
 use super::window::Window;
 use super::{RunError, Runner};
@@ -16,7 +14,7 @@ use crate::domain::envelope;
 use crate::domain::model::{Columns, RowKey, WINDOW_1M};
 use crate::domain::oracle::Expected;
 use crate::domain::publish::{Channel, Delivery};
-use crate::domain::scenario::{minute_start, Close, Event, Pacing, Scenario};
+use crate::domain::scenario::{minute_start, Event, Pacing, Scenario};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
 
@@ -24,9 +22,6 @@ use crate::suite::seam::{Publisher, Warehouse};
 /// beyond this, so memory stays bounded and a broker that stops answering is noticed within
 /// one acknowledgement timeout however fast the scenario publishes.
 const MAX_IN_FLIGHT: usize = 512;
-/// Wall time between a compressed scenario's last message and its first watermark clock trade,
-/// and between the two ticks.
-const CLOCK_GAP: Duration = Duration::from_secs(2);
 
 /// One published message and the rows the oracle says it makes production emit.
 pub(super) struct Sent {
@@ -52,7 +47,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         &self,
         scenario: &Scenario,
         plan: &Plan,
-        base: OffsetDateTime,
+        start: &Start,
         record: &Record,
         expecting: &Expecting,
     ) -> Result<Published, RunError> {
@@ -64,36 +59,27 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         let mut seq_per_symbol: HashMap<String, i64> = HashMap::new();
         // The forwarder's `bars:<SYMBOL>` counter, shared by bars and updatedBars (§4.6).
         let mut bar_seq_per_symbol: HashMap<String, i64> = HashMap::new();
+        let base = start.base;
         let mut messages = Vec::new();
         for event in &scenario.events {
             messages.push(Outgoing {
                 channel: event_channel(event),
+                partition: None,
                 symbol: plan.symbols[event.symbol()].clone(),
                 at: offset(base, event.at_ms())?,
                 event: event.clone(),
             });
         }
-        let closers = closing_trades(scenario, plan, base)?;
+        let closers = closing_trades(scenario, plan, base, start.pin.as_ref())?;
         let closer_keys: Vec<RowKey> = closers
             .iter()
             .map(|c| open_bar_key(&c.symbol, c.at))
             .collect();
-        let first_closer = messages.len();
         messages.extend(closers);
         let mut values = Vec::with_capacity(messages.len());
         for (index, out) in messages.into_iter().enumerate() {
-            let until = if scenario.pacing == Pacing::Realtime {
-                Some(instant_of(out.at))
-            } else if index >= first_closer && plan.close == Close::Watermark {
-                // Sent at once, the clock's partition would go idle together with the ones
-                // holding the last bars, and an all-idle watermark never advances (the job's
-                // idleness rule): the clock must outlive them by a moment. A job that reads in
-                // batches (lagging, or starved of CPU) may still take the first tick with the
-                // last trades, so a second tick follows as long again after it.
-                Some(tokio::time::Instant::now() + CLOCK_GAP)
-            } else {
-                None
-            };
+            // Compressed: at once (behind the pin, or the next pin on every partition).
+            let until = (scenario.pacing == Pacing::Realtime).then(|| instant_of(out.at));
             if let Err(e) = window.wait(until).await {
                 window.abandon().await;
                 return Err(e.into());
@@ -131,7 +117,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             expecting.sent(index, rows.iter().map(due_row).collect());
             emitted_by.push(expected.add(rows));
             values.push(value.clone());
-            window.send(index, out.channel, &out.symbol, value);
+            window.send(index, out.channel, out.partition, &out.symbol, value);
         }
         if let Err(e) = window.drain().await {
             window.abandon().await;

@@ -70,9 +70,19 @@ impl<'p, P: Publisher> Window<'p, P> {
         self
     }
 
-    pub fn send(&mut self, index: usize, channel: Channel, symbol: &str, value: String) {
+    /// Sends where the key's partitioner puts it, or to `partition`.
+    pub fn send(
+        &mut self,
+        index: usize,
+        channel: Channel,
+        partition: Option<i32>,
+        symbol: &str,
+        value: String,
+    ) {
         let sent_at = SystemTime::now();
-        let ack = self.publisher.enqueue(index, channel, symbol, &value);
+        let ack = self
+            .publisher
+            .enqueue(index, channel, partition, symbol, &value);
         self.acks.spawn(async move { (index, ack.await) });
         self.in_flight.insert(
             index,

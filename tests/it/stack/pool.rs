@@ -326,7 +326,8 @@ async fn bars_the_watermark_closes_after_the_idle_timeout_do_not_fail_the_latenc
     let ta = PrivateTa::with_idle_timeout(&[], 30_000).await;
     ta.wait_until_reading().await;
     // A pool whose symbol and clock land on different partitions, so the clock's partition
-    // cannot release the watermark by itself.
+    // cannot release the watermark by itself. Real-time pacing: a compressed scenario is laid
+    // out behind a pin on every partition, and its closing pin releases the watermark at once.
     let base = pool_name();
     let pool = ('T'..='Z')
         .map(|c| format!("{c}{}", &base[1..]))
@@ -339,7 +340,7 @@ async fn bars_the_watermark_closes_after_the_idle_timeout_do_not_fail_the_latenc
         &path,
         r#"name = "pool-latency"
 symbols = ["P"]
-pacing = "compressed"
+pacing = "realtime"
 max_latency_ms = 5000
 [[generators]]
 kind = "ramp"

@@ -15,9 +15,12 @@ use crate::domain::oracle::{Oracle, Trade};
 use crate::domain::publish::{Channel, Delivery};
 use crate::domain::report::{ScenarioReport, StageReport, Verdict};
 use crate::domain::scenario::{Close, Event, Scenario};
+use crate::suite::lane::Pin;
 use crate::suite::scenario::expect::{expected_bars, Expectations};
 use crate::suite::scenario::judge::{consumed_past, include_stages, latency_report};
-use crate::suite::scenario::plan::{closing_trades, open_bar_key, time_base, Plan, CLOCK_ALIAS};
+use crate::suite::scenario::plan::{
+    behind_pin, closing_trades, next_pin_at, open_bar_key, realtime_base, Plan, CLOCK_ALIAS,
+};
 use crate::suite::scenario::poll::{presence, Observed};
 use crate::suite::scenario::publish::Sent;
 
@@ -222,7 +225,7 @@ fn plan(scenario: &Scenario, close: Close) -> Plan {
 fn closing_trades_close_each_symbol_or_move_the_watermark_past_every_bar() {
     let s = scenario(TWO_SYMBOLS);
     // Per symbol, one trade 100 ms into the second after its last one, at its last price.
-    let by_trade = closing_trades(&s, &plan(&s, Close::Trade), T0).unwrap();
+    let by_trade = closing_trades(&s, &plan(&s, Close::Trade), T0, None).unwrap();
     let got: Vec<(String, OffsetDateTime, f64)> = by_trade
         .iter()
         .map(|c| match &c.event {
@@ -244,7 +247,7 @@ fn closing_trades_close_each_symbol_or_move_the_watermark_past_every_bar() {
 
     // By watermark: a clock trade 2.5 s into the second after the last event, past the 2 s
     // out-of-orderness bound, twice at the same time.
-    let by_watermark = closing_trades(&s, &plan(&s, Close::Watermark), T0).unwrap();
+    let by_watermark = closing_trades(&s, &plan(&s, Close::Watermark), T0, None).unwrap();
     let ticks: Vec<_> = by_watermark
         .iter()
         .map(|c| (c.symbol.as_str(), c.at))
@@ -259,15 +262,40 @@ fn closing_trades_close_each_symbol_or_move_the_watermark_past_every_bar() {
 }
 
 #[test]
-fn compressed_pacing_ends_in_the_past_and_realtime_starts_on_the_next_second() {
+fn behind_a_pin_every_bar_ends_before_the_pinned_watermark_and_the_next_pin_moves_it_past() {
     let s = scenario(TWO_SYMBOLS);
-    let now = T0 + ms(10_456);
-    let base = time_base(&s, now);
-    let last = base + ms(s.span_ms() as i64);
-    assert!(last < now, "{last} is not in the past of {now}");
+    let pin = Pin::acknowledged(T0 + ms(60_456), vec![0, 1, 2]);
+    let base = behind_pin(&s, pin.at);
     assert_eq!(base.millisecond(), 0);
-    let realtime = scenario(&TWO_SYMBOLS.replace("compressed", "realtime"));
-    assert_eq!(time_base(&realtime, now), T0 + ms(11_000));
+    // The pinned watermark is pin − 2,001 ms; every bucket, and the one the closing trades
+    // open, ends before it.
+    let pinned_watermark = pin.at - ms(2_001);
+    let closers = closing_trades(&s, &plan(&s, Close::Trade), base, Some(&pin)).unwrap();
+    let last_closer = closers.iter().map(|c| c.at).max().unwrap();
+    let bucket_end = |at: OffsetDateTime| at.replace_millisecond(0).unwrap() + ms(1_000);
+    assert!(
+        bucket_end(last_closer) <= pinned_watermark,
+        "{last_closer} vs {pinned_watermark}"
+    );
+    assert!(base + ms(s.span_ms() as i64) < last_closer);
+    assert!(closers.iter().all(|c| c.partition.is_none()));
+
+    // Closed by watermark: the next pin, a second later, on every partition.
+    let ticks = closing_trades(&s, &plan(&s, Close::Watermark), base, Some(&pin)).unwrap();
+    let got: Vec<_> = ticks
+        .iter()
+        .map(|c| (c.symbol.as_str(), c.at, c.partition))
+        .collect();
+    let next = next_pin_at(&pin);
+    assert_eq!(next, pin.at + ms(1_000));
+    assert_eq!(got, [0, 1, 2].map(|p| ("ZZT2E-UNIT-CLOCK", next, Some(p))));
+    // Past every bucket's end by more than the out-of-orderness bound.
+    assert!(next - ms(2_001) > bucket_end(last_closer));
+}
+
+#[test]
+fn realtime_starts_on_the_next_second() {
+    assert_eq!(realtime_base(T0 + ms(10_456)), T0 + ms(11_000));
 }
 
 #[test]

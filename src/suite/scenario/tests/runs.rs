@@ -4,15 +4,20 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::domain::diagnose::Hop;
+use crate::domain::envelope::{parse_message, Message};
 use crate::domain::model::Columns;
 use crate::domain::oracle::Expected;
 use crate::domain::pool::PoolName;
+use crate::domain::publish::Channel;
 use crate::domain::publish::Fate;
 use crate::domain::report::{ScenarioReport, StageReport, Verdict};
 use crate::domain::scenario::Scenario;
 use crate::domain::symbols::RunId;
+use crate::suite::lane::Lane;
 use crate::suite::ledger::Ledger;
-use crate::suite::scenario::fake::{Edit, FakeJob, FakePublisher, FakeStages, FakeWarehouse};
+use crate::suite::scenario::fake::{
+    Edit, FakeJob, FakePublisher, FakeStages, FakeWarehouse, Taken, FAKE_PARTITIONS,
+};
 use crate::suite::scenario::{RunError, Runner, Stopped};
 
 use super::*;
@@ -58,6 +63,15 @@ impl Rig {
         scenario: &Scenario,
         pool: Option<&PoolName>,
     ) -> Result<ScenarioReport, Box<Stopped>> {
+        self.run_on(scenario, pool, &Lane::sequential()).await
+    }
+
+    async fn run_on(
+        &self,
+        scenario: &Scenario,
+        pool: Option<&PoolName>,
+        lane: &Lane,
+    ) -> Result<ScenarioReport, Box<Stopped>> {
         let runner = Runner {
             run_id: &self.run_id,
             publisher: &self.publisher,
@@ -65,7 +79,7 @@ impl Rig {
             stages: &self.stages,
             pool,
             ledger: &self.ledger,
-            lane: &crate::suite::lane::Lane::sequential(),
+            lane,
             outputs: None,
         };
         runner.run(scenario).await
@@ -262,9 +276,74 @@ async fn a_pool_run_reuses_the_pool_symbols_and_closes_by_the_watermark() {
     assert_eq!((p.pool.as_str(), p.generation), ("UNIT", 0));
     // The first clock trade closes both symbols' last bars: those are timed apart.
     let last = rig.publisher.sent.lock().unwrap().last().cloned().unwrap();
-    assert_eq!(last.2, "ZZT2E-UNIT.CLOCK");
+    assert_eq!(last.symbol, "ZZT2E-UNIT.CLOCK");
     assert_eq!(report.latency.watermark_closed.publish_to_visible.count, 2);
     assert_eq!(report.latency.publish_to_visible.count, 4);
+}
+
+/// A trade's event time.
+fn event_time(taken: &Taken) -> OffsetDateTime {
+    match parse_message(&taken.value) {
+        Ok(Message::Trade(t)) => t.event_ts.into(),
+        other => panic!("not a trade: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn compressed_scenarios_publish_behind_one_pin_and_one_closed_by_watermark_pins_past_itself()
+{
+    let rig = Rig::with_job(FakeWarehouse::default(), keep());
+    let lane = Lane::sequential();
+    let renamed = |a: &str, b: &str| {
+        TWO_SYMBOLS
+            .replace("\"A\"", &format!("\"{a}\""))
+            .replace("\"B\"", &format!("\"{b}\""))
+    };
+    let other = renamed("C", "D");
+    let by_watermark = renamed("E", "F").replace(
+        "deadline_secs = 5",
+        "deadline_secs = 5\nclose = \"watermark\"",
+    );
+    for s in [TWO_SYMBOLS, other.as_str(), by_watermark.as_str()] {
+        let report = rig.run_on(&scenario(s), None, &lane).await.expect("runs");
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    }
+    let sent = rig.publisher.sent.lock().unwrap().clone();
+    let clock = "ZZT2E-FAKE-CLOCK";
+    // The lane is pinned once, first: one clock trade on every partition, at one time.
+    let pin: Vec<&Taken> = sent.iter().take_while(|t| t.symbol == clock).collect();
+    assert_eq!(
+        pin.iter().map(|t| t.partition).collect::<Vec<_>>(),
+        FAKE_PARTITIONS.map(Some)
+    );
+    let pinned_at = event_time(pin[0]);
+    assert!(pin.iter().all(|t| event_time(t) == pinned_at));
+    // Every trade of the three scenarios (closing trades included) lies in a second that ends
+    // before the pinned watermark, so none can move it or be split by it.
+    let scenario_trades = sent[pin.len()..]
+        .iter()
+        .filter(|t| t.channel == Channel::Trades && t.symbol != clock);
+    let mut count = 0;
+    for t in scenario_trades {
+        let at = event_time(t);
+        let bucket_end = at.replace_millisecond(0).unwrap() + ms(1_000);
+        assert!(bucket_end <= pinned_at - ms(2_001), "{} at {at}", t.symbol);
+        count += 1;
+    }
+    // Six trades each, and a closing trade per symbol in the two closed by trade.
+    assert_eq!(count, 3 * 6 + 2 * 2);
+    // The scenario closed by watermark pins past itself: the clock on every partition, a
+    // second after the lane's pin, and last.
+    let next: Vec<&Taken> = sent[pin.len()..]
+        .iter()
+        .filter(|t| t.symbol == clock)
+        .collect();
+    assert_eq!(
+        next.iter().map(|t| t.partition).collect::<Vec<_>>(),
+        FAKE_PARTITIONS.map(Some)
+    );
+    assert!(next.iter().all(|t| event_time(t) == pinned_at + ms(1_000)));
+    assert_eq!(sent.last().map(|t| t.symbol.as_str()), Some(clock));
 }
 
 /// Three 1-minute bars (the last a correction) and nothing else.
