@@ -239,6 +239,16 @@ pub fn explain(target: &KafkaTarget, capture: &ErrorCapture, error: KafkaError) 
 }
 
 /// Key and payload of a consumed message as owned strings (used by tests and evidence).
+/// The partitions `metadata` lists for `topic` (none when the broker reports an error for it).
+pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec<i32> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
+}
+
 pub fn message_text<M: Message>(m: &M) -> (Option<String>, Option<String>) {
     let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
     let payload = m.payload().map(|p| String::from_utf8_lossy(p).into_owned());

@@ -141,12 +141,7 @@ fn assign(
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
             .map_err(|e| explain(target, &capture, e))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = super::partition_ids(&metadata, topic);
         if partitions.is_empty() {
             return Err(KafkaProbeError::TopicMissing {
                 topic: topic.clone(),

@@ -185,12 +185,7 @@ impl KafkaPublisher {
             .await
             .map_err(|e| failed(e.to_string()))?
             .map_err(|e| failed(e.to_string()))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = super::partition_ids(&metadata, &topic);
         if partitions.is_empty() {
             return Err(failed("the broker lists no partitions".into()));
         }
