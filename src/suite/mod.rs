@@ -5,6 +5,7 @@
 //! write the outputs.
 
 pub mod audit;
+pub mod key_polls;
 pub mod lane;
 pub mod ledger;
 mod load;
@@ -27,6 +28,7 @@ use crate::domain::redact;
 use crate::domain::report::{self, PreflightLine, RunReport, ScenarioReport, Target, Verdict};
 use crate::domain::scenario::{Pacing, Scenario, Stage};
 use crate::domain::symbols::RunId;
+use key_polls::KeyPolls;
 use lane::Lane;
 use ledger::Ledger;
 use preflight::Components;
@@ -140,6 +142,7 @@ async fn run_scenarios(
         pool: suite.pool.as_ref(),
         ledger,
         lane: &lane,
+        key_polls: &KeyPolls::default(),
         outputs: outputs.as_ref(),
     };
     let total = scenarios.len();

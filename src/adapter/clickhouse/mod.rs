@@ -68,7 +68,7 @@ fn exception_name(message: &str) -> Option<String> {
         .next_back()
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClickHouseError {
     #[error("ClickHouse at {url} is unreachable: {detail}")]
     Unreachable { url: String, detail: String },
@@ -79,7 +79,7 @@ pub enum ClickHouseError {
     #[error("ClickHouse did not answer within {0:?}")]
     Timeout(Duration),
     #[error("ClickHouse client error: {0}")]
-    Client(clickhouse::error::Error),
+    Client(std::sync::Arc<clickhouse::error::Error>),
 }
 
 impl ClickHouseError {
@@ -156,14 +156,14 @@ impl ClickHouse {
                     message: e.message,
                 },
                 Some(e) => ClickHouseError::Server(e),
-                None => ClickHouseError::Client(error),
+                None => ClickHouseError::Client(error.into()),
             },
             E::Network(source) => ClickHouseError::Unreachable {
                 url: crate::domain::redact::url(&self.target.url),
                 detail: root_cause(source.as_ref()),
             },
             E::TimedOut => ClickHouseError::Timeout(self.timeout),
-            _ => ClickHouseError::Client(error),
+            _ => ClickHouseError::Client(error.into()),
         }
     }
 

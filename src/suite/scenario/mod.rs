@@ -34,6 +34,7 @@ use crate::domain::publish::Delivery;
 use crate::domain::report::{ScenarioReport, Series, Verdict};
 use crate::domain::scenario::{Close, Scenario};
 use crate::domain::symbols::RunId;
+use crate::suite::key_polls::KeyPolls;
 use crate::suite::lane::{Lane, Pin};
 use crate::suite::ledger::{Ledger, Record};
 use crate::suite::pool::PoolError;
@@ -136,6 +137,8 @@ pub struct Runner<'a, P, W, S> {
     pub ledger: &'a Ledger,
     /// When this scenario may publish, beside the run's others.
     pub lane: &'a Lane,
+    /// The key polls of the run's scenarios, one query at a time.
+    pub key_polls: &'a KeyPolls,
     /// The TA job's Kafka outputs and heartbeat, unless the configuration turns them off.
     pub outputs: Option<&'a OutputsCheck>,
 }

@@ -28,6 +28,7 @@ use crate::domain::latency::Sightings;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::report::Attempt;
 use crate::domain::scenario::{Event, Scenario};
+use crate::suite::key_polls::{Answer, KeyPolls};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
 
@@ -38,7 +39,14 @@ const TIGHT_GAP: Duration = Duration::from_millis(40);
 /// local pipeline's latency (~0.5 s), the production sink's 5 s flush, and the test stack's
 /// watermark hold for idle partitions.
 const TIGHT_FOR: Duration = Duration::from_secs(10);
-/// The pace for rows overdue beyond [`TIGHT_FOR`] (their error grows to about half of it).
+/// The pace for rows due beyond [`TIGHT_FOR`] and within [`HELD_FOR`]: a bar only the
+/// watermark closes arrives there (its error is about half this plus one round trip, ±50 ms).
+const HELD_GAP: Duration = Duration::from_millis(70);
+/// How long after its trigger's acknowledgement a row may still come on a healthy pipeline:
+/// beyond the production job's hold of the watermark for idle partitions (a bar closed by the
+/// watermark comes ~31 s after the clock trade, `pipeline.md` §9.7).
+const HELD_FOR: Duration = Duration::from_secs(40);
+/// The pace for rows overdue beyond [`HELD_FOR`] (their error grows to about half of it).
 const OVERDUE_GAP: Duration = Duration::from_millis(250);
 /// The pace with nothing due: rows that come unannounced are still seen within this.
 const IDLE_GAP: Duration = Duration::from_secs(1);
@@ -51,6 +59,8 @@ pub(super) type Seen = (KeyTable, RowKey);
 pub(super) enum Pace {
     /// A row became due within [`TIGHT_FOR`]: back to back.
     Tight,
+    /// The newest row due became due within [`HELD_FOR`].
+    Held,
     /// Only rows due for longer.
     Overdue,
     Idle,
@@ -63,8 +73,9 @@ impl Pace {
         now: OffsetDateTime,
     ) -> Self {
         let newest = unseen_due_since.into_iter().max();
-        match newest {
-            Some(t) if now - t < TIGHT_FOR => Pace::Tight,
+        match newest.map(|t| now - t) {
+            Some(age) if age < TIGHT_FOR => Pace::Tight,
+            Some(age) if age < HELD_FOR => Pace::Held,
             Some(_) => Pace::Overdue,
             None => Pace::Idle,
         }
@@ -73,6 +84,7 @@ impl Pace {
     fn gap(self) -> Duration {
         match self {
             Pace::Tight => TIGHT_GAP,
+            Pace::Held => HELD_GAP,
             Pace::Overdue => OVERDUE_GAP,
             Pace::Idle => IDLE_GAP,
         }
@@ -167,6 +179,8 @@ pub(super) struct Observed {
 /// The run's poller: its queries, what they saw, the history.
 pub(super) struct Poller<'a, W> {
     warehouse: &'a W,
+    /// The run's key polls, shared with the other scenarios' pollers.
+    key_polls: &'a KeyPolls,
     symbols: Vec<String>,
     after: OffsetDateTime,
     /// The 1-minute signals start after this, when the scenario publishes 1-minute bars.
@@ -183,9 +197,16 @@ pub(super) struct Poller<'a, W> {
 }
 
 impl<'a, W: Warehouse> Poller<'a, W> {
-    fn new(warehouse: &'a W, symbols: Vec<String>, after: OffsetDateTime, minutes: bool) -> Self {
+    fn new(
+        warehouse: &'a W,
+        key_polls: &'a KeyPolls,
+        symbols: Vec<String>,
+        after: OffsetDateTime,
+        minutes: bool,
+    ) -> Self {
         Self {
             warehouse,
+            key_polls,
             symbols,
             after,
             // A 1-minute signal's `event_ts` is its minute's start, up to a minute before the
@@ -229,12 +250,22 @@ impl<'a, W: Warehouse> Poller<'a, W> {
     /// One key poll: first sightings bracketed, the newest keys kept.
     async fn poll_keys(&mut self) {
         self.last_send = Some(Instant::now());
-        let sent = OffsetDateTime::now_utc();
-        let keys = self
-            .warehouse
-            .row_keys(&self.symbols, self.after, self.minutes_after)
+        let warehouse = self.warehouse;
+        let Answer {
+            sent,
+            answered,
+            keys,
+        } = self
+            .key_polls
+            .poll(
+                |symbols: Vec<String>, after, minutes_after| async move {
+                    warehouse.row_keys(&symbols, after, minutes_after).await
+                },
+                &self.symbols,
+                self.after,
+                self.minutes_after,
+            )
             .await;
-        let answered = OffsetDateTime::now_utc();
         self.observed.key_polls += 1;
         match keys {
             Ok(keys) => {
@@ -309,7 +340,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         let base = start.base;
         let names: Vec<String> = plan.symbols.values().cloned().collect();
         let minutes = scenario.events.iter().any(|e| matches!(e, Event::Bar(_)));
-        let mut poller = Poller::new(self.warehouse, names, base, minutes);
+        let mut poller = Poller::new(self.warehouse, self.key_polls, names, base, minutes);
         let expecting = poller.expecting.clone();
         let (published, ()) = tokio::join!(
             async {
@@ -508,10 +539,15 @@ mod tests {
         let now = at(60_000);
         assert_eq!(Pace::of([], now), Pace::Idle);
         assert_eq!(Pace::of([at(59_900)], now), Pace::Tight);
-        // Due for longer than the tight window: overdue, unless another row is fresh.
-        assert_eq!(Pace::of([at(40_000)], now), Pace::Overdue);
-        assert_eq!(Pace::of([at(40_000), at(59_990)], now), Pace::Tight);
-        assert!(Pace::Tight.gap() < Pace::Overdue.gap() && Pace::Overdue.gap() < Pace::Idle.gap());
+        // Due for longer than the tight window: held (as a bar only the watermark closes), then
+        // overdue, unless another row is fresh.
+        assert_eq!(Pace::of([at(40_000)], now), Pace::Held);
+        assert_eq!(Pace::of([at(10_000)], now), Pace::Overdue);
+        assert_eq!(Pace::of([at(10_000), at(59_990)], now), Pace::Tight);
+        let gaps = [Pace::Tight, Pace::Held, Pace::Overdue, Pace::Idle].map(Pace::gap);
+        assert!(gaps.windows(2).all(|w| w[0] < w[1]), "{gaps:?}");
+        // A held row's bracket (one gap plus a round trip of ~15 ms) stays within ±50 ms.
+        assert!(Pace::Held.gap() + Duration::from_millis(15) <= Duration::from_millis(100));
     }
 
     #[test]
@@ -525,7 +561,8 @@ mod tests {
         expecting.acked(0, at(120));
         expecting.acked(1, at(130));
         assert_eq!(expecting.pace(&sightings, at(150)), Pace::Tight);
-        assert_eq!(expecting.pace(&sightings, at(20_000)), Pace::Overdue);
+        assert_eq!(expecting.pace(&sightings, at(20_000)), Pace::Held);
+        assert_eq!(expecting.pace(&sightings, at(50_000)), Pace::Overdue);
         sightings.observe(at(140), at(160), [row(1)]);
         assert_eq!(expecting.pace(&sightings, at(170)), Pace::Idle);
         // An acknowledgement of a message with no rows, or twice, changes nothing.

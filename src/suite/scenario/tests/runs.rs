@@ -13,6 +13,7 @@ use crate::domain::publish::Fate;
 use crate::domain::report::{ScenarioReport, StageReport, Verdict};
 use crate::domain::scenario::Scenario;
 use crate::domain::symbols::RunId;
+use crate::suite::key_polls::KeyPolls;
 use crate::suite::lane::Lane;
 use crate::suite::ledger::Ledger;
 use crate::suite::scenario::fake::{
@@ -80,6 +81,7 @@ impl Rig {
             pool,
             ledger: &self.ledger,
             lane,
+            key_polls: &KeyPolls::default(),
             outputs: None,
         };
         runner.run(scenario).await

@@ -271,12 +271,16 @@ async fn real_time_shipped_scenarios_pass_on_the_shared_lane() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["smoke", "quotes-imbalance", "watermark-close"]);
-    // The watermark closed the last bar: its latency is judged apart.
-    let watermark = &report["scenarios"][2]["latency"]["watermark_closed"];
-    assert!(
-        watermark["publish_to_visible"]["count"].as_u64().unwrap() > 0,
-        "{watermark}"
-    );
+    // The watermark closed the last bar: its latency is judged apart. On this shared lane
+    // another test's trades (a compressed run's pin on every partition, say) may move the
+    // watermark past it before the clock trade is even sent: then it times no hop and is
+    // counted apart (`closed_before_trigger`). Either way it was found and compared.
+    let latency = &report["scenarios"][2]["latency"];
+    let by_watermark = latency["watermark_closed"]["publish_to_visible"]["count"]
+        .as_u64()
+        .unwrap();
+    let before_trigger = latency["closed_before_trigger"].as_u64().unwrap();
+    assert!(by_watermark + before_trigger > 0, "{latency}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
