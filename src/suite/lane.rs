@@ -36,6 +36,9 @@ pub struct Pin {
     pub partitions: Vec<i32>,
     /// From when the job's watermark is `at − 2,001 ms`.
     pub holds_from: tokio::time::Instant,
+    /// Other writers' symbols with bars written in the 15 s before the first pin, and how
+    /// many: the pin holds only while nobody else publishes newer trades.
+    pub others: Vec<(String, u64)>,
 }
 
 impl Pin {
@@ -45,6 +48,7 @@ impl Pin {
             at,
             partitions,
             holds_from: tokio::time::Instant::now() + PIN_SETTLE,
+            others: Vec::new(),
         }
     }
 }

@@ -91,6 +91,13 @@ pub trait Warehouse: Sync {
     /// Whether either table holds a row of `symbol`.
     fn has_rows(&self, symbol: &str) -> impl Future<Output = Result<bool, ClickHouseError>> + Send;
 
+    /// Symbols outside `prefix` whose bars the job wrote since `since`, with how many.
+    fn recent_writers(
+        &self,
+        prefix: &str,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, ClickHouseError>> + Send;
+
     /// Rows of `table` visible without FINAL beyond those with FINAL (duplicate writes).
     fn unmerged_duplicates(
         &self,
@@ -229,6 +236,14 @@ impl Warehouse for LiveWarehouse<'_> {
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {
         self.clickhouse.has_rows(symbol).await
+    }
+
+    async fn recent_writers(
+        &self,
+        prefix: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, ClickHouseError> {
+        self.clickhouse.recent_writers(prefix, since).await
     }
 
     async fn unmerged_duplicates(

@@ -121,6 +121,8 @@ pub const RUNBOOK_HEARTBEAT: &str =
 pub const RUNBOOK_READONLY: &str =
     "operations.md §3 #1, #2 (SYSTEM RESTORE REPLICA on both tables, then restart TA)";
 pub const RUNBOOK_DUPLICATES: &str = "operations.md §3 #4 (engine drift), #18 (duplicate storm)";
+pub const RUNBOOK_LANE_SHARED: &str = "pipeline.md §7.2 rule 1 (the simulation lane is shared \
+with the historical simulation: coordinate, or use real-time pacing or a lane of your own)";
 pub const RUNBOOK_LATENCY: &str = "torghut-runbooks.md \"Lag spike (WS → TA)\"; operations.md §2";
 pub const RUNBOOK_JANGAR_DATABASE: &str =
     "operations.md §3 #5 (set Jangar's CH_DATABASE to the TA \

@@ -208,6 +208,27 @@ impl ClickHouse {
             .await?;
         Ok(n > 0)
     }
+
+    /// Symbols outside `prefix` whose bars the job wrote since `since`, with how many (the
+    /// busiest five): other writers on the lane.
+    pub async fn recent_writers(
+        &self,
+        prefix: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, ClickHouseError> {
+        self.bounded(
+            self.client
+                .query(
+                    "SELECT symbol, count() AS n FROM ta_microbars \
+                     WHERE ingest_ts >= fromUnixTimestamp64Milli(?, 'UTC') \
+                     AND NOT startsWith(symbol, ?) GROUP BY symbol ORDER BY n DESC, symbol LIMIT 5",
+                )
+                .bind(unix_millis(since))
+                .bind(prefix)
+                .fetch_all::<(String, u64)>(),
+        )
+        .await
+    }
 }
 
 /// A reused symbol's history (`pipeline.md` §7.2 rule 4), read to seed the oracle: as it is now

@@ -195,6 +195,8 @@ pub struct FakeWarehouse {
     pub signals: Mutex<Vec<Signal>>,
     /// Symbols that already have rows (a run refuses them).
     pub taken: Vec<String>,
+    /// Symbols whose bars were written lately, with how many (other writers on the lane).
+    pub writers: Vec<(String, u64)>,
     pub other_database: Option<String>,
     pub replicas: Vec<String>,
     /// The TA job's committed offsets on the trades topic.
@@ -277,6 +279,19 @@ impl Warehouse for FakeWarehouse {
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {
         Ok(self.taken.iter().any(|t| t == symbol))
+    }
+
+    async fn recent_writers(
+        &self,
+        prefix: &str,
+        _since: OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, ClickHouseError> {
+        Ok(self
+            .writers
+            .iter()
+            .filter(|(s, _)| !s.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 
     async fn unmerged_duplicates(

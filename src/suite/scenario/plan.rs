@@ -24,6 +24,9 @@ const POOL_MIN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long before the lane's pin a compressed scenario's last event lies: see [`behind_pin`].
 const PIN_MARGIN: time::Duration = time::Duration::seconds(5);
 const SECOND: time::Duration = time::Duration::seconds(1);
+/// How far back other writers' bars count as traffic on the lane: an active writer's bars land
+/// at least every sink flush (5 s in production), and a run that ended earlier is no traffic.
+const OTHER_WRITERS_WINDOW: time::Duration = time::Duration::seconds(15);
 /// Alias of the clock symbol a watermark-closed scenario trades once at the end.
 pub(super) const CLOCK_ALIAS: &str = "CLOCK";
 
@@ -163,7 +166,9 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
                     now.replace_millisecond(now.millisecond()).unwrap_or(now)
                 })
                 .await;
-                let pin = self.pin_lane(at).await?;
+                let others = self.other_writers().await;
+                let mut pin = self.pin_lane(at).await?;
+                pin.others = others;
                 *lane_pin = Some(pin.clone());
                 pin
             }
@@ -174,6 +179,29 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             base: behind_pin(scenario, pin.at),
             pin: Some(pin),
         })
+    }
+
+    /// Other writers' symbols with bars written in the last 15 s (none when it cannot tell):
+    /// a pin holds only while nobody else publishes newer trades on the lane.
+    async fn other_writers(&self) -> Vec<(String, u64)> {
+        let clock = self.clock();
+        let ours = clock.strip_suffix(CLOCK_ALIAS).unwrap_or(&clock);
+        let since = OffsetDateTime::now_utc() - OTHER_WRITERS_WINDOW;
+        match self.warehouse.recent_writers(ours, since).await {
+            Ok(others) => {
+                if !others.is_empty() {
+                    tracing::warn!(
+                        ?others,
+                        "other writers on the lane: compressed pacing may split bars"
+                    );
+                }
+                others
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell whether the lane has other writers");
+                Vec::new()
+            }
+        }
     }
 
     /// One clock trade at `at` on every partition of the trades topic.

@@ -348,6 +348,36 @@ async fn compressed_scenarios_publish_behind_one_pin_and_one_closed_by_watermark
     assert_eq!(sent.last().map(|t| t.symbol.as_str()), Some(clock));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_compressed_run_on_a_lane_with_other_writers_passes_with_a_warning_naming_them() {
+    let warehouse = FakeWarehouse {
+        // Another writer's bars, and this run's own (its prefix): only the former count.
+        writers: vec![("AAPL".into(), 12), ("ZZT2E-FAKE-OLD".into(), 3)],
+        ..FakeWarehouse::default()
+    };
+    let rig = Rig::with_job(warehouse, keep());
+    let report = rig.run(&scenario(TWO_SYMBOLS)).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    let warnings: Vec<_> = report.findings.iter().filter(|f| !f.is_failure()).collect();
+    assert_eq!(warnings.len(), 1, "{:?}", report.findings);
+    assert_eq!(warnings[0].hop, Hop::Preflight);
+    assert!(
+        warnings[0].cause.contains("AAPL (12 bars)"),
+        "{}",
+        warnings[0].cause
+    );
+    assert!(
+        !warnings[0].cause.contains("ZZT2E-FAKE"),
+        "{}",
+        warnings[0].cause
+    );
+
+    // A lane to itself: no warning.
+    let rig = Rig::with_job(FakeWarehouse::default(), keep());
+    let report = rig.run(&scenario(TWO_SYMBOLS)).await.expect("runs");
+    assert_eq!(report.findings, []);
+}
+
 /// Three 1-minute bars (the last a correction) and nothing else.
 const MINUTE_BARS: &str = r#"
 name = "minutes"

@@ -13,6 +13,7 @@ use refstack::{root, PrivateTa};
 use serde_json::Value;
 use torghut_e2e::adapter::clickhouse::ClickHouse;
 use torghut_e2e::adapter::kafka;
+use torghut_e2e::domain::model::Microbar;
 
 /// Runs the validator; returns its output and the parsed JSON report.
 fn validator(args: &[&str], extra_env: &[(String, String)]) -> (Output, Value) {
@@ -443,6 +444,43 @@ async fn healthy_private_instance_passes() {
         report["scenarios"][0]["tables"]["ta_microbars"]["matched"],
         6
     );
+    // A lane to itself: nothing to warn about.
+    assert_eq!(report["scenarios"][0]["findings"], serde_json::json!([]));
+}
+
+/// Another writer's bars in the lane's table a moment ago (a historical simulation
+/// replaying into the simulation lane, say): the compressed run still passes, and warns that
+/// its pacing needs the lane to itself, naming the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_run_on_a_lane_with_another_writer_passes_and_warns() {
+    let ta = PrivateTa::start(&[]).await;
+    let (mut bars, _) = common::seeded::rows("SIMREPLAY", 3, Duration::from_secs(5));
+    let now = time::OffsetDateTime::now_utc();
+    for b in &mut bars {
+        b.ingest_ts = now;
+    }
+    let ch = ClickHouse::new(&common::clickhouse(&ta.database), common::TIMEOUT);
+    let mut insert = ch
+        .client()
+        .insert::<Microbar>("ta_microbars")
+        .await
+        .unwrap();
+    for b in &bars {
+        insert.write(b).await.unwrap();
+    }
+    insert.end().await.unwrap();
+
+    let (out, report) = validate(&ta, "trade").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let findings = &report["scenarios"][0]["findings"];
+    let warned = findings.as_array().unwrap().iter().any(|f| {
+        f["hop"] == "preflight"
+            && f["severity"] == "warning"
+            && f["cause"]
+                .as_str()
+                .is_some_and(|c| c.contains(&format!("SIMREPLAY ({} bars)", bars.len())))
+    });
+    assert!(warned, "{findings:#}\n{}", text(&out));
 }
 
 mod faults;
