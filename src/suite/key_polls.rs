@@ -13,17 +13,18 @@ use std::future::Future;
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
 use crate::domain::model::RowKey;
 
 /// A row's key as the key query returns it: which table, which key.
 pub type Key = (KeyTable, RowKey);
 
-/// The answer to one poller's request: when the query that served it was sent and answered,
-/// and the requester's own keys.
+/// The answer to one poller's request: when the query that served it was sent and answered
+/// (and started, by the server's clock, when it said), and the requester's own keys.
 pub struct Answer {
     pub sent: OffsetDateTime,
     pub answered: OffsetDateTime,
+    pub server_start: Option<OffsetDateTime>,
     pub keys: Result<Vec<Key>, ClickHouseError>,
 }
 
@@ -73,7 +74,7 @@ impl KeyPolls {
     ) -> Answer
     where
         F: Fn(Vec<String>, OffsetDateTime, Option<OffsetDateTime>) -> Q,
-        Q: Future<Output = Result<Vec<Key>, ClickHouseError>>,
+        Q: Future<Output = Result<RowKeys, ClickHouseError>>,
     {
         loop {
             let (answer, mut answered) = oneshot::channel();
@@ -104,7 +105,7 @@ impl KeyPolls {
     async fn query<F, Q>(query: &F, batch: Vec<Request>)
     where
         F: Fn(Vec<String>, OffsetDateTime, Option<OffsetDateTime>) -> Q,
-        Q: Future<Output = Result<Vec<Key>, ClickHouseError>>,
+        Q: Future<Output = Result<RowKeys, ClickHouseError>>,
     {
         let symbols: Vec<String> = batch
             .iter()
@@ -119,15 +120,17 @@ impl KeyPolls {
         let sent = OffsetDateTime::now_utc();
         let keys = query(symbols, after, minutes_after).await;
         let answered = OffsetDateTime::now_utc();
+        let server_start = keys.as_ref().ok().and_then(|k| k.server_start);
         for request in batch {
             let keys = match &keys {
-                Ok(keys) => Ok(request.own(keys)),
+                Ok(keys) => Ok(request.own(&keys.keys)),
                 Err(e) => Err(e.clone()),
             };
             // A poller that stopped waiting is not told.
             let _ = request.answer.send(Answer {
                 sent,
                 answered,
+                server_start,
                 keys,
             });
         }
@@ -189,7 +192,10 @@ mod tests {
                 .collect();
             async move {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                Ok(rows)
+                Ok(RowKeys {
+                    keys: rows,
+                    server_start: None,
+                })
             }
         };
         let polls = KeyPolls::default();

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 
-use crate::adapter::clickhouse::{ClickHouse, ClickHouseError, KeyTable};
+use crate::adapter::clickhouse::{ClickHouse, ClickHouseError, RowKeys};
 use crate::adapter::kafka::{self, KafkaPublisher, PublishError};
 use crate::config::KafkaTarget;
-use crate::domain::model::{Microbar, RowKey, Signal};
+use crate::domain::model::{Microbar, Signal};
 use crate::domain::pool::HistoryStats;
 use crate::domain::publish::{Ack, Channel};
 
@@ -86,7 +86,7 @@ pub trait Warehouse: Sync {
         symbols: &[String],
         after: OffsetDateTime,
         minutes_after: Option<OffsetDateTime>,
-    ) -> impl Future<Output = Result<Vec<(KeyTable, RowKey)>, ClickHouseError>> + Send;
+    ) -> impl Future<Output = Result<RowKeys, ClickHouseError>> + Send;
 
     /// Whether either table holds a row of `symbol`.
     fn has_rows(&self, symbol: &str) -> impl Future<Output = Result<bool, ClickHouseError>> + Send;
@@ -228,7 +228,7 @@ impl Warehouse for LiveWarehouse<'_> {
         symbols: &[String],
         after: OffsetDateTime,
         minutes_after: Option<OffsetDateTime>,
-    ) -> Result<Vec<(KeyTable, RowKey)>, ClickHouseError> {
+    ) -> Result<RowKeys, ClickHouseError> {
         self.clickhouse
             .row_keys(symbols, after, minutes_after)
             .await

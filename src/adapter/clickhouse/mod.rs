@@ -11,7 +11,7 @@ use clickhouse::{Client, Compression};
 
 use crate::config::ClickHouseTarget;
 
-pub use rows::KeyTable;
+pub use rows::{KeyTable, RowKeys};
 pub use schema::SchemaProblem;
 
 /// An exception as ClickHouse reports it: `Code: 60. DB::Exception: … (UNKNOWN_TABLE)`.

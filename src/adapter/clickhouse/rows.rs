@@ -77,7 +77,7 @@ impl ClickHouse {
         symbols: &[String],
         after: OffsetDateTime,
         minutes_after: Option<OffsetDateTime>,
-    ) -> Result<Vec<(KeyTable, RowKey)>, ClickHouseError> {
+    ) -> Result<RowKeys, ClickHouseError> {
         let filter = "has(?, symbol) AND event_ts > fromUnixTimestamp64Milli(?, 'UTC')";
         let mut sql = format!(
             "SELECT DISTINCT toUInt8(0) AS t, symbol, event_ts, seq FROM ta_microbars \
@@ -90,6 +90,11 @@ impl ClickHouse {
                  FROM ta_signals WHERE window_size = ? AND {filter}"
             ));
         }
+        // One row more: the server's clock as the query started, before it read any part.
+        sql.push_str(&format!(
+            " UNION ALL SELECT toUInt8({SERVER_START}) AS t, '' AS symbol, \
+             now64(3, 'UTC') AS event_ts, toUInt64(0) AS seq"
+        ));
         let mut query = self
             .client
             .query(&sql)
@@ -102,25 +107,28 @@ impl ClickHouse {
             query = query.bind(WINDOW_1M).bind(symbols).bind(unix_millis(m));
         }
         let rows = self.bounded(query.fetch_all::<KeyRow>()).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let table = match r.t {
-                    0 => KeyTable::Microbars,
-                    1 => KeyTable::Signals,
-                    2 => KeyTable::MinuteSignals,
-                    _ => return None,
-                };
-                Some((
-                    table,
-                    RowKey {
-                        symbol: r.symbol,
-                        event_ts: r.event_ts,
-                        seq: r.seq,
-                    },
-                ))
-            })
-            .collect())
+        let mut keys = RowKeys::default();
+        for r in rows {
+            let table = match r.t {
+                0 => KeyTable::Microbars,
+                1 => KeyTable::Signals,
+                2 => KeyTable::MinuteSignals,
+                SERVER_START => {
+                    keys.server_start = Some(r.event_ts);
+                    continue;
+                }
+                _ => continue,
+            };
+            keys.keys.push((
+                table,
+                RowKey {
+                    symbol: r.symbol,
+                    event_ts: r.event_ts,
+                    seq: r.seq,
+                },
+            ));
+        }
+        Ok(keys)
     }
 
     /// Rows of `table` for the symbols, without FINAL minus with FINAL: unmerged duplicates.
@@ -368,6 +376,17 @@ pub enum KeyTable {
     /// `ta_signals`, `PT1M`.
     MinuteSignals,
 }
+
+/// What a key poll saw: the rows' keys, and the server's clock as the query started (its
+/// `now64()`, taken before the query reads any part: a row it did not see was not visible then).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowKeys {
+    pub keys: Vec<(KeyTable, RowKey)>,
+    pub server_start: Option<OffsetDateTime>,
+}
+
+/// The key query's row that carries the server's clock.
+const SERVER_START: u8 = 9;
 
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct KeyRow {

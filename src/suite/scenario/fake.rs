@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{Ran, Stages};
-use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
 use crate::adapter::kafka::PublishError;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::oracle::{Expected, Oracle};
@@ -251,7 +251,7 @@ impl Warehouse for FakeWarehouse {
         symbols: &[String],
         after: OffsetDateTime,
         minutes_after: Option<OffsetDateTime>,
-    ) -> Result<Vec<(KeyTable, RowKey)>, ClickHouseError> {
+    ) -> Result<RowKeys, ClickHouseError> {
         let mut keys: Vec<(KeyTable, RowKey)> = self
             .microbars(symbols, after)
             .await?
@@ -274,7 +274,10 @@ impl Warehouse for FakeWarehouse {
         }
         keys.sort();
         keys.dedup();
-        Ok(keys)
+        Ok(RowKeys {
+            keys,
+            server_start: None,
+        })
     }
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {

@@ -254,6 +254,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         let Answer {
             sent,
             answered,
+            server_start,
             keys,
         } = self
             .key_polls
@@ -272,9 +273,11 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                 self.observed
                     .key_poll_rtts_ms
                     .push((answered - sent).as_seconds_f64() * 1000.0);
-                self.observed
-                    .sightings
-                    .observe(sent, answered, keys.iter().cloned());
+                self.observed.sightings.observe(
+                    not_visible_at(sent, server_start, answered),
+                    answered,
+                    keys.iter().cloned(),
+                );
                 self.keys = keys;
                 self.keys_answered = Some(answered);
                 self.failed = None;
@@ -481,6 +484,20 @@ impl<W: Warehouse> Poller<'_, W> {
     }
 }
 
+/// The latest moment a poll proves its unseen rows were not visible: the server's clock as the
+/// query started (before it read any part) when that lies within the poll's round trip, i.e.
+/// when the two clocks agree; otherwise the send time. Under load most of a round trip is the
+/// wait before the query starts, which the server's clock leaves out of the bracket.
+fn not_visible_at(
+    sent: OffsetDateTime,
+    server_start: Option<OffsetDateTime>,
+    answered: OffsetDateTime,
+) -> OffsetDateTime {
+    server_start
+        .filter(|s| (sent..=answered).contains(s))
+        .unwrap_or(sent)
+}
+
 /// The poll history's line: rows present of rows expected.
 fn counts(bars: usize, signals: usize, minutes: usize, n: usize, m: usize) -> String {
     if m == 0 {
@@ -532,6 +549,16 @@ mod tests {
                 seq,
             },
         )
+    }
+
+    #[test]
+    fn a_poll_bounds_its_misses_by_the_servers_start_only_when_the_clocks_agree() {
+        let (sent, answered) = (at(1_000), at(1_200));
+        assert_eq!(not_visible_at(sent, Some(at(1_150)), answered), at(1_150));
+        assert_eq!(not_visible_at(sent, None, answered), sent);
+        // A server clock outside the round trip is skewed: the send time stands.
+        assert_eq!(not_visible_at(sent, Some(at(1_300)), answered), sent);
+        assert_eq!(not_visible_at(sent, Some(at(900)), answered), sent);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::common;
 use time::macros::datetime;
 use time::OffsetDateTime;
 use torghut_e2e::adapter::clickhouse::{
-    ClickHouse, ClickHouseError, AUTHENTICATION_FAILED, UNKNOWN_TABLE,
+    ClickHouse, ClickHouseError, KeyTable, AUTHENTICATION_FAILED, UNKNOWN_TABLE,
 };
 use torghut_e2e::config::Secret;
 use torghut_e2e::domain::model::{Microbar, Signal};
@@ -117,6 +117,43 @@ async fn full_microbar_and_signal_rows_round_trip() {
         sig.boll_lower.map(f64::to_bits)
     );
     assert_eq!(sigs[0], sig);
+}
+
+/// The key poll: the keys of both tables in one query, and the server's clock as it started,
+/// within the round trip (the local engine shares this machine's clock).
+#[tokio::test]
+async fn a_key_poll_returns_the_keys_and_the_servers_start_within_its_round_trip() {
+    let (_db, ch) = scratch().await;
+    let symbols = vec!["ZZTEST".to_string()];
+    let after = datetime!(2026-11-23 14:30:00.000 UTC);
+    let sent = OffsetDateTime::now_utc();
+    let empty = ch.row_keys(&symbols, after, None).await.unwrap();
+    let answered = OffsetDateTime::now_utc();
+    assert!(empty.keys.is_empty(), "{empty:?}");
+    let start = empty
+        .server_start
+        .expect("the server's clock, even without rows");
+    // now64(3) is whole milliseconds: allow one below the send time.
+    assert!(
+        start >= sent - time::Duration::milliseconds(1) && start <= answered,
+        "{sent} <= {start} <= {answered}"
+    );
+
+    let bar = microbar(1, datetime!(2026-11-23 14:30:02.456 UTC), 99.0);
+    let mut insert = ch
+        .client()
+        .insert::<Microbar>("ta_microbars")
+        .await
+        .unwrap();
+    insert.write(&bar).await.unwrap();
+    insert.end().await.unwrap();
+    let mut insert = ch.client().insert::<Signal>("ta_signals").await.unwrap();
+    insert.write(&signal()).await.unwrap();
+    insert.end().await.unwrap();
+    let seen = ch.row_keys(&symbols, after, None).await.unwrap();
+    let tables: Vec<KeyTable> = seen.keys.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tables, [KeyTable::Microbars, KeyTable::Signals], "{seen:?}");
+    assert!(seen.server_start.is_some_and(|s| s >= start));
 }
 
 #[tokio::test]
