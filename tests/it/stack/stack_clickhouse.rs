@@ -77,21 +77,26 @@ fn signal() -> Signal {
     }
 }
 
-#[tokio::test]
-async fn full_microbar_and_signal_rows_round_trip() {
-    let (_db, ch) = scratch().await;
-    let bar = microbar(1, datetime!(2026-11-23 14:30:02.456 UTC), 99.0);
+/// One row in each table, one INSERT each.
+async fn insert_one(ch: &ClickHouse, bar: &Microbar, sig: &Signal) {
     let mut insert = ch
         .client()
         .insert::<Microbar>("ta_microbars")
         .await
         .unwrap();
-    insert.write(&bar).await.unwrap();
+    insert.write(bar).await.unwrap();
     insert.end().await.unwrap();
-    let sig = signal();
     let mut insert = ch.client().insert::<Signal>("ta_signals").await.unwrap();
-    insert.write(&sig).await.unwrap();
+    insert.write(sig).await.unwrap();
     insert.end().await.unwrap();
+}
+
+#[tokio::test]
+async fn full_microbar_and_signal_rows_round_trip() {
+    let (_db, ch) = scratch().await;
+    let bar = microbar(1, datetime!(2026-11-23 14:30:02.456 UTC), 99.0);
+    let sig = signal();
+    insert_one(&ch, &bar, &sig).await;
 
     let bars = ch
         .bounded(
@@ -140,16 +145,7 @@ async fn a_key_poll_returns_the_keys_and_the_servers_start_within_its_round_trip
     );
 
     let bar = microbar(1, datetime!(2026-11-23 14:30:02.456 UTC), 99.0);
-    let mut insert = ch
-        .client()
-        .insert::<Microbar>("ta_microbars")
-        .await
-        .unwrap();
-    insert.write(&bar).await.unwrap();
-    insert.end().await.unwrap();
-    let mut insert = ch.client().insert::<Signal>("ta_signals").await.unwrap();
-    insert.write(&signal()).await.unwrap();
-    insert.end().await.unwrap();
+    insert_one(&ch, &bar, &signal()).await;
     let seen = ch.row_keys(&symbols, after, None).await.unwrap();
     let tables: Vec<KeyTable> = seen.keys.iter().map(|(t, _)| *t).collect();
     assert_eq!(tables, [KeyTable::Microbars, KeyTable::Signals], "{seen:?}");
