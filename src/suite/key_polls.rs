@@ -16,16 +16,13 @@ use tokio::sync::{oneshot, Mutex};
 use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
 use crate::domain::model::RowKey;
 
-/// A row's key as the key query returns it: which table, which key.
-pub type Key = (KeyTable, RowKey);
-
 /// The answer to one poller's request: when the query that served it was sent and answered
 /// (and started, by the server's clock, when it said), and the requester's own keys.
 pub struct Answer {
     pub sent: OffsetDateTime,
     pub answered: OffsetDateTime,
     pub server_start: Option<OffsetDateTime>,
-    pub keys: Result<Vec<Key>, ClickHouseError>,
+    pub keys: Result<Vec<(KeyTable, RowKey)>, ClickHouseError>,
 }
 
 /// What one poller asks for (as `Warehouse::row_keys`).
@@ -38,7 +35,7 @@ struct Request {
 
 impl Request {
     /// Its own rows of a query over the union of requests.
-    fn own(&self, keys: &[Key]) -> Vec<Key> {
+    fn own(&self, keys: &[(KeyTable, RowKey)]) -> Vec<(KeyTable, RowKey)> {
         keys.iter()
             .filter(|(table, key)| {
                 self.symbols.contains(&key.symbol)
@@ -156,7 +153,7 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    fn key(table: KeyTable, symbol: &str, s: i64) -> Key {
+    fn key(table: KeyTable, symbol: &str, s: i64) -> (KeyTable, RowKey) {
         let key = RowKey {
             symbol: symbol.into(),
             event_ts: at(s),
@@ -177,7 +174,7 @@ mod tests {
         // A 50 ms round trip; the server filters as `row_keys` does.
         let query = |symbols: Vec<String>, after, minutes_after: Option<OffsetDateTime>| {
             queries.fetch_add(1, Ordering::SeqCst);
-            let rows: Vec<Key> = stored
+            let rows: Vec<(KeyTable, RowKey)> = stored
                 .iter()
                 .filter(|(t, k)| {
                     symbols.contains(&k.symbol)

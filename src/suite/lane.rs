@@ -24,6 +24,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::domain::diagnose::{self, Finding, Hop};
+
 /// The job emits watermarks every second, plus processing slack: a pin holds this long after
 /// its acknowledgement.
 pub const PIN_SETTLE: Duration = Duration::from_millis(2_500);
@@ -43,13 +45,45 @@ pub struct Pin {
 
 impl Pin {
     /// A pin acknowledged just now.
-    pub fn acknowledged(at: OffsetDateTime, partitions: Vec<i32>) -> Self {
+    pub fn acknowledged(
+        at: OffsetDateTime,
+        partitions: Vec<i32>,
+        others: Vec<(String, u64)>,
+    ) -> Self {
         Self {
             at,
             partitions,
             holds_from: tokio::time::Instant::now() + PIN_SETTLE,
-            others: Vec::new(),
+            others,
         }
+    }
+
+    /// The same lane pinned again at `at`, acknowledged just now.
+    pub fn moved_to(&self, at: OffsetDateTime) -> Self {
+        Self::acknowledged(at, self.partitions.clone(), self.others.clone())
+    }
+
+    /// The warning a compressed scenario behind this pin carries when the lane had other
+    /// writers: a bar split by their watermark would be theirs, not the pipeline's.
+    pub fn shared_lane(&self) -> Option<Finding> {
+        if self.others.is_empty() {
+            return None;
+        }
+        let others: Vec<String> = self
+            .others
+            .iter()
+            .map(|(symbol, bars)| format!("{symbol} ({bars} bars)"))
+            .collect();
+        Some(Finding::warning(
+            Hop::Preflight,
+            format!(
+                "the lane had other writers in the 15 s before this run pinned it: {}; compressed \
+                 pacing needs the lane to itself (their newer trades move the watermark into its \
+                 bursts and can split a bar)",
+                others.join(", ")
+            ),
+            diagnose::RUNBOOK_LANE_SHARED,
+        ))
     }
 }
 
@@ -230,7 +264,11 @@ mod tests {
     #[tokio::test]
     async fn a_real_time_scenario_unpins_the_lane() {
         let lane = Lane::sequential();
-        *lane.pin().await = Some(Pin::acknowledged(OffsetDateTime::now_utc(), vec![0]));
+        *lane.pin().await = Some(Pin::acknowledged(
+            OffsetDateTime::now_utc(),
+            vec![0],
+            Vec::new(),
+        ));
         drop(lane.enter(Access::Behind).await);
         assert!(lane.pin().await.is_some(), "a burst keeps the pin");
         drop(lane.enter(Access::Realtime).await);

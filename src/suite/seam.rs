@@ -34,11 +34,8 @@ pub trait Publisher: Sync {
     /// The topic a channel's messages go to (errors name it).
     fn topic(&self, channel: Channel) -> &str;
 
-    /// The partitions of a channel's topic.
-    fn partitions(
-        &self,
-        channel: Channel,
-    ) -> impl Future<Output = Result<Vec<i32>, PublishError>> + Send;
+    /// The trades topic's partitions.
+    fn trades_partitions(&self) -> impl Future<Output = Result<Vec<i32>, PublishError>> + Send;
 
     /// Drops what is still queued: it is never sent, and nothing in flight is retried.
     fn purge(&self);
@@ -168,8 +165,8 @@ impl Publisher for KafkaPublisher {
         KafkaPublisher::topic(self, channel)
     }
 
-    async fn partitions(&self, channel: Channel) -> Result<Vec<i32>, PublishError> {
-        KafkaPublisher::partitions(self, channel).await
+    async fn trades_partitions(&self) -> Result<Vec<i32>, PublishError> {
+        KafkaPublisher::trades_partitions(self).await
     }
 
     fn purge(&self) {

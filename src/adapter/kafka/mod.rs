@@ -238,7 +238,6 @@ pub fn explain(target: &KafkaTarget, capture: &ErrorCapture, error: KafkaError) 
     }
 }
 
-/// Key and payload of a consumed message as owned strings (used by tests and evidence).
 /// The partitions `metadata` lists for `topic` (none when the broker reports an error for it).
 pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec<i32> {
     metadata
@@ -249,6 +248,7 @@ pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec
         .collect()
 }
 
+/// Key and payload of a consumed message as owned strings (used by tests and evidence).
 pub fn message_text<M: Message>(m: &M) -> (Option<String>, Option<String>) {
     let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
     let payload = m.payload().map(|p| String::from_utf8_lossy(p).into_owned());

@@ -153,21 +153,16 @@ impl KafkaPublisher {
         }
     }
 
-    /// The partitions of a channel's topic, from the broker's metadata (the trades topic's
-    /// read once: a pin goes to each of them).
-    pub async fn partitions(&self, channel: Channel) -> Result<Vec<i32>, PublishError> {
-        if channel == Channel::Trades {
-            return self
-                .trades_partitions
-                .get_or_try_init(|| self.read_partitions(channel))
-                .await
-                .cloned();
-        }
-        self.read_partitions(channel).await
+    /// The trades topic's partitions (a pin goes to each), read from the broker's metadata once.
+    pub async fn trades_partitions(&self) -> Result<Vec<i32>, PublishError> {
+        self.trades_partitions
+            .get_or_try_init(|| self.read_partitions(&self.trades_topic))
+            .await
+            .cloned()
     }
 
-    async fn read_partitions(&self, channel: Channel) -> Result<Vec<i32>, PublishError> {
-        let topic = self.topic(channel).to_string();
+    async fn read_partitions(&self, topic: &str) -> Result<Vec<i32>, PublishError> {
+        let topic = topic.to_string();
         let producer = self.producer.clone();
         let timeout = self.timeout;
         let failed = |error: String| PublishError::Metadata {

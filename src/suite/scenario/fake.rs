@@ -156,7 +156,7 @@ impl Publisher for FakePublisher {
         }
     }
 
-    async fn partitions(&self, _channel: Channel) -> Result<Vec<i32>, PublishError> {
+    async fn trades_partitions(&self) -> Result<Vec<i32>, PublishError> {
         Ok(FAKE_PARTITIONS.to_vec())
     }
 

@@ -117,29 +117,6 @@ impl LastEvidence {
     }
 }
 
-/// The warning a compressed scenario carries when its lane had other writers: a bar split by
-/// their watermark would be theirs, not the pipeline's.
-fn shared_lane(pin: &Pin) -> Option<Finding> {
-    if pin.others.is_empty() {
-        return None;
-    }
-    let others: Vec<String> = pin
-        .others
-        .iter()
-        .map(|(symbol, bars)| format!("{symbol} ({bars} bars)"))
-        .collect();
-    Some(Finding::warning(
-        Hop::Preflight,
-        format!(
-            "the lane had other writers in the 15 s before this run pinned it: {}; compressed \
-             pacing needs the lane to itself (their newer trades move the watermark into its \
-             bursts and can split a bar)",
-            others.join(", ")
-        ),
-        diagnose::RUNBOOK_LANE_SHARED,
-    ))
-}
-
 /// A scenario that could not finish: why, and its report with what it had published.
 #[derive(Debug)]
 pub struct Stopped {
@@ -210,24 +187,16 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         };
         // A scenario closed by watermark behind the pin pins the lane anew as it closes: until
         // that pin is acknowledged the lane's is unknown.
-        let next_pin = start
+        let moves_pin = start
             .pin
             .as_ref()
-            .filter(|_| plan.close == Close::Watermark)
-            .map(|pin| Pin {
-                others: pin.others.clone(),
-                ..Pin::acknowledged(plan::next_pin_at(pin), pin.partitions.clone())
-            });
-        if next_pin.is_some() {
+            .filter(|_| plan.close == Close::Watermark);
+        if moves_pin.is_some() {
             *self.lane.pin().await = None;
         }
         let (published, poller) = self.publish_watched(scenario, &plan, &start, record).await;
-        if let (Some(pin), Ok(_)) = (next_pin, &published) {
-            // Acknowledged just now.
-            *self.lane.pin().await = Some(Pin {
-                holds_from: tokio::time::Instant::now() + crate::suite::lane::PIN_SETTLE,
-                ..pin
-            });
+        if let (Some(pin), Ok(_)) = (moves_pin, &published) {
+            *self.lane.pin().await = Some(pin.moved_to(plan::next_pin_at(pin)));
         }
         let Published {
             mut sent,
@@ -307,7 +276,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let mut report = judged?;
         report
             .findings
-            .extend(start.pin.as_ref().and_then(shared_lane));
+            .extend(start.pin.as_ref().and_then(Pin::shared_lane));
         if let Some(pool) = &pool_report {
             let findings = pool.findings(&stored_bars);
             if !findings.is_empty() {

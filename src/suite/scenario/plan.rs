@@ -10,7 +10,7 @@ use super::{RunError, Runner};
 use crate::adapter::kafka::PublishError;
 use crate::domain::envelope;
 use crate::domain::model::RowKey;
-use crate::domain::pool::Lease;
+use crate::domain::pool::{Lease, PoolName};
 use crate::domain::publish::{Ack, Channel};
 use crate::domain::scenario::{
     time_at, Close, Event, Pacing, Scenario, TradeEvent, MAX_SPAN_CEILING,
@@ -167,8 +167,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
                 })
                 .await;
                 let others = self.other_writers().await;
-                let mut pin = self.pin_lane(at).await?;
-                pin.others = others;
+                let pin = self.pin_lane(at, others).await?;
                 *lane_pin = Some(pin.clone());
                 pin
             }
@@ -184,10 +183,11 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
     /// Other writers' symbols with bars written in the last 15 s (none when it cannot tell):
     /// a pin holds only while nobody else publishes newer trades on the lane.
     async fn other_writers(&self) -> Vec<(String, u64)> {
-        let clock = self.clock();
-        let ours = clock.strip_suffix(CLOCK_ALIAS).unwrap_or(&clock);
+        let ours = self
+            .pool
+            .map_or_else(|| symbols::synthetic(self.run_id, ""), PoolName::prefix);
         let since = OffsetDateTime::now_utc() - OTHER_WRITERS_WINDOW;
-        match self.warehouse.recent_writers(ours, since).await {
+        match self.warehouse.recent_writers(&ours, since).await {
             Ok(others) => {
                 if !others.is_empty() {
                     tracing::warn!(
@@ -205,8 +205,12 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
     }
 
     /// One clock trade at `at` on every partition of the trades topic.
-    async fn pin_lane(&self, at: OffsetDateTime) -> Result<Pin, RunError> {
-        let partitions = self.publisher.partitions(Channel::Trades).await?;
+    async fn pin_lane(
+        &self,
+        at: OffsetDateTime,
+        others: Vec<(String, u64)>,
+    ) -> Result<Pin, RunError> {
+        let partitions = self.publisher.trades_partitions().await?;
         let clock = self.clock();
         let value = envelope::trade_message(&clock, at, 1.0, 1.0, 1, OffsetDateTime::now_utc());
         let acks = partitions.iter().enumerate().map(|(index, p)| {
@@ -228,7 +232,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
             .into());
         }
         tracing::info!(%at, partitions = partitions.len(), "pinned the lane's watermark");
-        Ok(Pin::acknowledged(at, partitions))
+        Ok(Pin::acknowledged(at, partitions, others))
     }
 }
 

@@ -60,12 +60,17 @@ impl std::fmt::Display for PoolName {
 impl PoolName {
     /// The pool symbol of `alias` in `generation`.
     pub fn symbol(&self, generation: u8, alias: &str) -> String {
-        format!("{RESERVED_PREFIX}{}.{generation}-{alias}", self.0)
+        format!("{}{generation}-{alias}", self.prefix())
     }
 
     /// The one clock symbol of the pool (its bars are never checked, so it needs no generation).
     pub fn clock(&self) -> String {
-        format!("{RESERVED_PREFIX}{}.CLOCK", self.0)
+        format!("{}CLOCK", self.prefix())
+    }
+
+    /// What every symbol of the pool starts with, the clock's included.
+    pub fn prefix(&self) -> String {
+        format!("{RESERVED_PREFIX}{}.", self.0)
     }
 }
 

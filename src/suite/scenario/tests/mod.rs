@@ -264,7 +264,7 @@ fn closing_trades_close_each_symbol_or_move_the_watermark_past_every_bar() {
 #[test]
 fn behind_a_pin_every_bar_ends_before_the_pinned_watermark_and_the_next_pin_moves_it_past() {
     let s = scenario(TWO_SYMBOLS);
-    let pin = Pin::acknowledged(T0 + ms(60_456), vec![0, 1, 2]);
+    let pin = Pin::acknowledged(T0 + ms(60_456), vec![0, 1, 2], Vec::new());
     let base = behind_pin(&s, pin.at);
     assert_eq!(base.millisecond(), 0);
     // The pinned watermark is pin − 2,001 ms; every bucket, and the one the closing trades
