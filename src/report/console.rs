@@ -100,9 +100,12 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
         if let (Some(ms), Some(what)) = (s.overhead_ms, &s.last_evidence) {
             writeln!(
                 out,
-                "  verdict {ms} ms after its last evidence ({what}); {} key polls (round trip \
-                 {}), {} full reads",
-                s.latency.key_polls, s.latency.key_poll_rtt_ms, s.latency.full_reads
+                "  verdict {ms} ms after its last evidence ({what}); {} key polls ({} timed by \
+                 the server's clock; round trip {}), {} full reads",
+                s.latency.key_polls,
+                s.latency.key_polls_server_clock,
+                s.latency.key_poll_rtt_ms,
+                s.latency.full_reads
             )?;
         }
         for stage in &s.stages {

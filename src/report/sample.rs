@@ -83,6 +83,7 @@ pub(crate) fn sample() -> RunReport {
             },
             minute_signals: MinuteLatency::default(),
             key_polls: 42,
+            key_polls_server_clock: 40,
             full_reads: 1,
             key_poll_rtt_ms: crate::domain::latency::Summary::default(),
         },

@@ -17,11 +17,13 @@ use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
 use crate::domain::model::RowKey;
 
 /// The answer to one poller's request: when the query that served it was sent and answered
-/// (and started, by the server's clock, when it said), and the requester's own keys.
+/// (and, by the server's clock, started and executed, when it said), and the requester's own
+/// keys.
 pub struct Answer {
     pub sent: OffsetDateTime,
     pub answered: OffsetDateTime,
     pub server_start: Option<OffsetDateTime>,
+    pub server_executing: Option<OffsetDateTime>,
     pub keys: Result<Vec<(KeyTable, RowKey)>, ClickHouseError>,
 }
 
@@ -118,6 +120,18 @@ impl KeyPolls {
         let keys = query(symbols, after, minutes_after).await;
         let answered = OffsetDateTime::now_utc();
         let server_start = keys.as_ref().ok().and_then(|k| k.server_start);
+        let server_executing = keys.as_ref().ok().and_then(|k| k.server_executing);
+        // Where a round trip's time went, by the server's clock: before the query started,
+        // between its analysis and execution, and after.
+        let ms = |a: OffsetDateTime, b: OffsetDateTime| (b - a).whole_microseconds() as f64 / 1e3;
+        tracing::debug!(
+            requests = batch.len(),
+            round_trip_ms = ms(sent, answered),
+            before_start_ms = server_start.map(|s| ms(sent, s)),
+            start_to_executing_ms = server_start.zip(server_executing).map(|(s, e)| ms(s, e)),
+            executing_to_answer_ms = server_executing.map(|e| ms(e, answered)),
+            "key poll"
+        );
         for request in batch {
             let keys = match &keys {
                 Ok(keys) => Ok(request.own(&keys.keys)),
@@ -128,6 +142,7 @@ impl KeyPolls {
                 sent,
                 answered,
                 server_start,
+                server_executing,
                 keys,
             });
         }
@@ -192,6 +207,7 @@ mod tests {
                 Ok(RowKeys {
                     keys: rows,
                     server_start: None,
+                    server_executing: None,
                 })
             }
         };

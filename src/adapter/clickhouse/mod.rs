@@ -106,6 +106,8 @@ pub struct ClickHouse {
     client: Client,
     target: ClickHouseTarget,
     timeout: Duration,
+    /// Whether the server has `nowInBlock64` (asked once, by the first key poll).
+    clock_in_block: tokio::sync::OnceCell<bool>,
 }
 
 impl ClickHouse {
@@ -125,6 +127,7 @@ impl ClickHouse {
             client,
             target: target.clone(),
             timeout,
+            clock_in_block: tokio::sync::OnceCell::new(),
         }
     }
 

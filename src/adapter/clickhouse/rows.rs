@@ -71,16 +71,22 @@ impl ClickHouse {
     /// The keys of the symbols' rows in both tables, in one cheap query (no FINAL, no columns
     /// but the key; duplicates folded by DISTINCT): what a visibility poll needs. Bars and
     /// 1-second signals ending after `after`; 1-minute signals starting after `minutes_after`,
-    /// only when asked.
+    /// only when asked. With the server's clock around the query's snapshot of the tables.
     pub async fn row_keys(
         &self,
         symbols: &[String],
         after: OffsetDateTime,
         minutes_after: Option<OffsetDateTime>,
     ) -> Result<RowKeys, ClickHouseError> {
+        let clock_in_block = self.has_clock_in_block().await?;
         let filter = "has(?, symbol) AND event_ts > fromUnixTimestamp64Milli(?, 'UTC')";
+        // First, the server's clock as it analyses the query: `now64()` is fixed while the
+        // query is analysed, branch after branch, so here it is read before any table's parts
+        // are: a row the query did not see was not visible then.
         let mut sql = format!(
-            "SELECT DISTINCT toUInt8(0) AS t, symbol, event_ts, seq FROM ta_microbars \
+            "SELECT toUInt8({SERVER_START}) AS t, '' AS symbol, now64(3, 'UTC') AS event_ts, \
+             toUInt64(0) AS seq UNION ALL \
+             SELECT DISTINCT toUInt8(0) AS t, symbol, event_ts, seq FROM ta_microbars \
              WHERE {filter} UNION ALL SELECT DISTINCT toUInt8(1) AS t, symbol, event_ts, seq \
              FROM ta_signals WHERE window_size = ? AND {filter}"
         );
@@ -90,11 +96,15 @@ impl ClickHouse {
                  FROM ta_signals WHERE window_size = ? AND {filter}"
             ));
         }
-        // One row more: the server's clock as the query started, before it read any part.
-        sql.push_str(&format!(
-            " UNION ALL SELECT toUInt8({SERVER_START}) AS t, '' AS symbol, \
-             now64(3, 'UTC') AS event_ts, toUInt64(0) AS seq"
-        ));
+        // Last, the server's clock as it executes the query, after every table's parts were
+        // taken (`nowInBlock64` is read per block, never folded): a row the query saw was
+        // visible by then. It cuts the answer's way back from the bracket.
+        if clock_in_block {
+            sql.push_str(&format!(
+                " UNION ALL SELECT toUInt8({SERVER_EXECUTING}) AS t, '' AS symbol, \
+                 nowInBlock64(3, 'UTC') AS event_ts, toUInt64(0) AS seq"
+            ));
+        }
         let mut query = self
             .client
             .query(&sql)
@@ -115,6 +125,11 @@ impl ClickHouse {
                 2 => KeyTable::MinuteSignals,
                 SERVER_START => {
                     keys.server_start = Some(r.event_ts);
+                    continue;
+                }
+                SERVER_EXECUTING => {
+                    // Read to the millisecond, rounded down: the next one bounds the snapshot.
+                    keys.server_executing = Some(r.event_ts + time::Duration::milliseconds(1));
                     continue;
                 }
                 _ => continue,
@@ -377,16 +392,21 @@ pub enum KeyTable {
     MinuteSignals,
 }
 
-/// What a key poll saw: the rows' keys, and the server's clock as the query started (its
-/// `now64()`, taken before the query reads any part: a row it did not see was not visible then).
+/// What a key poll saw: the rows' keys, and the server's clock around the query's snapshot of
+/// the tables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowKeys {
     pub keys: Vec<(KeyTable, RowKey)>,
+    /// Before the snapshot (its `now64()`): a row the query did not see was not visible then.
     pub server_start: Option<OffsetDateTime>,
+    /// After the snapshot (its `nowInBlock64()`, where the server has it): a row the query saw
+    /// was visible by then.
+    pub server_executing: Option<OffsetDateTime>,
 }
 
-/// The key query's row that carries the server's clock.
+/// The key query's rows that carry the server's clock.
 const SERVER_START: u8 = 9;
+const SERVER_EXECUTING: u8 = 10;
 
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct KeyRow {
@@ -395,6 +415,27 @@ struct KeyRow {
     #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     event_ts: OffsetDateTime,
     seq: u64,
+}
+
+impl ClickHouse {
+    /// Whether the server has `nowInBlock64` (ClickHouse 25.x and later), asked once.
+    async fn has_clock_in_block(&self) -> Result<bool, ClickHouseError> {
+        self.clock_in_block
+            .get_or_try_init(|| async {
+                let n = self
+                    .bounded(
+                        self.client
+                            .query(
+                                "SELECT count() FROM system.functions WHERE name = 'nowInBlock64'",
+                            )
+                            .fetch_one::<u64>(),
+                    )
+                    .await?;
+                Ok(n > 0)
+            })
+            .await
+            .copied()
+    }
 }
 
 fn unix_millis(t: OffsetDateTime) -> i64 {

@@ -277,6 +277,7 @@ impl Warehouse for FakeWarehouse {
         Ok(RowKeys {
             keys,
             server_start: None,
+            server_executing: None,
         })
     }
 

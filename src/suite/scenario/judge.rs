@@ -360,6 +360,7 @@ pub(super) fn latency_report(
             visibility_error: error(&minutes.1),
         },
         key_polls: observed.key_polls,
+        key_polls_server_clock: observed.key_polls_server_clock,
         full_reads: observed.full_reads,
         key_poll_rtt_ms: latency::Summary {
             samples_ms: Vec::new(),

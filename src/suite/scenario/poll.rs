@@ -166,6 +166,8 @@ pub(super) struct Observed {
     pub attempts: Vec<Attempt>,
     pub waited_ms: u64,
     pub key_polls: u64,
+    /// Answered key polls whose both edges came from the server's clock.
+    pub key_polls_server_clock: u64,
     /// Each answered key poll's round trip, in milliseconds: what the error is made of.
     pub key_poll_rtts_ms: Vec<f64>,
     pub full_reads: u64,
@@ -255,6 +257,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             sent,
             answered,
             server_start,
+            server_executing,
             keys,
         } = self
             .key_polls
@@ -273,11 +276,21 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                 self.observed
                     .key_poll_rtts_ms
                     .push((answered - sent).as_seconds_f64() * 1000.0);
-                self.observed.sightings.observe(
+                let (not_before, by) = (
                     not_visible_at(sent, server_start, answered),
-                    answered,
-                    keys.iter().cloned(),
+                    visible_by(sent, server_executing, answered),
                 );
+                let server_clock = within(sent, server_start, answered).and(within(
+                    sent,
+                    server_executing,
+                    answered,
+                ));
+                if server_clock.is_some() {
+                    self.observed.key_polls_server_clock += 1;
+                }
+                self.observed
+                    .sightings
+                    .observe(not_before, by, keys.iter().cloned());
                 self.keys = keys;
                 self.keys_answered = Some(answered);
                 self.failed = None;
@@ -493,9 +506,27 @@ fn not_visible_at(
     server_start: Option<OffsetDateTime>,
     answered: OffsetDateTime,
 ) -> OffsetDateTime {
-    server_start
-        .filter(|s| (sent..=answered).contains(s))
-        .unwrap_or(sent)
+    within(sent, server_start, answered).unwrap_or(sent)
+}
+
+/// The earliest moment a poll proves its rows were visible: the server's clock as it executed
+/// the query (after it took the tables' parts) when the clocks agree as above; otherwise the
+/// answer time. That leaves the query's execution and the answer's way back out of the bracket.
+fn visible_by(
+    sent: OffsetDateTime,
+    server_executing: Option<OffsetDateTime>,
+    answered: OffsetDateTime,
+) -> OffsetDateTime {
+    within(sent, server_executing, answered).unwrap_or(answered)
+}
+
+/// The server's `clock` reading, when it lies within the poll's round trip.
+fn within(
+    sent: OffsetDateTime,
+    clock: Option<OffsetDateTime>,
+    answered: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    clock.filter(|c| (sent..=answered).contains(c))
 }
 
 /// The poll history's line: rows present of rows expected.
@@ -552,13 +583,17 @@ mod tests {
     }
 
     #[test]
-    fn a_poll_bounds_its_misses_by_the_servers_start_only_when_the_clocks_agree() {
+    fn a_poll_bounds_its_bracket_by_the_servers_clock_only_when_the_clocks_agree() {
         let (sent, answered) = (at(1_000), at(1_200));
+        // Misses up to the server's start, sightings from its execution.
         assert_eq!(not_visible_at(sent, Some(at(1_150)), answered), at(1_150));
-        assert_eq!(not_visible_at(sent, None, answered), sent);
-        // A server clock outside the round trip is skewed: the send time stands.
-        assert_eq!(not_visible_at(sent, Some(at(1_300)), answered), sent);
-        assert_eq!(not_visible_at(sent, Some(at(900)), answered), sent);
+        assert_eq!(visible_by(sent, Some(at(1_160)), answered), at(1_160));
+        // Without them, the send and answer times; a server clock outside the round trip is
+        // skewed, and they stand too.
+        for clock in [None, Some(at(1_300)), Some(at(900))] {
+            assert_eq!(not_visible_at(sent, clock, answered), sent);
+            assert_eq!(visible_by(sent, clock, answered), answered);
+        }
     }
 
     #[test]

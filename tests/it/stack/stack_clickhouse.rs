@@ -124,10 +124,11 @@ async fn full_microbar_and_signal_rows_round_trip() {
     assert_eq!(sigs[0], sig);
 }
 
-/// The key poll: the keys of both tables in one query, and the server's clock as it started,
-/// within the round trip (the local engine shares this machine's clock).
+/// The key poll: the keys of both tables in one query, and the server's clock as it started and
+/// as it executed, in that order within the round trip (the local engine shares this machine's
+/// clock).
 #[tokio::test]
-async fn a_key_poll_returns_the_keys_and_the_servers_start_within_its_round_trip() {
+async fn a_key_poll_returns_the_keys_and_the_servers_clock_around_them_within_its_round_trip() {
     let (_db, ch) = scratch().await;
     let symbols = vec!["ZZTEST".to_string()];
     let after = datetime!(2026-11-23 14:30:00.000 UTC);
@@ -143,6 +144,15 @@ async fn a_key_poll_returns_the_keys_and_the_servers_start_within_its_round_trip
         start >= sent - time::Duration::milliseconds(1) && start <= answered,
         "{sent} <= {start} <= {answered}"
     );
+    // The engine here (ClickHouse 26) has nowInBlock64; it is read to the millisecond and
+    // rounded up.
+    let executing = empty
+        .server_executing
+        .expect("the server's clock as it executed");
+    assert!(
+        executing > start && executing <= answered + time::Duration::milliseconds(1),
+        "{start} < {executing} <= {answered}"
+    );
 
     let bar = microbar(1, datetime!(2026-11-23 14:30:02.456 UTC), 99.0);
     insert_one(&ch, &bar, &signal()).await;
@@ -152,6 +162,7 @@ async fn a_key_poll_returns_the_keys_and_the_servers_start_within_its_round_trip
     tables.sort();
     assert_eq!(tables, [KeyTable::Microbars, KeyTable::Signals], "{seen:?}");
     assert!(seen.server_start.is_some_and(|s| s >= start));
+    assert!(seen.server_executing.is_some_and(|e| e > executing));
 }
 
 #[tokio::test]

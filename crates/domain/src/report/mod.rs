@@ -64,6 +64,10 @@ pub struct LatencyReport {
     /// Queries the visibility polling sent: cheap polls of the run's row keys, and full reads
     /// of its rows (the comparison's).
     pub key_polls: u64,
+    /// Key polls whose brackets the server's own clock bounded on both edges (before its
+    /// snapshot, as it executed): the rest fell back to the send and answer times, on a server
+    /// without `nowInBlock64` or with a clock outside the round trip.
+    pub key_polls_server_clock: u64,
     pub full_reads: u64,
     /// The key polls' round trips (without `samples_ms`): a bracket is about one to two of
     /// them wide, so this is what the error is made of.
