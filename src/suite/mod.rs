@@ -5,7 +5,6 @@
 //! write the outputs.
 
 pub mod audit;
-pub mod key_polls;
 pub mod lane;
 pub mod ledger;
 mod load;
@@ -13,6 +12,7 @@ pub mod pool;
 pub mod preflight;
 pub mod scenario;
 pub mod seam;
+pub mod shared_reads;
 pub mod wait;
 
 use std::time::Instant;
@@ -28,12 +28,12 @@ use crate::domain::redact;
 use crate::domain::report::{self, PreflightLine, RunReport, ScenarioReport, Target, Verdict};
 use crate::domain::scenario::{Pacing, Scenario, Stage};
 use crate::domain::symbols::RunId;
-use key_polls::KeyPolls;
 use lane::Lane;
 use ledger::Ledger;
 use preflight::Components;
 use scenario::{LiveStages, Runner};
 use seam::LiveWarehouse;
+use shared_reads::SharedReads;
 
 pub use load::{load, load_scenarios, Problems, Shard, Suite, SuiteOptions, DEFAULT_JOBS};
 
@@ -142,7 +142,7 @@ async fn run_scenarios(
         pool: suite.pool.as_ref(),
         ledger,
         lane: &lane,
-        key_polls: &KeyPolls::default(),
+        reads: &SharedReads::default(),
         outputs: outputs.as_ref(),
     };
     let total = scenarios.len();

@@ -95,13 +95,14 @@ pub trait Warehouse: Sync {
         since: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<(String, u64)>, ClickHouseError>> + Send;
 
-    /// Rows of `table` visible without FINAL beyond those with FINAL (duplicate writes).
+    /// Rows of `table` visible without FINAL beyond those with FINAL (duplicate writes), per
+    /// symbol that has some.
     fn unmerged_duplicates(
         &self,
         table: &str,
         symbols: &[String],
         after: OffsetDateTime,
-    ) -> impl Future<Output = Result<u64, ClickHouseError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, ClickHouseError>> + Send;
 
     /// Another database that holds rows of the symbols, if one does.
     fn database_holding(
@@ -248,7 +249,7 @@ impl Warehouse for LiveWarehouse<'_> {
         table: &str,
         symbols: &[String],
         after: OffsetDateTime,
-    ) -> Result<u64, ClickHouseError> {
+    ) -> Result<Vec<(String, u64)>, ClickHouseError> {
         self.clickhouse
             .unmerged_duplicates(table, symbols, after)
             .await

@@ -158,7 +158,10 @@ pub(super) async fn facts(
     let unmerged = ctx
         .clickhouse
         .unmerged_duplicates("ta_microbars", &[input.symbol.to_string()], ctx.window.from)
-        .await?;
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum::<u64>();
     Ok(SinkFacts {
         expected_bars: expected.len(),
         found_bars: expected.len() - missing_positions.len(),

@@ -301,10 +301,16 @@ impl Warehouse for FakeWarehouse {
     async fn unmerged_duplicates(
         &self,
         _table: &str,
-        _symbols: &[String],
+        symbols: &[String],
         _after: OffsetDateTime,
-    ) -> Result<u64, ClickHouseError> {
-        Ok(self.unmerged)
+    ) -> Result<Vec<(String, u64)>, ClickHouseError> {
+        // All of them on the first symbol.
+        Ok(symbols
+            .first()
+            .filter(|_| self.unmerged > 0)
+            .map(|s| (s.clone(), self.unmerged))
+            .into_iter()
+            .collect())
     }
 
     async fn database_holding(
@@ -363,5 +369,64 @@ pub struct FakeStages(pub Vec<StageReport>);
 impl Stages for FakeStages {
     async fn run(&self, _ran: &Ran<'_>) -> Vec<StageReport> {
         self.0.clone()
+    }
+}
+
+/// A bar of `symbol` ending at `end`, every price `c`.
+pub(crate) fn microbar(symbol: &str, end: OffsetDateTime, seq: u64, c: f64) -> Microbar {
+    Microbar {
+        symbol: symbol.into(),
+        event_ts: end,
+        seq,
+        ingest_ts: end,
+        is_final: 1,
+        source: "ta".into(),
+        window_size: "PT1S".into(),
+        window_step: Some("PT1S".into()),
+        window_start: Some(end - time::Duration::seconds(1)),
+        window_end: Some(end),
+        version: 1,
+        o: c,
+        h: c,
+        l: c,
+        c,
+        v: 2.0,
+        vwap: Some(c),
+        count: 1,
+    }
+}
+
+/// The signal row of `b` in `window`.
+pub(crate) fn signal_of(b: &Microbar, window: &str) -> Signal {
+    Signal {
+        symbol: b.symbol.clone(),
+        event_ts: b.event_ts,
+        seq: b.seq,
+        ingest_ts: b.ingest_ts,
+        is_final: 1,
+        source: "ta".into(),
+        window_size: window.into(),
+        window_step: Some(window.into()),
+        window_start: b.window_start,
+        window_end: b.window_end,
+        version: 1,
+        macd: Some(0.0),
+        macd_signal: Some(0.0),
+        macd_hist: Some(0.0),
+        ema12: Some(b.c),
+        ema26: Some(b.c),
+        rsi14: None,
+        boll_mid: None,
+        boll_upper: None,
+        boll_lower: None,
+        vwap_session: Some(b.c),
+        vwap_w5m: None,
+        imbalance_spread: None,
+        imbalance_bid_px: None,
+        imbalance_ask_px: None,
+        imbalance_bid_sz: None,
+        imbalance_ask_sz: None,
+        vol_realized_w60s: None,
+        microstructure_signal_v1: None,
     }
 }

@@ -71,11 +71,13 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         let mut facts = table_facts(run.bars, observed, tables);
         let unmerged = match unmerged {
             Some(n) => n,
-            None => {
-                self.warehouse
-                    .unmerged_duplicates("ta_microbars", run.symbols, run.after)
-                    .await?
-            }
+            None => self
+                .warehouse
+                .unmerged_duplicates("ta_microbars", run.symbols, run.after)
+                .await?
+                .iter()
+                .map(|(_, n)| n)
+                .sum(),
         };
         facts.duplicates_unmerged = unmerged as usize;
         if facts.found_bars == 0 {

@@ -12,7 +12,7 @@
 
 mod expect;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod judge;
 pub mod outputs;
 mod plan;
@@ -34,11 +34,11 @@ use crate::domain::publish::Delivery;
 use crate::domain::report::{ScenarioReport, Series, Verdict};
 use crate::domain::scenario::{Close, Scenario};
 use crate::domain::symbols::RunId;
-use crate::suite::key_polls::KeyPolls;
 use crate::suite::lane::{Lane, Pin};
 use crate::suite::ledger::{Ledger, Record};
 use crate::suite::pool::PoolError;
 use crate::suite::seam::{Publisher, Warehouse};
+use crate::suite::shared_reads::SharedReads;
 use expect::{expected_bars, predict_again};
 use publish::Published;
 
@@ -137,8 +137,8 @@ pub struct Runner<'a, P, W, S> {
     pub ledger: &'a Ledger,
     /// When this scenario may publish, beside the run's others.
     pub lane: &'a Lane,
-    /// The key polls of the run's scenarios, one query at a time.
-    pub key_polls: &'a KeyPolls,
+    /// The reads of the run's scenarios, one query of each kind at a time.
+    pub reads: &'a SharedReads,
     /// The TA job's Kafka outputs and heartbeat, unless the configuration turns them off.
     pub outputs: Option<&'a OutputsCheck>,
 }

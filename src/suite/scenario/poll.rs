@@ -23,14 +23,14 @@ use tokio::time::Instant;
 use super::plan::{Plan, Start};
 use super::publish::Published;
 use super::{RunError, Runner};
-use crate::adapter::clickhouse::{ClickHouseError, KeyTable};
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
 use crate::domain::latency::Sightings;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::report::Attempt;
 use crate::domain::scenario::{Event, Scenario};
-use crate::suite::key_polls::{Answer, KeyPolls};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
+use crate::suite::shared_reads::{Answer, Rows, SharedReads, Window};
 
 /// Least time between two poll sends while a row is due: an upper bound on the query rate of
 /// one scenario (25 per second), and about half of it goes into the error (see [`Pace`]).
@@ -181,12 +181,10 @@ pub(super) struct Observed {
 /// The run's poller: its queries, what they saw, the history.
 pub(super) struct Poller<'a, W> {
     warehouse: &'a W,
-    /// The run's key polls, shared with the other scenarios' pollers.
-    key_polls: &'a KeyPolls,
-    symbols: Vec<String>,
-    after: OffsetDateTime,
-    /// The 1-minute signals start after this, when the scenario publishes 1-minute bars.
-    minutes_after: Option<OffsetDateTime>,
+    /// The run's reads, shared with the other scenarios' pollers.
+    reads: &'a SharedReads,
+    /// The scenario's rows.
+    window: Window,
     expecting: Arc<Expecting>,
     observed: Observed,
     /// The rows of the newest key poll that answered, and when it answered.
@@ -201,19 +199,21 @@ pub(super) struct Poller<'a, W> {
 impl<'a, W: Warehouse> Poller<'a, W> {
     fn new(
         warehouse: &'a W,
-        key_polls: &'a KeyPolls,
+        reads: &'a SharedReads,
         symbols: Vec<String>,
         after: OffsetDateTime,
         minutes: bool,
     ) -> Self {
         Self {
             warehouse,
-            key_polls,
-            symbols,
-            after,
-            // A 1-minute signal's `event_ts` is its minute's start, up to a minute before the
-            // run's offset 0 (minute 0 starts at the whole minute of offset 0).
-            minutes_after: minutes.then(|| after - time::Duration::minutes(1)),
+            reads,
+            window: Window {
+                symbols,
+                after,
+                // A 1-minute signal's `event_ts` is its minute's start, up to a minute before
+                // the run's offset 0 (minute 0 starts at the whole minute of offset 0).
+                minutes_after: minutes.then(|| after - time::Duration::minutes(1)),
+            },
             expecting: Arc::default(),
             observed: Observed {
                 sightings: Sightings::new(OffsetDateTime::now_utc()),
@@ -256,26 +256,30 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         let Answer {
             sent,
             answered,
-            server_start,
-            server_executing,
-            keys,
+            result,
         } = self
-            .key_polls
-            .poll(
-                |symbols: Vec<String>, after, minutes_after| async move {
-                    warehouse.row_keys(&symbols, after, minutes_after).await
+            .reads
+            .keys
+            .get(
+                |w: Window| async move {
+                    warehouse
+                        .row_keys(&w.symbols, w.after, w.minutes_after)
+                        .await
                 },
-                &self.symbols,
-                self.after,
-                self.minutes_after,
+                &self.window,
             )
             .await;
         self.observed.key_polls += 1;
-        match keys {
-            Ok(keys) => {
+        match result {
+            Ok(RowKeys {
+                keys,
+                server_start,
+                server_executing,
+            }) => {
                 self.observed
                     .key_poll_rtts_ms
                     .push((answered - sent).as_seconds_f64() * 1000.0);
+                log_round_trip(sent, server_start, server_executing, answered);
                 let (not_before, by) = (
                     not_visible_at(sent, server_start, answered),
                     visible_by(sent, server_executing, answered),
@@ -302,27 +306,24 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         }
     }
 
-    /// The rows in full (FINAL), as the comparison reads them.
+    /// The rows in full (FINAL), as the comparison reads them: one read for the scenarios
+    /// that ask at once.
     async fn read_rows(&mut self) -> Result<(), ClickHouseError> {
-        let (ch, symbols, after) = (self.warehouse, &self.symbols, self.after);
+        let ch = self.warehouse;
         self.observed.full_reads += 1;
-        // The unmerged duplicates (a fact of the sink diagnosis) are counted with the rows: they
-        // are what the verdict rests on, and asking afterwards cost a round trip.
-        let (bars, signals, minute_signals, unmerged) = tokio::try_join!(
-            ch.microbars(symbols, after),
-            ch.signals(symbols, after),
-            async {
-                match self.minutes_after {
-                    Some(m) => ch.minute_signals(symbols, m).await,
-                    None => Ok(Vec::new()),
-                }
-            },
-            ch.unmerged_duplicates("ta_microbars", symbols, after),
-        )?;
-        self.observed.unmerged_duplicates = Some(unmerged);
-        self.observed.bars = bars;
-        self.observed.signals = signals;
-        self.observed.minute_signals = minute_signals;
+        let rows = self
+            .reads
+            .rows
+            .get(
+                |w: Window| async move { read_rows(ch, &w).await },
+                &self.window,
+            )
+            .await
+            .result?;
+        self.observed.unmerged_duplicates = Some(rows.unmerged.iter().map(|(_, n)| n).sum());
+        self.observed.bars = rows.bars;
+        self.observed.signals = rows.signals;
+        self.observed.minute_signals = rows.minute_signals;
         Ok(())
     }
 
@@ -356,7 +357,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         let base = start.base;
         let names: Vec<String> = plan.symbols.values().cloned().collect();
         let minutes = scenario.events.iter().any(|e| matches!(e, Event::Bar(_)));
-        let mut poller = Poller::new(self.warehouse, self.key_polls, names, base, minutes);
+        let mut poller = Poller::new(self.warehouse, self.reads, names, base, minutes);
         let expecting = poller.expecting.clone();
         let (published, ()) = tokio::join!(
             async {
@@ -495,6 +496,46 @@ impl<W: Warehouse> Poller<'_, W> {
             minutes.len(),
         )
     }
+}
+
+/// `window`'s rows in full, its four queries at once.
+async fn read_rows<W: Warehouse>(ch: &W, w: &Window) -> Result<Rows, ClickHouseError> {
+    let (symbols, after) = (&w.symbols, w.after);
+    let (bars, signals, minute_signals, unmerged) = tokio::try_join!(
+        ch.microbars(symbols, after),
+        ch.signals(symbols, after),
+        async {
+            match w.minutes_after {
+                Some(m) => ch.minute_signals(symbols, m).await,
+                None => Ok(Vec::new()),
+            }
+        },
+        ch.unmerged_duplicates("ta_microbars", symbols, after),
+    )?;
+    Ok(Rows {
+        bars,
+        signals,
+        minute_signals,
+        unmerged,
+    })
+}
+
+/// Where a key poll's round trip went, by the server's clock (at debug): before the query
+/// started, between its analysis and its execution, and after.
+fn log_round_trip(
+    sent: OffsetDateTime,
+    server_start: Option<OffsetDateTime>,
+    server_executing: Option<OffsetDateTime>,
+    answered: OffsetDateTime,
+) {
+    let ms = |a: OffsetDateTime, b: OffsetDateTime| (b - a).whole_microseconds() as f64 / 1e3;
+    tracing::debug!(
+        round_trip_ms = ms(sent, answered),
+        before_start_ms = server_start.map(|s| ms(sent, s)),
+        start_to_executing_ms = server_start.zip(server_executing).map(|(s, e)| ms(s, e)),
+        executing_to_answer_ms = server_executing.map(|e| ms(e, answered)),
+        "key poll"
+    );
 }
 
 /// The latest moment a poll proves its unseen rows were not visible: the server's clock as the

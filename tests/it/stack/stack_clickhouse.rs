@@ -199,6 +199,13 @@ async fn final_keeps_the_row_with_the_highest_ingest_ts() {
         .await
         .unwrap();
     assert_eq!(collapsed, vec![newer]);
+    // What a reader without FINAL sees twice: one row beyond its key, on that symbol alone.
+    let symbols = ["ZZTEST".to_string(), "ZZOTHER".to_string()];
+    let unmerged = ch
+        .unmerged_duplicates("ta_microbars", &symbols, datetime!(2026-11-23 14:30:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(unmerged, [("ZZTEST".to_string(), 1)]);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use super::*;
 use crate::domain::compare;
 use crate::domain::model::{iso_millis, Microbar, Signal};
 use crate::domain::outputs::Heartbeat;
+use crate::suite::scenario::fake::{self, signal_of as signal};
 
 const SYMBOL: &str = "ZZT2E-UNITTEST-A";
 const T0: OffsetDateTime = datetime!(2026-07-21 14:30:00 UTC);
@@ -41,61 +42,7 @@ fn scenario() -> Scenario {
 }
 
 fn bar(seq: u64, c: f64) -> Microbar {
-    let end = T0 + time::Duration::seconds(seq as i64);
-    Microbar {
-        symbol: SYMBOL.into(),
-        event_ts: end,
-        seq,
-        ingest_ts: end,
-        is_final: 1,
-        source: "ta".into(),
-        window_size: "PT1S".into(),
-        window_step: Some("PT1S".into()),
-        window_start: Some(end - time::Duration::seconds(1)),
-        window_end: Some(end),
-        version: 1,
-        o: c,
-        h: c,
-        l: c,
-        c,
-        v: 2.0,
-        vwap: Some(c),
-        count: 1,
-    }
-}
-
-fn signal(b: &Microbar, window: &str) -> Signal {
-    Signal {
-        symbol: b.symbol.clone(),
-        event_ts: b.event_ts,
-        seq: b.seq,
-        ingest_ts: b.ingest_ts,
-        is_final: 1,
-        source: "ta".into(),
-        window_size: window.into(),
-        window_step: Some(window.into()),
-        window_start: b.window_start,
-        window_end: b.window_end,
-        version: 1,
-        macd: Some(0.0),
-        macd_signal: Some(0.0),
-        macd_hist: Some(0.0),
-        ema12: Some(b.c),
-        ema26: Some(b.c),
-        rsi14: None,
-        boll_mid: None,
-        boll_upper: None,
-        boll_lower: None,
-        vwap_session: Some(b.c),
-        vwap_w5m: None,
-        imbalance_spread: None,
-        imbalance_bid_px: None,
-        imbalance_ask_px: None,
-        imbalance_bid_sz: None,
-        imbalance_ask_sz: None,
-        vol_realized_w60s: None,
-        microstructure_signal_v1: None,
-    }
+    fake::microbar(SYMBOL, T0 + time::Duration::seconds(seq as i64), seq, c)
 }
 
 fn u(i: u32, v: Value) -> Value {

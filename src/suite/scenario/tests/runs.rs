@@ -13,13 +13,13 @@ use crate::domain::publish::Fate;
 use crate::domain::report::{ScenarioReport, StageReport, Verdict};
 use crate::domain::scenario::Scenario;
 use crate::domain::symbols::RunId;
-use crate::suite::key_polls::KeyPolls;
 use crate::suite::lane::Lane;
 use crate::suite::ledger::Ledger;
 use crate::suite::scenario::fake::{
     Edit, FakeJob, FakePublisher, FakeStages, FakeWarehouse, Taken, FAKE_PARTITIONS,
 };
 use crate::suite::scenario::{RunError, Runner, Stopped};
+use crate::suite::shared_reads::SharedReads;
 
 use super::*;
 
@@ -81,7 +81,7 @@ impl Rig {
             pool,
             ledger: &self.ledger,
             lane,
-            key_polls: &KeyPolls::default(),
+            reads: &SharedReads::default(),
             outputs: None,
         };
         runner.run(scenario).await
