@@ -48,11 +48,12 @@ impl std::fmt::Display for Summary {
 }
 
 /// How the visibility times were found: polls of the run's row keys, each sighting bracketed
-/// between the polls around it (the only method: the local engine records no part times).
+/// between the polls around it (the only method so far: `system.part_log` is not read).
 pub const KEY_POLL: &str = "key-poll";
 
-/// When a row became visible: after `not_before` (the send time of the last poll that did not
-/// see it) and by `by` (the answer time of the first poll that did). Visibility only grows (a
+/// When a row became visible: after `not_before` (the last poll that did not see it: its send
+/// time, or the server's clock before its snapshot) and by `by` (the first poll that did: its
+/// answer time, or the server's clock after its snapshot). Visibility only grows (a
 /// part, once committed, stays readable), so every earlier poll missed the row too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bracket {
@@ -102,8 +103,10 @@ impl<K: Hash + Eq + Clone> Sightings<K> {
         }
     }
 
-    /// Records a poll sent at `sent` that answered at `answered` with `seen` (a poll that failed
-    /// is not recorded: it saw nothing and missed nothing). Returns how many rows it saw first.
+    /// Records a poll that saw `seen`: nothing else was visible at `sent` (its send time, or a
+    /// later moment before its snapshot) and all of `seen` was by `answered` (its answer time,
+    /// or an earlier moment after its snapshot). A poll that failed is not recorded: it saw
+    /// nothing and missed nothing. Returns how many rows it saw first.
     pub fn observe(
         &mut self,
         sent: OffsetDateTime,

@@ -7,8 +7,9 @@
 //! unseen and recently due, polls go back to back (at most one per [`TIGHT_GAP`]); rows
 //! overdue for longer are polled for slowly, and with nothing due the poller idles, so
 //! scenarios running side by side do not hammer the one ClickHouse. Each row's visibility is
-//! bracketed between the send time of the last poll that did not see it and the answer time
-//! of the first that did ([`Sightings`]). The rows themselves (FINAL) are read in full only
+//! bracketed between the last poll that did not see it and the first that did
+//! ([`Sightings`]), by the server's clock before and after its snapshot where it agrees with
+//! ours, else by the send and answer times. The rows themselves (FINAL) are read in full only
 //! once the keys are complete, or at the deadline: they are the comparison's evidence.
 
 use std::collections::HashMap;
