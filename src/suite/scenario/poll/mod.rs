@@ -4,21 +4,21 @@
 //! deadline). It asks ClickHouse only for the KEYS of the run's rows (one cheap query over
 //! both tables), and only tightly near an expected arrival: a row is due once the message that
 //! makes the TA job emit it has been acknowledged ([`Expecting`]); while some due row is
-//! unseen and recently due, polls go back to back (at most one per [`TIGHT_GAP`]); rows
-//! overdue for longer are polled for slowly, and with nothing due the poller idles, so
-//! scenarios running side by side do not hammer the one ClickHouse. Each row's visibility is
+//! unseen and recently due, polls go back to back (at most one per 40 ms); rows overdue for
+//! longer are polled for slowly, and with nothing due the poller idles, so scenarios running
+//! side by side do not hammer the one ClickHouse ([`pace`]). Each row's visibility is
 //! bracketed between the last poll that did not see it and the first that did
 //! ([`Sightings`]), by the server's clock before and after its snapshot where it agrees with
-//! ours, else by the send and answer times. The rows themselves (FINAL) are read in full only
+//! ours, else by the send and answer times ([`edges`]). The rows themselves (FINAL) are read in full only
 //! once the keys are complete, or at the deadline: they are the comparison's evidence.
 
+mod edges;
+mod pace;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::plan::{Plan, Start};
@@ -32,124 +32,8 @@ use crate::domain::scenario::{Event, Scenario};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
 use crate::suite::shared_reads::{Answer, Rows, SharedReads, Window};
-
-/// Least time between two poll sends while a row is due: an upper bound on the query rate of
-/// one scenario (25 per second), and about half of it goes into the error (see [`Pace`]).
-const TIGHT_GAP: Duration = Duration::from_millis(40);
-/// How long after its trigger's acknowledgement a row is polled for tightly: beyond the
-/// local pipeline's latency (~0.5 s), the production sink's 5 s flush, and the test stack's
-/// watermark hold for idle partitions.
-const TIGHT_FOR: Duration = Duration::from_secs(10);
-/// The pace for rows due beyond [`TIGHT_FOR`] and within [`HELD_FOR`]: a bar only the
-/// watermark closes arrives there (its error is about half this plus one round trip, ±50 ms).
-const HELD_GAP: Duration = Duration::from_millis(70);
-/// How long after its trigger's acknowledgement a row may still come on a healthy pipeline:
-/// beyond the production job's hold of the watermark for idle partitions (a bar closed by the
-/// watermark comes ~31 s after the clock trade, `pipeline.md` §9.7).
-const HELD_FOR: Duration = Duration::from_secs(40);
-/// The pace for rows overdue beyond [`HELD_FOR`] (their error grows to about half of it).
-const OVERDUE_GAP: Duration = Duration::from_millis(250);
-/// The pace with nothing due: rows that come unannounced are still seen within this.
-const IDLE_GAP: Duration = Duration::from_secs(1);
-
-/// A row the polls look for: which table, which key.
-pub(super) type Seen = (KeyTable, RowKey);
-
-/// How fast to poll, from the rows due and not seen yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Pace {
-    /// A row became due within [`TIGHT_FOR`]: back to back.
-    Tight,
-    /// The newest row due became due within [`HELD_FOR`].
-    Held,
-    /// Only rows due for longer.
-    Overdue,
-    Idle,
-}
-
-impl Pace {
-    /// From when each unseen due row became due.
-    pub fn of(
-        unseen_due_since: impl IntoIterator<Item = OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> Self {
-        let newest = unseen_due_since.into_iter().max();
-        match newest.map(|t| now - t) {
-            Some(age) if age < TIGHT_FOR => Pace::Tight,
-            Some(age) if age < HELD_FOR => Pace::Held,
-            Some(_) => Pace::Overdue,
-            None => Pace::Idle,
-        }
-    }
-
-    fn gap(self) -> Duration {
-        match self {
-            Pace::Tight => TIGHT_GAP,
-            Pace::Held => HELD_GAP,
-            Pace::Overdue => OVERDUE_GAP,
-            Pace::Idle => IDLE_GAP,
-        }
-    }
-}
-
-/// The rows the run's messages make the job emit, shared by the publisher (which registers a
-/// message's rows as it sends it, and its acknowledgement) and the poller (which polls tightly
-/// for the rows due).
-#[derive(Default)]
-pub(super) struct Expecting {
-    state: Mutex<ExpectingState>,
-    /// Wakes the poller: a row became due, or publishing ended.
-    changed: Notify,
-    publishing_done: AtomicBool,
-}
-
-#[derive(Default)]
-struct ExpectingState {
-    by_message: HashMap<usize, Vec<Seen>>,
-    /// Rows whose trigger was acknowledged, and when.
-    due: HashMap<Seen, OffsetDateTime>,
-}
-
-impl Expecting {
-    /// Message `index` is sent; the oracle says it makes the job emit `rows`.
-    pub fn sent(&self, index: usize, rows: Vec<Seen>) {
-        if !rows.is_empty() {
-            self.lock().by_message.insert(index, rows);
-        }
-    }
-
-    /// Message `index` was acknowledged at `at`: its rows are due from then.
-    pub fn acked(&self, index: usize, at: OffsetDateTime) {
-        let mut st = self.lock();
-        if let Some(rows) = st.by_message.remove(&index) {
-            for row in rows {
-                st.due.entry(row).or_insert(at);
-            }
-            drop(st);
-            self.changed.notify_one();
-        }
-    }
-
-    fn done(&self) {
-        self.publishing_done.store(true, Ordering::Relaxed);
-        self.changed.notify_one();
-    }
-
-    fn pace(&self, sightings: &Sightings<Seen>, now: OffsetDateTime) -> Pace {
-        let st = self.lock();
-        Pace::of(
-            st.due
-                .iter()
-                .filter(|(row, _)| !sightings.contains(row))
-                .map(|(_, at)| *at),
-            now,
-        )
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ExpectingState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use edges::Edges;
+pub(super) use pace::{Expecting, Seen};
 
 /// What the polls saw: the rows of the last full read, when each row became visible, and the
 /// poll history.
@@ -169,7 +53,8 @@ pub(super) struct Observed {
     pub key_polls: u64,
     /// Answered key polls whose both edges came from the server's clock.
     pub key_polls_server_clock: u64,
-    /// Each answered key poll's round trip, in milliseconds: what the error is made of.
+    /// Each answered key poll's round trip, in milliseconds: the error is at most about one or
+    /// two of them (less where the server's clock bounds the edges).
     pub key_poll_rtts_ms: Vec<f64>,
     pub full_reads: u64,
     /// `ta_microbars` rows visible without FINAL beyond those with FINAL, read with the rows.
@@ -245,7 +130,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(at) => return true,
-                () = self.expecting.changed.notified() => {}
+                () = self.expecting.changed() => {}
             }
         }
     }
@@ -280,22 +165,13 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                 self.observed
                     .key_poll_rtts_ms
                     .push((answered - sent).as_seconds_f64() * 1000.0);
-                log_round_trip(sent, server_start, server_executing, answered);
-                let (not_before, by) = (
-                    not_visible_at(sent, server_start, answered),
-                    visible_by(sent, server_executing, answered),
-                );
-                let server_clock = within(sent, server_start, answered).and(within(
-                    sent,
-                    server_executing,
-                    answered,
-                ));
-                if server_clock.is_some() {
+                let edges = Edges::of(sent, answered, server_start, server_executing);
+                if edges.by_server_clock {
                     self.observed.key_polls_server_clock += 1;
                 }
                 self.observed
                     .sightings
-                    .observe(not_before, by, keys.iter().cloned());
+                    .observe(edges.not_before, edges.by, keys.iter().cloned());
                 self.keys = keys;
                 self.keys_answered = Some(answered);
                 self.failed = None;
@@ -381,10 +257,7 @@ impl<W: Warehouse> Poller<'_, W> {
         // sighting has a lower bound close to it.
         self.poll_keys().await;
         let expecting = self.expecting.clone();
-        while self
-            .next(None, || expecting.publishing_done.load(Ordering::Relaxed))
-            .await
-        {
+        while self.next(None, || expecting.publishing_done()).await {
             self.poll_keys().await;
         }
     }
@@ -431,7 +304,7 @@ impl<W: Warehouse> Poller<'_, W> {
             }
         }
         let mut observed = std::mem::take(&mut self.observed);
-        observed.due = std::mem::take(&mut self.expecting.lock().due);
+        observed.due = self.expecting.take_due();
         observed.waited_ms = started.elapsed().as_millis() as u64;
         if let Some(e) = self.last_error.take() {
             if observed.bars.is_empty() && observed.minute_signals.is_empty() {
@@ -521,56 +394,6 @@ async fn read_rows<W: Warehouse>(ch: &W, w: &Window) -> Result<Rows, ClickHouseE
     })
 }
 
-/// Where a key poll's round trip went, by the server's clock (at debug): before the query
-/// started, between its analysis and its execution, and after.
-fn log_round_trip(
-    sent: OffsetDateTime,
-    server_start: Option<OffsetDateTime>,
-    server_executing: Option<OffsetDateTime>,
-    answered: OffsetDateTime,
-) {
-    let ms = |a: OffsetDateTime, b: OffsetDateTime| (b - a).whole_microseconds() as f64 / 1e3;
-    tracing::debug!(
-        round_trip_ms = ms(sent, answered),
-        before_start_ms = server_start.map(|s| ms(sent, s)),
-        start_to_executing_ms = server_start.zip(server_executing).map(|(s, e)| ms(s, e)),
-        executing_to_answer_ms = server_executing.map(|e| ms(e, answered)),
-        "key poll"
-    );
-}
-
-/// The latest moment a poll proves its unseen rows were not visible: the server's clock as the
-/// query started (before it read any part) when that lies within the poll's round trip, i.e.
-/// when the two clocks agree; otherwise the send time. Under load most of a round trip is the
-/// wait before the query starts, which the server's clock leaves out of the bracket.
-fn not_visible_at(
-    sent: OffsetDateTime,
-    server_start: Option<OffsetDateTime>,
-    answered: OffsetDateTime,
-) -> OffsetDateTime {
-    within(sent, server_start, answered).unwrap_or(sent)
-}
-
-/// The earliest moment a poll proves its rows were visible: the server's clock as it executed
-/// the query (after it took the tables' parts) when the clocks agree as above; otherwise the
-/// answer time. That leaves the query's execution and the answer's way back out of the bracket.
-fn visible_by(
-    sent: OffsetDateTime,
-    server_executing: Option<OffsetDateTime>,
-    answered: OffsetDateTime,
-) -> OffsetDateTime {
-    within(sent, server_executing, answered).unwrap_or(answered)
-}
-
-/// The server's `clock` reading, when it lies within the poll's round trip.
-fn within(
-    sent: OffsetDateTime,
-    clock: Option<OffsetDateTime>,
-    answered: OffsetDateTime,
-) -> Option<OffsetDateTime> {
-    clock.filter(|c| (sent..=answered).contains(c))
-}
-
 /// The poll history's line: rows present of rows expected.
 fn counts(bars: usize, signals: usize, minutes: usize, n: usize, m: usize) -> String {
     if m == 0 {
@@ -603,74 +426,4 @@ pub(super) fn presence(wanted: &[RowKey], rows: impl Iterator<Item = RowKey>) ->
                 })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(ms: i64) -> OffsetDateTime {
-        OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms)
-    }
-
-    fn row(seq: u64) -> Seen {
-        (
-            KeyTable::Microbars,
-            RowKey {
-                symbol: "ZZT2E-A".into(),
-                event_ts: at(1_000),
-                seq,
-            },
-        )
-    }
-
-    #[test]
-    fn a_poll_bounds_its_bracket_by_the_servers_clock_only_when_the_clocks_agree() {
-        let (sent, answered) = (at(1_000), at(1_200));
-        // Misses up to the server's start, sightings from its execution.
-        assert_eq!(not_visible_at(sent, Some(at(1_150)), answered), at(1_150));
-        assert_eq!(visible_by(sent, Some(at(1_160)), answered), at(1_160));
-        // Without them, the send and answer times; a server clock outside the round trip is
-        // skewed, and they stand too.
-        for clock in [None, Some(at(1_300)), Some(at(900))] {
-            assert_eq!(not_visible_at(sent, clock, answered), sent);
-            assert_eq!(visible_by(sent, clock, answered), answered);
-        }
-    }
-
-    #[test]
-    fn polls_tightly_only_while_a_row_is_freshly_due() {
-        let now = at(60_000);
-        assert_eq!(Pace::of([], now), Pace::Idle);
-        assert_eq!(Pace::of([at(59_900)], now), Pace::Tight);
-        // Due for longer than the tight window: held (as a bar only the watermark closes), then
-        // overdue, unless another row is fresh.
-        assert_eq!(Pace::of([at(40_000)], now), Pace::Held);
-        assert_eq!(Pace::of([at(10_000)], now), Pace::Overdue);
-        assert_eq!(Pace::of([at(10_000), at(59_990)], now), Pace::Tight);
-        let gaps = [Pace::Tight, Pace::Held, Pace::Overdue, Pace::Idle].map(Pace::gap);
-        assert!(gaps.windows(2).all(|w| w[0] < w[1]), "{gaps:?}");
-        // A held row's bracket (one gap plus a round trip of ~15 ms) stays within ±50 ms.
-        assert!(Pace::Held.gap() + Duration::from_millis(15) <= Duration::from_millis(100));
-    }
-
-    #[test]
-    fn rows_are_due_from_their_trigger_acknowledgement_until_seen() {
-        let expecting = Expecting::default();
-        let mut sightings = Sightings::new(at(0));
-        expecting.sent(0, vec![row(1)]);
-        expecting.sent(1, vec![]);
-        // Sent, not acknowledged: nothing is due yet.
-        assert_eq!(expecting.pace(&sightings, at(100)), Pace::Idle);
-        expecting.acked(0, at(120));
-        expecting.acked(1, at(130));
-        assert_eq!(expecting.pace(&sightings, at(150)), Pace::Tight);
-        assert_eq!(expecting.pace(&sightings, at(20_000)), Pace::Held);
-        assert_eq!(expecting.pace(&sightings, at(50_000)), Pace::Overdue);
-        sightings.observe(at(140), at(160), [row(1)]);
-        assert_eq!(expecting.pace(&sightings, at(170)), Pace::Idle);
-        // An acknowledgement of a message with no rows, or twice, changes nothing.
-        expecting.acked(0, at(180));
-        assert_eq!(expecting.lock().due.get(&row(1)), Some(&at(120)));
-    }
 }
