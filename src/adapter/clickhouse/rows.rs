@@ -146,6 +146,26 @@ impl ClickHouse {
         Ok(keys)
     }
 
+    /// Whether the server has `nowInBlock64` (the local engine, ClickHouse 26, does; older
+    /// servers may not), asked once.
+    async fn has_clock_in_block(&self) -> Result<bool, ClickHouseError> {
+        self.clock_in_block
+            .get_or_try_init(|| async {
+                let n = self
+                    .bounded(
+                        self.client
+                            .query(
+                                "SELECT count() FROM system.functions WHERE name = 'nowInBlock64'",
+                            )
+                            .fetch_one::<u64>(),
+                    )
+                    .await?;
+                Ok(n > 0)
+            })
+            .await
+            .copied()
+    }
+
     /// Rows of `table` for the symbols that a read without FINAL (Jangar's) sees beyond one per
     /// key: unmerged duplicates, per symbol that has some. The key is the tables' sorting key
     /// (`symbol, event_ts, seq`, `pipeline.md` §5), the one FINAL folds, so this is the count
@@ -403,27 +423,6 @@ struct KeyRow {
     #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     event_ts: OffsetDateTime,
     seq: u64,
-}
-
-impl ClickHouse {
-    /// Whether the server has `nowInBlock64` (ClickHouse 25.x and later), asked once.
-    async fn has_clock_in_block(&self) -> Result<bool, ClickHouseError> {
-        self.clock_in_block
-            .get_or_try_init(|| async {
-                let n = self
-                    .bounded(
-                        self.client
-                            .query(
-                                "SELECT count() FROM system.functions WHERE name = 'nowInBlock64'",
-                            )
-                            .fetch_one::<u64>(),
-                    )
-                    .await?;
-                Ok(n > 0)
-            })
-            .await
-            .copied()
-    }
 }
 
 fn unix_millis(t: OffsetDateTime) -> i64 {
