@@ -108,6 +108,12 @@ pub fn write_console(report: &RunReport, out: &mut dyn Write) -> std::io::Result
                 s.latency.full_reads
             )?;
         }
+        if let Some(problem) = &s.latency.part_log_problem {
+            writeln!(
+                out,
+                "  the server's part log {problem}: key polls time the rest"
+            )?;
+        }
         for stage in &s.stages {
             let passed = stage.checks.iter().filter(|c| c.ok && !c.pending).count();
             let pending = stage.checks.iter().filter(|c| c.pending).count();

@@ -125,8 +125,9 @@ fn precision(m: &mut Text, report: &RunReport) {
         name,
         "gauge",
         "Error of the visibility times behind the latency figures: the max and p95 of the \
-         half-widths of the brackets (last poll that missed a row, first that saw it), per \
-         population (trade_closed, watermark_closed, pt1m) and method (key-poll).",
+         half-widths of the brackets (last poll that missed a row, first that saw it, narrowed \
+         to its part's commit where the server's part log has it), per population \
+         (trade_closed, watermark_closed, pt1m) and method (part-log, key-poll).",
     );
     for s in &report.scenarios {
         let l = &s.latency;
@@ -135,15 +136,17 @@ fn precision(m: &mut Text, report: &RunReport) {
             ("watermark_closed", &l.watermark_closed.visibility_error),
             ("pt1m", &l.minute_signals.visibility_error),
         ] {
-            for (stat, v) in [("max", e.max_ms), ("p95", e.p95_ms)] {
-                if let Some(v) = v {
-                    let labels = [
-                        ("scenario", s.name.as_str()),
-                        ("population", population),
-                        ("method", e.method.as_str()),
-                        ("stat", stat),
-                    ];
-                    m.sample(name, &labels, v / 1e3);
+            for by in &e.by_method {
+                for (stat, v) in [("max", by.max_ms), ("p95", by.p95_ms)] {
+                    if let Some(v) = v {
+                        let labels = [
+                            ("scenario", s.name.as_str()),
+                            ("population", population),
+                            ("method", by.method.as_str()),
+                            ("stat", stat),
+                        ];
+                        m.sample(name, &labels, v / 1e3);
+                    }
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use crate::domain::compare::{ColumnDiff, RowMismatch, TableDiff};
 use crate::domain::diagnose::{Finding, Hop};
-use crate::domain::latency::{ErrorBar, KEY_POLL};
+use crate::domain::latency::{ErrorBar, Method};
 use crate::domain::report::{
     LatencyReport, MinuteLatency, PreflightLine, RunReport, ScenarioReport, StageCheck,
     StageReport, Target, Verdict, WatermarkLatency, SCHEMA,
@@ -71,19 +71,24 @@ pub(crate) fn sample() -> RunReport {
             publish_to_ta_emit: crate::domain::latency::summarize(&[100.0, 400.0, 800.0]),
             ta_emit_to_visible: crate::domain::latency::summarize(&[20.0, 80.0, 100.0]),
             polling_error_ms: 50.0,
-            visibility_error: ErrorBar::of(KEY_POLL, &[12.0, 30.0, 50.0]),
+            visibility_error: ErrorBar::of(&[
+                (Method::PartLog, 0.5),
+                (Method::PartLog, 0.5),
+                (Method::KeyPoll, 50.0),
+            ]),
             closed_before_trigger: 0,
             watermark_closed: WatermarkLatency {
                 publish_to_visible: crate::domain::latency::summarize(&[29_500.0]),
                 publish_to_ta_emit: crate::domain::latency::summarize(&[29_000.0]),
                 ta_emit_to_visible: crate::domain::latency::summarize(&[500.0]),
-                visibility_error: ErrorBar::of(KEY_POLL, &[40.0]),
+                visibility_error: ErrorBar::of(&[(Method::KeyPoll, 40.0)]),
                 hold_allowance_ms: 31_000.0,
                 limit_ms: Some(36_000.0),
             },
             minute_signals: MinuteLatency::default(),
             key_polls: 42,
             key_polls_server_clock: 40,
+            part_log_problem: Some("not flushed on request: Code: 497 (ACCESS_DENIED)".into()),
             full_reads: 1,
             key_poll_rtt_ms: crate::domain::latency::Summary::default(),
         },

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
 
-use crate::adapter::clickhouse::{ClickHouse, ClickHouseError, RowKeys};
+use crate::adapter::clickhouse::{ClickHouse, ClickHouseError, KeyTable, PartCommits, RowKeys};
 use crate::adapter::kafka::{self, KafkaPublisher, PublishError};
 use crate::config::KafkaTarget;
 use crate::domain::model::{Microbar, Signal};
@@ -84,6 +84,13 @@ pub trait Warehouse: Sync {
         after: OffsetDateTime,
         minutes_after: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<RowKeys, ClickHouseError>> + Send;
+
+    /// When the server committed these parts of the TA tables, by its part log, since `since`.
+    fn part_commits(
+        &self,
+        parts: &[(KeyTable, String)],
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<PartCommits, ClickHouseError>> + Send;
 
     /// Whether either table holds a row of `symbol`.
     fn has_rows(&self, symbol: &str) -> impl Future<Output = Result<bool, ClickHouseError>> + Send;
@@ -230,6 +237,14 @@ impl Warehouse for LiveWarehouse<'_> {
         self.clickhouse
             .row_keys(symbols, after, minutes_after)
             .await
+    }
+
+    async fn part_commits(
+        &self,
+        parts: &[(KeyTable, String)],
+        since: OffsetDateTime,
+    ) -> Result<PartCommits, ClickHouseError> {
+        self.clickhouse.part_commits(parts, since).await
     }
 
     async fn has_rows(&self, symbol: &str) -> Result<bool, ClickHouseError> {

@@ -75,7 +75,15 @@ impl Share for RowKeys {
                 .filter(|(table, key)| window.holds(*table, key))
                 .cloned()
                 .collect(),
-            ..self.clone()
+            parts: self
+                .parts
+                .iter()
+                .filter(|((table, key), _)| window.holds(*table, key))
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect(),
+            server: self.server.clone(),
+            server_start: self.server_start,
+            server_executing: self.server_executing,
         }
     }
 }
@@ -262,6 +270,13 @@ mod tests {
                 key(KeyTable::Microbars, "B", 20),
                 key(KeyTable::MinuteSignals, "B", 0),
             ],
+            parts: [
+                (key(KeyTable::Microbars, "A", 10), "all_1_1_1".to_string()),
+                (key(KeyTable::Microbars, "B", 20), "all_2_2_1".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            server: Some("ch-0".into()),
             server_start: Some(at(1)),
             server_executing: Some(at(2)),
         };
@@ -290,10 +305,14 @@ mod tests {
                 key(KeyTable::Signals, "A", 10)
             ]
         );
-        // The server's clock readings go to every share.
+        // The server's clock readings and name go to every share; the parts of its own keys.
         assert_eq!(
-            (a.server_start, a.server_executing),
-            (Some(at(1)), Some(at(2)))
+            (a.server_start, a.server_executing, a.server.as_deref()),
+            (Some(at(1)), Some(at(2)), Some("ch-0"))
+        );
+        assert_eq!(
+            a.parts.into_iter().collect::<Vec<_>>(),
+            [(key(KeyTable::Microbars, "A", 10), "all_1_1_1".to_string())]
         );
         assert_eq!(
             b.result.unwrap().keys,

@@ -47,9 +47,36 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// How the visibility times were found: polls of the run's row keys, each sighting bracketed
-/// between the polls around it (the only method so far: `system.part_log` is not read).
-pub const KEY_POLL: &str = "key-poll";
+/// How a visibility time was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The server's record of the commit of the part that held the row when it was first seen
+    /// (`system.part_log`), within the key polls' bracket.
+    PartLog,
+    /// Bracketed by the polls of the run's row keys around its first sighting.
+    KeyPoll,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::PartLog => "part-log",
+            Method::KeyPoll => "key-poll",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long before its `system.part_log` time a part was committed, at most: ClickHouse takes
+/// that time as it logs the new part, right after the insert's commit made the part visible
+/// (`MergeTreeSink`: `renameTempPartAndAdd`, then `PartLog::addNewPart`), with no I/O between.
+pub const COMMIT_TO_PART_LOG_MS: i64 = 1;
 
 /// When a row became visible: after `not_before` (the last poll that did not see it: its send
 /// time, or the server's clock before its snapshot) and by `by` (the first poll that did: its
@@ -59,9 +86,48 @@ pub const KEY_POLL: &str = "key-poll";
 pub struct Bracket {
     pub not_before: OffsetDateTime,
     pub by: OffsetDateTime,
+    pub method: Method,
 }
 
 impl Bracket {
+    /// The bracket of a part the server logged as committed at `logged`.
+    pub fn committed(logged: OffsetDateTime) -> Bracket {
+        Bracket {
+            not_before: logged - time::Duration::milliseconds(COMMIT_TO_PART_LOG_MS),
+            by: logged,
+            method: Method::PartLog,
+        }
+    }
+
+    /// The row became visible at one of these commits (logged at these times: the commit of
+    /// the part it was seen in, or of the parts merged into it), and within the polls'
+    /// bracket: so at one of the commits that lie within it. The bracket is theirs, within
+    /// the polls'. `None` when none does (the records are of another server or clock), and the
+    /// polls' bracket stands.
+    pub fn narrowed_by(self, logged: &[OffsetDateTime]) -> Option<Bracket> {
+        let within = logged
+            .iter()
+            .map(|t| Bracket::committed(*t))
+            .filter(|c| c.not_before <= self.by && c.by >= self.not_before);
+        let (first, last) = within.fold(None, |hull: Option<(Bracket, Bracket)>, c| {
+            Some(hull.map_or((c, c), |(first, last)| {
+                (
+                    if c.not_before < first.not_before {
+                        c
+                    } else {
+                        first
+                    },
+                    if c.by > last.by { c } else { last },
+                )
+            }))
+        })?;
+        Some(Bracket {
+            not_before: self.not_before.max(first.not_before),
+            by: self.by.min(last.by),
+            method: Method::PartLog,
+        })
+    }
+
     /// The estimate reported: the middle of the bracket.
     pub fn midpoint(&self) -> OffsetDateTime {
         self.not_before + (self.by - self.not_before) / 2
@@ -79,7 +145,7 @@ impl Bracket {
     pub fn from_ack(self, ack: OffsetDateTime) -> Bracket {
         Bracket {
             not_before: self.not_before.max(ack.min(self.by)),
-            by: self.by,
+            ..self
         }
     }
 }
@@ -89,6 +155,8 @@ impl Bracket {
 #[derive(Debug, Clone)]
 pub struct Sightings<K> {
     brackets: HashMap<K, Bracket>,
+    /// Brackets narrowed by the server's record of a commit.
+    narrowed: HashMap<K, Bracket>,
     /// The send time of the newest poll that answered: it saw no row first seen later.
     last_answered_send: OffsetDateTime,
 }
@@ -99,6 +167,7 @@ impl<K: Hash + Eq + Clone> Sightings<K> {
     pub fn new(start: OffsetDateTime) -> Self {
         Self {
             brackets: HashMap::new(),
+            narrowed: HashMap::new(),
             last_answered_send: start,
         }
     }
@@ -121,6 +190,7 @@ impl<K: Hash + Eq + Clone> Sightings<K> {
                 Bracket {
                     not_before,
                     by: answered,
+                    method: Method::KeyPoll,
                 }
             });
         }
@@ -128,7 +198,24 @@ impl<K: Hash + Eq + Clone> Sightings<K> {
         new
     }
 
+    /// Narrows a sighting's bracket by the commits that may have made the row visible (see
+    /// [`Bracket::narrowed_by`]); whether it did. The polls' bracket is kept: see [`Self::polled`].
+    pub fn narrow(&mut self, key: &K, logged: &[OffsetDateTime]) -> bool {
+        let Some(narrowed) = self.brackets.get(key).and_then(|b| b.narrowed_by(logged)) else {
+            return false;
+        };
+        self.narrowed.insert(key.clone(), narrowed);
+        true
+    }
+
+    /// When the row became visible, as narrowly as known.
     pub fn get(&self, key: &K) -> Option<&Bracket> {
+        self.narrowed.get(key).or_else(|| self.brackets.get(key))
+    }
+
+    /// The bracket of the polls alone, whose edges are the run's own polls: what a row seen
+    /// before a moment of the run (a trade's acknowledgement) is judged by.
+    pub fn polled(&self, key: &K) -> Option<&Bracket> {
         self.brackets.get(key)
     }
 
@@ -149,45 +236,100 @@ impl<K> Default for Sightings<K> {
     fn default() -> Self {
         Self {
             brackets: HashMap::new(),
+            narrowed: HashMap::new(),
             last_answered_send: OffsetDateTime::UNIX_EPOCH,
         }
     }
 }
 
-/// The error of a set of visibility times: their brackets' half-widths.
+/// The error of a set of visibility times: their brackets' half-widths, over every method and
+/// per method.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ErrorBar {
-    /// `key-poll`; empty without samples.
+    /// The methods that gave the times, joined by `+` (`part-log`, `key-poll`); empty without
+    /// samples.
     pub method: String,
+    pub count: usize,
+    pub p95_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    /// Each method's share of the times and their error.
+    pub by_method: Vec<MethodError>,
+}
+
+/// The times one method gave, and their error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodError {
+    pub method: Method,
     pub count: usize,
     pub p95_ms: Option<f64>,
     pub max_ms: Option<f64>,
 }
 
 impl ErrorBar {
-    pub fn of(method: &str, half_widths_ms: &[f64]) -> Self {
-        let s = summarize(half_widths_ms);
+    /// From each time's method and half-width.
+    pub fn of(samples: &[(Method, f64)]) -> Self {
+        let widths: Vec<f64> = samples.iter().map(|(_, w)| *w).collect();
+        let s = summarize(&widths);
+        let mut methods: Vec<Method> = samples.iter().map(|(m, _)| *m).collect();
+        methods.sort();
+        methods.dedup();
+        let by_method: Vec<MethodError> = methods
+            .into_iter()
+            .map(|method| {
+                let widths: Vec<f64> = samples
+                    .iter()
+                    .filter(|(m, _)| *m == method)
+                    .map(|(_, w)| *w)
+                    .collect();
+                let s = summarize(&widths);
+                MethodError {
+                    method,
+                    count: s.count,
+                    p95_ms: s.p95_ms,
+                    max_ms: s.max_ms,
+                }
+            })
+            .collect();
         Self {
-            method: if s.count > 0 {
-                method.to_string()
-            } else {
-                String::new()
-            },
+            method: by_method
+                .iter()
+                .map(|m| m.method.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
             count: s.count,
             p95_ms: s.p95_ms,
             max_ms: s.max_ms,
+            by_method,
         }
     }
 }
 
 impl std::fmt::Display for ErrorBar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.p95_ms, self.max_ms) {
-            (Some(p95), Some(max)) => {
-                write!(f, "±{max:.0} ms max, ±{p95:.0} ms p95 ({})", self.method)
+        let (Some(p95), Some(max)) = (self.p95_ms, self.max_ms) else {
+            return f.write_str("no visibility times");
+        };
+        write!(f, "±{} ms max, ±{} ms p95 (", ms(max), ms(p95))?;
+        match self.by_method.as_slice() {
+            [one] => write!(f, "{}", one.method)?,
+            many => {
+                for (i, m) in many.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    let max = ms(m.max_ms.unwrap_or_default());
+                    write!(f, "{sep}{} {} at ±{max} ms max", m.method, m.count)?;
+                }
             }
-            _ => f.write_str("no visibility times"),
         }
+        f.write_str(")")
+    }
+}
+
+/// An error in milliseconds: to a tenth below 10 ms (a commit's is half of one).
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
     }
 }
 
@@ -211,7 +353,8 @@ mod tests {
             b,
             Bracket {
                 not_before: at(140),
-                by: at(215)
+                by: at(215),
+                method: Method::KeyPoll,
             }
         );
         assert_eq!(b.midpoint(), at(177) + time::Duration::microseconds(500));
@@ -223,9 +366,43 @@ mod tests {
             s.get(&"b"),
             Some(&Bracket {
                 not_before: at(180),
-                by: at(240)
+                by: at(240),
+                method: Method::KeyPoll,
             })
         );
+    }
+
+    #[test]
+    fn a_part_logs_commit_narrows_the_polls_bracket_only_where_they_overlap() {
+        let mut s = Sightings::new(at(0));
+        s.observe(at(100), at(130), []);
+        s.observe(at(140), at(215), ["a", "b", "c"]);
+        // Committed 1 ms before the server logged it at 160 ms: well inside the polls' bracket.
+        assert!(s.narrow(&"a", &[at(160)]));
+        let a = *s.get(&"a").unwrap();
+        assert_eq!(
+            (a.not_before, a.by, a.method),
+            (at(159), at(160), Method::PartLog)
+        );
+        assert_eq!(a.half_width_ms(), 0.5);
+        assert_eq!(s.polled(&"a").unwrap().not_before, at(100));
+        // Logged just after the poll that missed it started: the poll's edge stands below.
+        assert!(s.narrow(&"b", &[at(100) + time::Duration::microseconds(400)]));
+        let b = *s.get(&"b").unwrap();
+        assert_eq!(b.not_before, at(100));
+        // A record outside the bracket (another server's, another clock): the polls' stands.
+        let c = *s.get(&"c").unwrap();
+        assert!(!s.narrow(&"c", &[at(400)]));
+        assert!(!s.narrow(&"c", &[at(50), at(98)]));
+        assert_eq!(s.get(&"c"), Some(&c));
+        assert_eq!(c.method, Method::KeyPoll);
+        // Seen in a merged part: of the commits merged into it, those within the polls'
+        // bracket may have been the row's.
+        assert!(s.narrow(&"c", &[at(20), at(150), at(170), at(300)]));
+        let c = *s.get(&"c").unwrap();
+        assert_eq!((c.not_before, c.by), (at(149), at(170)));
+        // A row never seen has nothing to narrow.
+        assert!(!s.narrow(&"d", &[at(160)]));
     }
 
     #[test]
@@ -233,6 +410,7 @@ mod tests {
         let b = Bracket {
             not_before: at(100),
             by: at(140),
+            method: Method::KeyPoll,
         };
         // The ack came back at 130 ms, after the poll that missed the row was sent.
         let from = b.from_ack(at(130));
@@ -257,13 +435,35 @@ mod tests {
 
     #[test]
     fn error_bars_name_their_method_only_with_samples() {
-        let e = ErrorBar::of(KEY_POLL, &[10.0, 30.0, 20.0]);
+        let key_poll = |w: f64| (Method::KeyPoll, w);
+        let e = ErrorBar::of(&[key_poll(10.0), key_poll(30.0), key_poll(20.0)]);
         assert_eq!(
             (e.method.as_str(), e.count, e.p95_ms, e.max_ms),
             ("key-poll", 3, Some(30.0), Some(30.0))
         );
         assert_eq!(e.to_string(), "±30 ms max, ±30 ms p95 (key-poll)");
-        let none = ErrorBar::of(KEY_POLL, &[]);
+        // Mixed: the figures over all, and each method's share.
+        let e = ErrorBar::of(&[
+            (Method::PartLog, 0.5),
+            key_poll(40.0),
+            (Method::PartLog, 0.5),
+        ]);
+        assert_eq!((e.method.as_str(), e.count), ("part-log+key-poll", 3));
+        assert_eq!(
+            e.by_method
+                .iter()
+                .map(|m| (m.method, m.count, m.max_ms))
+                .collect::<Vec<_>>(),
+            [
+                (Method::PartLog, 2, Some(0.5)),
+                (Method::KeyPoll, 1, Some(40.0))
+            ]
+        );
+        assert_eq!(
+            e.to_string(),
+            "±40 ms max, ±40 ms p95 (part-log 2 at ±0.5 ms max; key-poll 1 at ±40 ms max)"
+        );
+        let none = ErrorBar::of(&[]);
         assert_eq!((none.method.as_str(), none.max_ms), ("", None));
         assert_eq!(none.to_string(), "no visibility times");
     }

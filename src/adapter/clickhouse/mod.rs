@@ -1,5 +1,6 @@
 //! ClickHouse over its HTTP interface: the client, server errors by code, and the schema check.
 
+mod part_log;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -11,6 +12,7 @@ use clickhouse::{Client, Compression};
 
 use crate::config::ClickHouseTarget;
 
+pub use part_log::PartCommits;
 pub use rows::{KeyTable, RowKeys};
 pub use schema::SchemaProblem;
 
@@ -23,6 +25,7 @@ pub struct ServerError {
     pub message: String,
 }
 
+pub const SYNTAX_ERROR: u32 = 62;
 pub const UNKNOWN_TABLE: u32 = 60;
 pub const UNKNOWN_DATABASE: u32 = 81;
 pub const READONLY: u32 = 164;

@@ -1,6 +1,8 @@
 //! The TA tables as the run reads them: its rows (FINAL), duplicates, where else they are, and
 //! a pool symbol's history.
 
+use std::collections::HashMap;
+
 use time::OffsetDateTime;
 
 use super::{ClickHouse, ClickHouseError, UNKNOWN_DATABASE, UNKNOWN_TABLE};
@@ -69,9 +71,10 @@ impl ClickHouse {
     }
 
     /// The keys of the symbols' rows in both tables, in one cheap query (no FINAL, no columns
-    /// but the key; duplicates folded by DISTINCT): what a visibility poll needs. Bars and
-    /// 1-second signals ending after `after`; 1-minute signals starting after `minutes_after`,
-    /// only when asked. With the server's clock around the query's snapshot of the tables.
+    /// but the key and the part it is in; duplicates folded): what a visibility poll needs.
+    /// Bars and 1-second signals ending after `after`; 1-minute signals starting after
+    /// `minutes_after`, only when asked. With the server's clock around the query's snapshot of
+    /// the tables, and its name.
     pub async fn row_keys(
         &self,
         symbols: &[String],
@@ -80,21 +83,29 @@ impl ClickHouse {
     ) -> Result<RowKeys, ClickHouseError> {
         let clock_in_block = self.has_clock_in_block().await?;
         let filter = "has(?, symbol) AND event_ts > fromUnixTimestamp64Milli(?, 'UTC')";
+        // A key's part, when exactly one part holds it (a duplicate's two parts leave it out):
+        // the part whose commit made the row visible, unless merged since.
+        let keys = |t: u8, table: &str, window: &str| {
+            format!(
+                "SELECT toUInt8({t}) AS t, symbol, event_ts, seq, \
+                 if(uniqExact(_part) = 1, any(_part), '') AS part FROM {table} \
+                 WHERE {window}{filter} GROUP BY symbol, event_ts, seq"
+            )
+        };
         // First, the server's clock as it analyses the query: `now64()` is fixed while the
         // query is analysed, branch after branch, so here it is read before any table's parts
-        // are: a row the query did not see was not visible then.
+        // are: a row the query did not see was not visible then. Its `symbol` is the server's
+        // name: a part's record is the server's own.
         let mut sql = format!(
-            "SELECT toUInt8({SERVER_START}) AS t, '' AS symbol, now64(3, 'UTC') AS event_ts, \
-             toUInt64(0) AS seq UNION ALL \
-             SELECT DISTINCT toUInt8(0) AS t, symbol, event_ts, seq FROM ta_microbars \
-             WHERE {filter} UNION ALL SELECT DISTINCT toUInt8(1) AS t, symbol, event_ts, seq \
-             FROM ta_signals WHERE window_size = ? AND {filter}"
+            "SELECT toUInt8({SERVER_START}) AS t, hostName() AS symbol, \
+             now64(3, 'UTC') AS event_ts, toUInt64(0) AS seq, '' AS part UNION ALL {} \
+             UNION ALL {}",
+            keys(0, "ta_microbars", ""),
+            keys(1, "ta_signals", "window_size = ? AND "),
         );
         if minutes_after.is_some() {
-            sql.push_str(&format!(
-                " UNION ALL SELECT DISTINCT toUInt8(2) AS t, symbol, event_ts, seq \
-                 FROM ta_signals WHERE window_size = ? AND {filter}"
-            ));
+            sql.push_str(" UNION ALL ");
+            sql.push_str(&keys(2, "ta_signals", "window_size = ? AND "));
         }
         // Last, the server's clock as it executes the query, after every table's parts were
         // taken (`nowInBlock64` is read per block, never folded): a row the query saw was
@@ -102,7 +113,7 @@ impl ClickHouse {
         if clock_in_block {
             sql.push_str(&format!(
                 " UNION ALL SELECT toUInt8({SERVER_EXECUTING}) AS t, '' AS symbol, \
-                 nowInBlock64(3, 'UTC') AS event_ts, toUInt64(0) AS seq"
+                 nowInBlock64(3, 'UTC') AS event_ts, toUInt64(0) AS seq, '' AS part"
             ));
         }
         let mut query = self
@@ -125,6 +136,7 @@ impl ClickHouse {
                 2 => KeyTable::MinuteSignals,
                 SERVER_START => {
                     keys.server_start = Some(r.event_ts);
+                    keys.server = Some(r.symbol);
                     continue;
                 }
                 SERVER_EXECUTING => {
@@ -134,14 +146,15 @@ impl ClickHouse {
                 }
                 _ => continue,
             };
-            keys.keys.push((
-                table,
-                RowKey {
-                    symbol: r.symbol,
-                    event_ts: r.event_ts,
-                    seq: r.seq,
-                },
-            ));
+            let key = RowKey {
+                symbol: r.symbol,
+                event_ts: r.event_ts,
+                seq: r.seq,
+            };
+            if !r.part.is_empty() {
+                keys.parts.insert((table, key.clone()), r.part);
+            }
+            keys.keys.push((table, key));
         }
         Ok(keys)
     }
@@ -400,11 +413,25 @@ pub enum KeyTable {
     MinuteSignals,
 }
 
-/// What a key poll saw: the rows' keys, and the server's clock around the query's snapshot of
-/// the tables.
+impl KeyTable {
+    /// The table that holds these rows.
+    pub fn table(self) -> &'static str {
+        match self {
+            KeyTable::Microbars => "ta_microbars",
+            KeyTable::Signals | KeyTable::MinuteSignals => "ta_signals",
+        }
+    }
+}
+
+/// What a key poll saw: the rows' keys and the part each is in, and the server's clock around
+/// the query's snapshot of the tables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowKeys {
     pub keys: Vec<(KeyTable, RowKey)>,
+    /// The part that holds a key, when exactly one does.
+    pub parts: HashMap<(KeyTable, RowKey), String>,
+    /// The server that answered (`hostName()`).
+    pub server: Option<String>,
     /// Before the snapshot (its `now64()`): a row the query did not see was not visible then.
     pub server_start: Option<OffsetDateTime>,
     /// After the snapshot (its `nowInBlock64()`, where the server has it): a row the query saw
@@ -423,8 +450,9 @@ struct KeyRow {
     #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     event_ts: OffsetDateTime,
     seq: u64,
+    part: String,
 }
 
-fn unix_millis(t: OffsetDateTime) -> i64 {
+pub(super) fn unix_millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -108,10 +108,18 @@ pub(super) fn latency(out: &mut String, s: &ScenarioReport) {
     let _ = write!(
         out,
         "</table><p><small>Visibility times are the midpoints of brackets between the last \
-         poll of the run's row keys that did not see a row and the first that did ({}): off by \
-         at most ±{:.0} ms ({} key polls, {} of them timed by the server's clock; {} full \
-         reads); TA emit times come from the job's clock.</small></p>",
-        l.visibility_error, l.polling_error_ms, l.key_polls, l.key_polls_server_clock, l.full_reads
+         poll of the run's row keys that did not see a row and the first that did, narrowed to \
+         the commit of the part the row was first seen in where the server's part log has it \
+         ({}): off by at most ±{:.0} ms ({} key polls, {} of them timed by the server's clock; \
+         {} full reads{}); TA emit times come from the job's clock.</small></p>",
+        l.visibility_error,
+        l.polling_error_ms,
+        l.key_polls,
+        l.key_polls_server_clock,
+        l.full_reads,
+        l.part_log_problem
+            .as_ref()
+            .map_or(String::new(), |p| format!("; the part log {}", esc(p)))
     );
     if w.publish_to_visible.count > 0 {
         let _ = write!(

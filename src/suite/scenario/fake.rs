@@ -4,7 +4,7 @@
 //! edit the test chooses: lose a bar, change a value). Nothing here talks to a system; the
 //! integration tests run the same runner against the real stack.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{Ran, Stages};
-use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable, PartCommits, RowKeys};
 use crate::adapter::kafka::PublishError;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M, WINDOW_1S};
 use crate::domain::oracle::{Expected, Oracle};
@@ -53,10 +53,12 @@ impl FakeJob {
             match row {
                 Expected::Microbar(mut b) => {
                     b.ingest_ts = now;
+                    self.warehouse.commit(KeyTable::Microbars, &b.key(), now);
                     lock(&self.warehouse.bars).push(b);
                 }
                 Expected::Signal(mut s) => {
                     s.ingest_ts = now;
+                    self.warehouse.commit(KeyTable::Signals, &s.key(), now);
                     lock(&self.warehouse.signals).push(s);
                 }
             }
@@ -202,9 +204,29 @@ pub struct FakeWarehouse {
     /// The TA job's committed offsets on the trades topic.
     pub committed: BTreeMap<i32, i64>,
     pub unmerged: u64,
+    /// Whether it keeps a part log: then [`FakeJob`]'s writes are logged in `commits`.
+    pub part_log: bool,
+    /// The part log: when each part named by [`fake_part`] was committed. Keys report their
+    /// part only when it has a commit here.
+    pub commits: Mutex<HashMap<String, OffsetDateTime>>,
+}
+
+/// The fake server's name.
+const FAKE_SERVER: &str = "fake-clickhouse";
+
+/// The one part a fake key is in.
+pub fn fake_part(table: KeyTable, key: &RowKey) -> String {
+    format!("{}-{}-{}", table.table(), key.symbol, key.seq)
 }
 
 impl FakeWarehouse {
+    /// Logs the commit of a row's part, if it keeps a part log.
+    fn commit(&self, table: KeyTable, key: &RowKey, at: OffsetDateTime) {
+        if self.part_log {
+            lock(&self.commits).insert(fake_part(table, key), at);
+        }
+    }
+
     /// The stored signals of one window size, as `rows.rs`'s `signals_of` selects them.
     fn signals_of(&self, window: &str, symbols: &[String], after: OffsetDateTime) -> Vec<Signal> {
         lock(&self.signals)
@@ -274,10 +296,36 @@ impl Warehouse for FakeWarehouse {
         }
         keys.sort();
         keys.dedup();
+        let commits = lock(&self.commits);
+        let parts = keys
+            .iter()
+            .map(|(t, k)| ((*t, k.clone()), fake_part(*t, k)))
+            .filter(|(_, part)| commits.contains_key(part))
+            .collect();
+        drop(commits);
         Ok(RowKeys {
             keys,
+            parts,
+            server: Some(FAKE_SERVER.into()),
             server_start: None,
             server_executing: None,
+        })
+    }
+
+    async fn part_commits(
+        &self,
+        parts: &[(KeyTable, String)],
+        _since: OffsetDateTime,
+    ) -> Result<PartCommits, ClickHouseError> {
+        let commits = lock(&self.commits);
+        let committed: HashMap<(KeyTable, String), Vec<OffsetDateTime>> = parts
+            .iter()
+            .filter_map(|(t, p)| Some(((*t, p.clone()), vec![*commits.get(p)?])))
+            .collect();
+        Ok(PartCommits {
+            server: (!committed.is_empty()).then(|| FAKE_SERVER.into()),
+            committed,
+            flush_refused: None,
         })
     }
 

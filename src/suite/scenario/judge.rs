@@ -12,7 +12,7 @@ use super::{RunError, Runner};
 use crate::adapter::clickhouse::KeyTable;
 use crate::domain::compare::{self, TableDiff};
 use crate::domain::diagnose::{self, Finding, Hop, SinkFacts};
-use crate::domain::latency::{self, ErrorBar};
+use crate::domain::latency::{self, ErrorBar, Method};
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::oracle::watermark::{IDLE_TIMEOUT_MS, WATERMARK_INTERVAL_MS};
 use crate::domain::publish::{Channel, Delivery};
@@ -334,13 +334,13 @@ pub(super) fn latency_report(
     let watermark = HopSamples::of(&by_watermark, observed);
     let minutes = minute_samples(observed);
     let hold_allowance_ms = (IDLE_TIMEOUT_MS + WATERMARK_INTERVAL_MS) as f64;
-    let error = |s: &[f64]| ErrorBar::of(latency::KEY_POLL, s);
+    let error = |s: &[(Method, f64)]| ErrorBar::of(s);
     let widest = trade
         .half_widths
         .iter()
         .chain(&watermark.half_widths)
         .chain(&minutes.1)
-        .copied()
+        .map(|(_, w)| *w)
         .fold(0.0, f64::max);
     LatencyReport {
         publish_to_visible: latency::summarize(&trade.publish_to_visible),
@@ -363,12 +363,20 @@ pub(super) fn latency_report(
         },
         key_polls: observed.key_polls,
         key_polls_server_clock: observed.key_polls_server_clock,
+        part_log_problem: observed.part_log_problem.clone(),
         full_reads: observed.full_reads,
         key_poll_rtt_ms: latency::Summary {
             samples_ms: Vec::new(),
             ..latency::summarize(&observed.key_poll_rtts_ms)
         },
     }
+}
+
+/// Milliseconds from the acknowledgement to `visible`: none before it. A part committed a
+/// moment before the acknowledgement travelled back (the job read the message first) is
+/// visible 0 ms after it, not a negative time.
+fn since_ack(visible: time::OffsetDateTime, ack: time::OffsetDateTime) -> f64 {
+    ms((visible - ack).max(time::Duration::ZERO))
 }
 
 fn ms(d: time::Duration) -> f64 {
@@ -381,7 +389,8 @@ struct HopSamples {
     publish_to_visible: Vec<f64>,
     publish_to_emit: Vec<f64>,
     emit_to_visible: Vec<f64>,
-    half_widths: Vec<f64>,
+    /// Each visibility time's method and error.
+    half_widths: Vec<(Method, f64)>,
     closed_before_trigger: usize,
 }
 
@@ -389,14 +398,16 @@ impl HopSamples {
     fn of(bars: &[&ExpectedBar], observed: &Observed) -> Self {
         let mut samples = HopSamples::default();
         for bar in bars {
-            let Some(seen) = observed
-                .sightings
-                .get(&(KeyTable::Microbars, bar.key.clone()))
-            else {
+            let key = (KeyTable::Microbars, bar.key.clone());
+            let (Some(polled), Some(seen)) = (
+                observed.sightings.polled(&key),
+                observed.sightings.get(&key),
+            ) else {
                 continue;
             };
-            // Seen before its trigger was even acknowledged: something else closed it.
-            if seen.by < bar.trigger_ack {
+            // Seen by a poll before its trigger was even acknowledged: something else closed
+            // it. (A commit may come a moment before the acknowledgement travels back.)
+            if polled.by < bar.trigger_ack {
                 samples.closed_before_trigger += 1;
                 continue;
             }
@@ -404,8 +415,10 @@ impl HopSamples {
             let visible = seen.midpoint();
             samples
                 .publish_to_visible
-                .push(ms(visible - bar.trigger_ack));
-            samples.half_widths.push(seen.half_width_ms());
+                .push(since_ack(visible, bar.trigger_ack));
+            samples
+                .half_widths
+                .push((seen.method, seen.half_width_ms()));
             if let Some(row) = observed.bars.iter().find(|b| b.key() == bar.key) {
                 samples
                     .publish_to_emit
@@ -418,7 +431,7 @@ impl HopSamples {
 }
 
 /// The 1-minute signals that were seen: ack of their 1-minute bar → visible, and half-widths.
-fn minute_samples(observed: &Observed) -> (Vec<f64>, Vec<f64>) {
+fn minute_samples(observed: &Observed) -> (Vec<f64>, Vec<(Method, f64)>) {
     let mut due: Vec<(&Seen, &time::OffsetDateTime)> = observed
         .due
         .iter()
@@ -428,7 +441,10 @@ fn minute_samples(observed: &Observed) -> (Vec<f64>, Vec<f64>) {
     due.into_iter()
         .filter_map(|(key, acked)| {
             let seen = observed.sightings.get(key)?.from_ack(*acked);
-            Some((ms(seen.midpoint() - *acked), seen.half_width_ms()))
+            Some((
+                since_ack(seen.midpoint(), *acked),
+                (seen.method, seen.half_width_ms()),
+            ))
         })
         .unzip()
 }

@@ -10,7 +10,7 @@ use torghut_e2e::adapter::clickhouse::{
     ClickHouse, ClickHouseError, KeyTable, AUTHENTICATION_FAILED, UNKNOWN_TABLE,
 };
 use torghut_e2e::config::Secret;
-use torghut_e2e::domain::model::{Microbar, Signal};
+use torghut_e2e::domain::model::{Columns, Microbar, Signal};
 
 /// A scratch database with both TA tables cloned from the production schema.
 /// A scratch database (dropped with the guard) and a client on it.
@@ -163,6 +163,64 @@ async fn a_key_poll_returns_the_keys_and_the_servers_clock_around_them_within_it
     assert_eq!(tables, [KeyTable::Microbars, KeyTable::Signals], "{seen:?}");
     assert!(seen.server_start.is_some_and(|s| s >= start));
     assert!(seen.server_executing.is_some_and(|e| e > executing));
+}
+
+#[tokio::test]
+async fn the_part_log_times_the_commit_of_the_part_a_row_was_first_seen_in() {
+    let (_db, ch) = scratch().await;
+    let symbols = vec!["ZZTEST".to_string()];
+    let after = datetime!(2026-11-23 14:30:00.000 UTC);
+    let since = OffsetDateTime::now_utc();
+    let missed = ch.row_keys(&symbols, after, None).await.unwrap();
+    let first = microbar(1, datetime!(2026-11-23 14:30:02.000 UTC), 99.0);
+    insert_one(&ch, &first, &signal()).await;
+    let seen = ch.row_keys(&symbols, after, None).await.unwrap();
+    assert!(
+        seen.server.is_some() && seen.server == missed.server,
+        "{seen:?}"
+    );
+    let key = (KeyTable::Microbars, first.key());
+    let part = seen
+        .parts
+        .get(&key)
+        .expect("the one part that holds the row");
+    let asked = [(KeyTable::Microbars, part.clone())];
+    let commits = ch.part_commits(&asked, since).await.unwrap();
+    // The local engine lets the run flush its log, and logs on the clock its polls read.
+    assert_eq!(commits.flush_refused, None);
+    assert_eq!(commits.server, seen.server);
+    let logged = &commits.committed[&asked[0]];
+    let (before, by) = (missed.server_start.unwrap(), seen.server_executing.unwrap());
+    assert!(
+        logged.len() == 1 && before <= logged[0] && logged[0] <= by,
+        "{before} <= {logged:?} <= {by}"
+    );
+
+    // Merged with a later insert before a poll saw it: the merged part resolves to both
+    // inserts' commits, and no others.
+    let second = microbar(2, datetime!(2026-11-23 14:30:03.000 UTC), 99.5);
+    insert_one(&ch, &second, &signal()).await;
+    ch.bounded(
+        ch.client()
+            .query("OPTIMIZE TABLE ta_microbars FINAL")
+            .execute(),
+    )
+    .await
+    .unwrap();
+    let merged = ch.row_keys(&symbols, after, None).await.unwrap();
+    let merged_part = &merged.parts[&(KeyTable::Microbars, second.key())];
+    assert_eq!(merged.parts[&key], *merged_part, "{merged:?}");
+    assert_ne!(merged_part, part);
+    let asked = [(KeyTable::Microbars, merged_part.clone())];
+    let commits = ch.part_commits(&asked, since).await.unwrap();
+    let mut inserts = commits.committed[&asked[0]].clone();
+    inserts.sort();
+    assert!(
+        inserts.len() == 2
+            && inserts[0] == logged[0]
+            && inserts[1] <= merged.server_executing.unwrap(),
+        "{inserts:?}"
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,8 @@ pub struct LatencyReport {
     /// Bars closed by a trade: TA emission (`ingest_ts`) → visible to a FINAL query.
     pub ta_emit_to_visible: Summary,
     /// Every visibility time above and below is the midpoint of a bracket (the last poll that did
-    /// not see the row, the first that did) and is off by at most half of it: the largest
+    /// not see the row, the first that did, narrowed to the commit of the part it was first seen
+    /// in where the server's part log has it) and is off by at most half of it: the largest
     /// half-width over every population.
     pub polling_error_ms: f64,
     /// Bars closed by a trade: how their visibility times were found and their error (the
@@ -68,6 +69,11 @@ pub struct LatencyReport {
     /// snapshot, as it executed): the rest fell back to the send and answer times, on a server
     /// without `nowInBlock64` or with a clock outside the round trip.
     pub key_polls_server_clock: u64,
+    /// Why the server's part log (`system.part_log`) timed fewer sightings than it could: not
+    /// readable (the table is not kept, no grant), or not flushed on request (then parts
+    /// committed within its flush interval are missing). Those times come from the key polls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_log_problem: Option<String>,
     pub full_reads: u64,
     /// The key polls' round trips (without `samples_ms`): a bracket is about one to two of
     /// them wide, so this is what the error is made of.

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use super::plan::{Plan, Start};
 use super::publish::Published;
 use super::{RunError, Runner};
-use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
-use crate::domain::latency::Sightings;
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable, PartCommits, RowKeys};
+use crate::domain::latency::{Method, Sightings};
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::report::Attempt;
 use crate::domain::scenario::{Event, Scenario};
@@ -53,6 +53,9 @@ pub(super) struct Observed {
     pub key_polls: u64,
     /// Answered key polls whose both edges came from the server's clock.
     pub key_polls_server_clock: u64,
+    /// Why the server's part log did not time the sightings it could have (not readable, not
+    /// flushed), if so.
+    pub part_log_problem: Option<String>,
     /// Each answered key poll's round trip, in milliseconds: the error is at most about one or
     /// two of them (less where the server's clock bounds the edges).
     pub key_poll_rtts_ms: Vec<f64>,
@@ -76,6 +79,10 @@ pub(super) struct Poller<'a, W> {
     /// The rows of the newest key poll that answered, and when it answered.
     keys: Vec<Seen>,
     keys_answered: Option<OffsetDateTime>,
+    /// The server and part each row was first seen in, when one part held it.
+    first_parts: HashMap<Seen, (String, String)>,
+    /// When the poller started, by our clock: the part log is read from a minute before.
+    started_at: OffsetDateTime,
     /// Why the newest key poll failed, if it did.
     failed: Option<String>,
     last_send: Option<Instant>,
@@ -107,6 +114,8 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             },
             keys: Vec::new(),
             keys_answered: None,
+            first_parts: HashMap::new(),
+            started_at: OffsetDateTime::now_utc(),
             failed: None,
             last_send: None,
             last_error: None,
@@ -159,6 +168,8 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         match result {
             Ok(RowKeys {
                 keys,
+                parts,
+                server,
                 server_start,
                 server_executing,
             }) => {
@@ -169,6 +180,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                 if edges.by_server_clock {
                     self.observed.key_polls_server_clock += 1;
                 }
+                self.note_first_parts(&keys, parts, server);
                 self.observed
                     .sightings
                     .observe(edges.not_before, edges.by, keys.iter().cloned());
@@ -183,20 +195,91 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         }
     }
 
-    /// The rows in full (FINAL), as the comparison reads them: one read for the scenarios
-    /// that ask at once.
+    /// The part each row seen for the first time by this poll was in, on the server that
+    /// answered.
+    fn note_first_parts(
+        &mut self,
+        keys: &[Seen],
+        mut parts: HashMap<Seen, String>,
+        server: Option<String>,
+    ) {
+        let Some(server) = server else { return };
+        for key in keys {
+            if self.observed.sightings.contains(key) {
+                continue;
+            }
+            if let Some(part) = parts.remove(key) {
+                self.first_parts.insert(key.clone(), (server.clone(), part));
+            }
+        }
+    }
+
+    /// The parts of first sightings not yet timed by the part log.
+    fn untimed_parts(&self) -> Vec<(KeyTable, String)> {
+        let mut parts: Vec<(KeyTable, String)> = self
+            .first_parts
+            .iter()
+            .filter(|(key, _)| {
+                self.observed
+                    .sightings
+                    .get(key)
+                    .is_some_and(|b| b.method != Method::PartLog)
+            })
+            .map(|((table, _), (_, part))| (*table, part.clone()))
+            .collect();
+        parts.sort();
+        parts.dedup();
+        parts
+    }
+
+    /// Narrows first sightings by the commits of the parts they were seen in (or of those
+    /// merged into them), where the same server logged them.
+    fn time_by_commits(&mut self, commits: Result<PartCommits, ClickHouseError>) {
+        let commits = match commits {
+            Ok(c) => c,
+            Err(e) => {
+                self.observed.part_log_problem = Some(format!("not read: {e}"));
+                return;
+            }
+        };
+        self.observed.part_log_problem = commits
+            .flush_refused
+            .map(|e| format!("not flushed on request: {e}"));
+        for (key, (server, part)) in &self.first_parts {
+            if commits.server.as_ref() != Some(server) {
+                continue;
+            }
+            if let Some(logged) = commits.committed.get(&(key.0, part.clone())) {
+                self.observed.sightings.narrow(key, logged);
+            }
+        }
+    }
+
+    /// The rows in full (FINAL), as the comparison reads them (one read for the scenarios
+    /// that ask at once), and meanwhile the commits of the parts the rows were first seen in.
     async fn read_rows(&mut self) -> Result<(), ClickHouseError> {
         let ch = self.warehouse;
         self.observed.full_reads += 1;
-        let rows = self
-            .reads
-            .rows
-            .get(
+        let parts = self.untimed_parts();
+        // Parts committed before the poller started can hold none of the run's rows: a minute
+        // before covers a clock the server's disagrees with by that much.
+        let since = self.started_at - time::Duration::minutes(1);
+        let (rows, commits) = tokio::join!(
+            self.reads.rows.get(
                 |w: Window| async move { read_rows(ch, &w).await },
                 &self.window,
-            )
-            .await
-            .result?;
+            ),
+            async {
+                match parts.is_empty() {
+                    true => None,
+                    false => Some(ch.part_commits(&parts, since).await),
+                }
+            },
+        );
+        if let Some(commits) = commits {
+            self.time_by_commits(commits);
+        }
+        let rows = rows.result?;
         self.observed.unmerged_duplicates = Some(rows.unmerged.iter().map(|(_, n)| n).sum());
         self.observed.bars = rows.bars;
         self.observed.signals = rows.signals;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::domain::diagnose::Hop;
 use crate::domain::envelope::{parse_message, Message};
+use crate::domain::latency::Method;
 use crate::domain::model::Columns;
 use crate::domain::oracle::Expected;
 use crate::domain::pool::PoolName;
@@ -121,6 +122,42 @@ async fn a_run_whose_rows_all_arrive_passes_on_every_row() {
     // The ledger holds the finished report.
     assert_eq!(rig.ledger.totals().sent, 8);
     assert_eq!(rig.ledger.reports("unused")[0].verdict, Verdict::Pass);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rows_are_timed_by_their_parts_commits_where_the_warehouse_logs_them() {
+    let s = scenario(TWO_SYMBOLS);
+    // Without a part log, by the polls around each first sighting.
+    let report = Rig::with_job(FakeWarehouse::default(), keep())
+        .run(&s)
+        .await
+        .expect("the scenario runs");
+    let methods = |r: &ScenarioReport| {
+        r.latency
+            .visibility_error
+            .by_method
+            .iter()
+            .map(|m| (m.method, m.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(methods(&report), [(Method::KeyPoll, 6)]);
+    // With one, by the commit each row was logged at: within a millisecond.
+    let logging = FakeWarehouse {
+        part_log: true,
+        ..FakeWarehouse::default()
+    };
+    let report = Rig::with_job(logging, keep())
+        .run(&s)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    assert_eq!(methods(&report), [(Method::PartLog, 6)]);
+    assert!(
+        report.latency.polling_error_ms <= 0.5,
+        "{:?}",
+        report.latency
+    );
+    assert_eq!(report.latency.part_log_problem, None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -139,7 +139,20 @@ fn visibility_is_bracketed(s: &Value) {
         if count(samples) == 0 {
             continue;
         }
-        assert_eq!(error["method"], "key-poll", "{name}: {error}");
+        // The local engine keeps its part log and lets the run flush it: nearly every time is
+        // its part's commit, to the millisecond (a row in two parts, were one rewritten, would
+        // fall back to the polls).
+        let by_part_log = error["by_method"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == "part-log")
+            .unwrap_or_else(|| panic!("{name}: no time from the part log: {error}"));
+        assert!(
+            count(by_part_log) * 10 >= count(samples) * 9
+                && by_part_log["max_ms"].as_f64().unwrap() <= 1.0,
+            "{name}: {error}"
+        );
         let max = error["max_ms"].as_f64().unwrap();
         let p95 = error["p95_ms"].as_f64().unwrap();
         assert!((0.0..=max).contains(&p95), "{name}: {error}");
