@@ -114,9 +114,6 @@ struct Record {
 /// The records by table and part.
 struct Log(HashMap<(String, String), Record>);
 
-/// Merges of merges deeper than this are not followed (a level is a merge).
-const MAX_MERGE_DEPTH: usize = 16;
-
 impl Log {
     fn of(records: Vec<Record>) -> Self {
         Log(records
@@ -129,11 +126,17 @@ impl Log {
     /// record, or when a fetch or a mutation is behind it.
     fn commits(&self, table: &str, part: &str) -> Option<Vec<OffsetDateTime>> {
         let mut commits = Vec::new();
-        let mut todo = vec![(part.to_string(), 0)];
-        while let Some((name, depth)) = todo.pop() {
+        // A part busy in the window is merged again and again (one level per merge, hundreds
+        // in a minute): every record is visited once.
+        let mut visited = std::collections::HashSet::new();
+        let mut todo = vec![part.to_string()];
+        while let Some(name) = todo.pop() {
+            if !visited.insert(name.clone()) {
+                continue;
+            }
             let Some(r) = self.0.get(&(table.to_string(), name)) else {
                 // Written before the window (the part seen has a record: see `part_commits`).
-                if depth == 0 {
+                if visited.len() == 1 {
                     return None;
                 }
                 continue;
@@ -143,9 +146,7 @@ impl Log {
                     OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.logged_us) * 1_000)
                         .ok()?,
                 ),
-                "MergeParts" if depth < MAX_MERGE_DEPTH => {
-                    todo.extend(r.merged_from.iter().map(|p| (p.clone(), depth + 1)));
-                }
+                "MergeParts" => todo.extend(r.merged_from.iter().cloned()),
                 _ => return None,
             }
         }
@@ -208,6 +209,16 @@ mod tests {
             log.commits("ta_microbars", "all_0_4_2"),
             Some(vec![at(390)])
         );
+        // A part merged once a second with each new insert, for minutes: down to every insert.
+        let mut chain = vec![record("m_0", 0, &["p_0"]), record("p_0", 0, &[])];
+        for i in 1..300 {
+            let from = [format!("m_{}", i - 1), format!("p_{i}")];
+            let from: Vec<&str> = from.iter().map(String::as_str).collect();
+            chain.push(record(&format!("p_{i}"), i * 1000, &[]));
+            chain.push(record(&format!("m_{i}"), i * 1000 + 1, &from));
+        }
+        let deep = Log::of(chain).commits("ta_microbars", "m_299").unwrap();
+        assert_eq!(deep.len(), 300);
         // A fetch behind it, or no record of the part itself: nothing.
         assert_eq!(log.commits("ta_microbars", "all_5_5_1"), None);
         assert_eq!(log.commits("ta_microbars", "all_4_5_2"), None);

@@ -249,8 +249,16 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             if commits.server.as_ref() != Some(server) {
                 continue;
             }
-            if let Some(logged) = commits.committed.get(&(key.0, part.clone())) {
-                self.observed.sightings.narrow(key, logged);
+            let logged = commits.committed.get(&(key.0, part.clone()));
+            let narrowed = logged.is_some_and(|l| self.observed.sightings.narrow(key, l));
+            if !narrowed {
+                tracing::debug!(
+                    ?key,
+                    part,
+                    ?logged,
+                    polled = ?self.observed.sightings.polled(key),
+                    "part log: sighting not narrowed"
+                );
             }
         }
     }
