@@ -140,8 +140,10 @@ fn visibility_is_bracketed(s: &Value) {
             continue;
         }
         // The local engine keeps its part log and lets the run flush it: nearly every time is
-        // its part's commit, to the millisecond (a row in two parts, were one rewritten, would
-        // fall back to the polls).
+        // its part's commit (a row in two parts, were one rewritten, would fall back to the
+        // polls). Its error is half a millisecond, or, for a row first seen in a merge of
+        // several inserts committed within the polls' bracket, their spread: under load that
+        // is most of the bracket, so no bound is asserted here (see `part_log.rs`' tests).
         let by_part_log = error["by_method"]
             .as_array()
             .unwrap()
@@ -149,8 +151,7 @@ fn visibility_is_bracketed(s: &Value) {
             .find(|m| m["method"] == "part-log")
             .unwrap_or_else(|| panic!("{name}: no time from the part log: {error}"));
         assert!(
-            count(by_part_log) * 10 >= count(samples) * 9
-                && by_part_log["max_ms"].as_f64().unwrap() <= 1.0,
+            count(by_part_log) * 10 >= count(samples) * 9,
             "{name}: {error}"
         );
         let max = error["max_ms"].as_f64().unwrap();
