@@ -25,7 +25,7 @@ use super::plan::{Plan, Start};
 use super::publish::Published;
 use super::{RunError, Runner};
 use crate::adapter::clickhouse::{ClickHouseError, KeyTable, PartCommits, RowKeys};
-use crate::domain::latency::{Method, Sightings};
+use crate::domain::latency::{Bracket, Method, Sightings};
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 use crate::domain::report::Attempt;
 use crate::domain::scenario::{Event, Scenario};
@@ -246,7 +246,10 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             .flush_refused
             .map(|e| format!("not flushed on request: {e}"));
         for (key, (server, part)) in &self.first_parts {
-            if commits.server.as_ref() != Some(server) {
+            let timed = |b: &Bracket| b.method == Method::PartLog;
+            if commits.server.as_ref() != Some(server)
+                || self.observed.sightings.get(key).is_some_and(timed)
+            {
                 continue;
             }
             let logged = commits.committed.get(&(key.0, part.clone()));
