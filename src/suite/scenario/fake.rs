@@ -209,6 +209,8 @@ pub struct FakeWarehouse {
     /// The part log: when each part named by [`fake_part`] was committed. Keys report their
     /// part only when it has a commit here.
     pub commits: Mutex<HashMap<String, OffsetDateTime>>,
+    /// How long its part log takes to answer.
+    pub part_log_delay: Duration,
 }
 
 /// The fake server's name.
@@ -317,6 +319,7 @@ impl Warehouse for FakeWarehouse {
         parts: &[(KeyTable, String)],
         _since: OffsetDateTime,
     ) -> Result<PartCommits, ClickHouseError> {
+        tokio::time::sleep(self.part_log_delay).await;
         let commits = lock(&self.commits);
         let committed: HashMap<(KeyTable, String), Vec<OffsetDateTime>> = parts
             .iter()

@@ -118,6 +118,18 @@ pub(super) fn find_load(calls: &[Exchange], m: &PageModel, symbol: &str) -> Opti
     })
 }
 
+/// The latest complete load of `symbol` for the model's window (its range and resolution):
+/// the last such bars call, its signals twin and the last latest call.
+pub(super) fn find_window_load(calls: &[Exchange], m: &PageModel, symbol: &str) -> Option<Load> {
+    let of_window = |c: &&Exchange| {
+        !same_path(&c.path, &m.paths.bars)
+            || (c.param("range").as_deref() == Some(m.window.range_value.as_str())
+                && c.param("resolution").as_deref() == Some(m.window.resolution_value.as_str()))
+    };
+    let calls: Vec<Exchange> = calls.iter().filter(of_window).cloned().collect();
+    find_load(&calls, m, symbol)
+}
+
 /// Rows ClickHouse holds that an answer lacks.
 pub(super) struct Missing {
     pub(super) stored: usize,
@@ -156,6 +168,20 @@ pub(super) fn fallback_note(bars: &Exchange) -> String {
 }
 
 impl Checklist<'_> {
+    /// Waits for the load of `symbol` for the window step 2 chose (`model.window`'s range and
+    /// resolution). Choosing the symbol and the range sends loads of their own, and one sent late
+    /// (a busy browser) can reach the proxy after `mark`, or be answered before the last choice's
+    /// load: that load is not the one the step judges. A page that never asks for the window
+    /// gets its newest load judged, whose parameters the step reports.
+    pub(super) async fn wait_window_load(&self, mark: u64, symbol: &str) -> Result<Load, Failure> {
+        let m = &self.model;
+        let of_window = |calls: &[Exchange]| find_window_load(calls, m, symbol);
+        match self.proxy.wait_for(mark, self.timeout, of_window).await {
+            Some(load) => Ok(load),
+            None => self.wait_load(mark, symbol).await,
+        }
+    }
+
     /// Waits for the three calls of a load of `symbol` after `mark` to be answered.
     pub(super) async fn wait_load(&self, mark: u64, symbol: &str) -> Result<Load, Failure> {
         let m = &self.model;
@@ -244,6 +270,29 @@ mod tests {
         );
         assert_eq!(load.answered_unix_ms(), 1_005);
         assert!(find_load(&calls, &m, "AMD").is_none());
+    }
+
+    #[test]
+    fn the_windows_load_is_the_one_for_its_range_and_resolution_whatever_came_after() {
+        let m = PageModel::builtin();
+        let (r, res) = (&m.window.range_value, &m.window.resolution_value);
+        let window = format!("symbol=NVDA&range={r}&resolution={res}&from=b");
+        // The range's own load (the old resolution), sent late: after the window's.
+        let late = format!("symbol=NVDA&range={r}&resolution=15s&from=a");
+        let mut calls = vec![
+            call(0, "/api/torghut/ta/bars", &window, false),
+            call(1, "/api/torghut/ta/signals", &window, true),
+            call(2, "/api/torghut/ta/latest", "symbol=NVDA", true),
+            call(3, "/api/torghut/ta/bars", &late, true),
+            call(4, "/api/torghut/ta/signals", &late, true),
+            call(5, "/api/torghut/ta/latest", "symbol=NVDA", true),
+        ];
+        // The latest load is complete, but not the window's: wait for that.
+        assert_eq!(find_load(&calls, &m, "NVDA").unwrap().bars.seq, 3);
+        assert!(find_window_load(&calls, &m, "NVDA").is_none());
+        calls[0] = call(0, "/api/torghut/ta/bars", &window, true);
+        let load = find_window_load(&calls, &m, "NVDA").unwrap();
+        assert_eq!((load.bars.seq, load.signals.seq), (0, 1));
     }
 
     #[test]

@@ -21,7 +21,7 @@ impl Checklist<'_> {
         let symbol = chosen.symbol.clone();
         let m = self.model.clone();
         let mark = self.select_window(&symbol).await?;
-        let load = self.wait_load(mark, &symbol).await?;
+        let load = self.wait_window_load(mark, &symbol).await?;
         let (drawn, state) = self
             .session
             .poll(UI_TIMEOUT, |s| {

@@ -35,6 +35,11 @@ use crate::suite::shared_reads::{Answer, Rows, SharedReads, Window};
 use edges::Edges;
 pub(super) use pace::{Expecting, Seen};
 
+/// How long the part-log lookup may take: it refines the visibility times the polls bracketed,
+/// and a server slow to flush or read its log (a busy production server) must not hold the
+/// verdict back; the polls' brackets stand then.
+const PART_LOG_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the polls saw: the rows of the last full read, when each row became visible, and the
 /// poll history.
 #[derive(Default)]
@@ -234,7 +239,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
 
     /// Narrows first sightings by the commits of the parts they were seen in (or of those
     /// merged into them), where the same server logged them.
-    fn time_by_commits(&mut self, commits: Result<PartCommits, ClickHouseError>) {
+    fn time_by_commits(&mut self, commits: Result<PartCommits, String>) {
         let commits = match commits {
             Ok(c) => c,
             Err(e) => {
@@ -281,10 +286,17 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                 &self.window,
             ),
             async {
-                match parts.is_empty() {
-                    true => None,
-                    false => Some(ch.part_commits(&parts, since).await),
+                if parts.is_empty() {
+                    return None;
                 }
+                let lookup = tokio::time::timeout(PART_LOG_BOUND, ch.part_commits(&parts, since));
+                Some(match lookup.await {
+                    Ok(commits) => commits.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "did not answer within {} ms",
+                        PART_LOG_BOUND.as_millis()
+                    )),
+                })
             },
         );
         if let Some(commits) = commits {

@@ -158,6 +158,24 @@ async fn rows_are_timed_by_their_parts_commits_where_the_warehouse_logs_them() {
         report.latency
     );
     assert_eq!(report.latency.part_log_problem, None);
+    // A part log slow to answer holds nothing back: the polls' brackets stand, and why.
+    let slow = FakeWarehouse {
+        part_log: true,
+        part_log_delay: std::time::Duration::from_secs(30),
+        ..FakeWarehouse::default()
+    };
+    let started = tokio::time::Instant::now();
+    let report = Rig::with_job(slow, keep())
+        .run(&s)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+    assert_eq!(methods(&report), [(Method::KeyPoll, 6)]);
+    assert_eq!(
+        report.latency.part_log_problem.as_deref(),
+        Some("not read: did not answer within 1000 ms")
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
 
 #[tokio::test(start_paused = true)]
