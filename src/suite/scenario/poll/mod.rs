@@ -38,7 +38,7 @@ pub(super) use pace::{Expecting, Seen};
 /// How long the part-log lookup may take: it refines the visibility times the polls bracketed,
 /// and a server slow to flush or read its log (a busy production server) must not hold the
 /// verdict back; the polls' brackets stand then.
-const PART_LOG_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+const PART_LOG_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the polls saw: the rows of the last full read, when each row became visible, and the
 /// poll history.

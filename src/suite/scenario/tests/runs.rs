@@ -173,7 +173,7 @@ async fn rows_are_timed_by_their_parts_commits_where_the_warehouse_logs_them() {
     assert_eq!(methods(&report), [(Method::KeyPoll, 6)]);
     assert_eq!(
         report.latency.part_log_problem.as_deref(),
-        Some("not read: did not answer within 1000 ms")
+        Some("not read: did not answer within 2000 ms")
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
