@@ -105,25 +105,16 @@ impl Bracket {
     /// the polls'. `None` when none does (the records are of another server or clock), and the
     /// polls' bracket stands.
     pub fn narrowed_by(self, logged: &[OffsetDateTime]) -> Option<Bracket> {
-        let within = logged
+        let within: Vec<Bracket> = logged
             .iter()
             .map(|t| Bracket::committed(*t))
-            .filter(|c| c.not_before <= self.by && c.by >= self.not_before);
-        let (first, last) = within.fold(None, |hull: Option<(Bracket, Bracket)>, c| {
-            Some(hull.map_or((c, c), |(first, last)| {
-                (
-                    if c.not_before < first.not_before {
-                        c
-                    } else {
-                        first
-                    },
-                    if c.by > last.by { c } else { last },
-                )
-            }))
-        })?;
+            .filter(|c| c.not_before <= self.by && c.by >= self.not_before)
+            .collect();
+        let first = within.iter().map(|c| c.not_before).min()?;
+        let last = within.iter().map(|c| c.by).max()?;
         Some(Bracket {
-            not_before: self.not_before.max(first.not_before),
-            by: self.by.min(last.by),
+            not_before: self.not_before.max(first),
+            by: self.by.min(last),
             method: Method::PartLog,
         })
     }

@@ -334,7 +334,6 @@ pub(super) fn latency_report(
     let watermark = HopSamples::of(&by_watermark, observed);
     let minutes = minute_samples(observed);
     let hold_allowance_ms = (IDLE_TIMEOUT_MS + WATERMARK_INTERVAL_MS) as f64;
-    let error = |s: &[(Method, f64)]| ErrorBar::of(s);
     let widest = trade
         .half_widths
         .iter()
@@ -347,19 +346,19 @@ pub(super) fn latency_report(
         publish_to_ta_emit: latency::summarize(&trade.publish_to_emit),
         ta_emit_to_visible: latency::summarize(&trade.emit_to_visible),
         polling_error_ms: widest,
-        visibility_error: error(&trade.half_widths),
+        visibility_error: ErrorBar::of(&trade.half_widths),
         closed_before_trigger: trade.closed_before_trigger + watermark.closed_before_trigger,
         watermark_closed: WatermarkLatency {
             publish_to_visible: latency::summarize(&watermark.publish_to_visible),
             publish_to_ta_emit: latency::summarize(&watermark.publish_to_emit),
             ta_emit_to_visible: latency::summarize(&watermark.emit_to_visible),
-            visibility_error: error(&watermark.half_widths),
+            visibility_error: ErrorBar::of(&watermark.half_widths),
             hold_allowance_ms,
             limit_ms: max_latency_ms.map(|l| l as f64 + hold_allowance_ms),
         },
         minute_signals: MinuteLatency {
             publish_to_visible: latency::summarize(&minutes.0),
-            visibility_error: error(&minutes.1),
+            visibility_error: ErrorBar::of(&minutes.1),
         },
         key_polls: observed.key_polls,
         key_polls_server_clock: observed.key_polls_server_clock,
