@@ -98,13 +98,30 @@ pub(super) fn symbol_of(e: &Exchange) -> String {
 /// The latest complete load of `symbol` among `calls`: the last bars call, its signals twin (the
 /// page sends both with the same parameters) and the last latest call.
 pub(super) fn find_load(calls: &[Exchange], m: &PageModel, symbol: &str) -> Option<Load> {
-    let last = |path: &str| {
-        calls
-            .iter()
-            .rev()
-            .find(|c| same_path(&c.path, path) && symbol_of(c) == symbol)
-    };
-    let bars = last(&m.paths.bars)?;
+    find_load_where(calls, m, symbol, |_| true)
+}
+
+/// The same, for the model's window (its range and resolution): the last bars call for it.
+pub(super) fn find_window_load(calls: &[Exchange], m: &PageModel, symbol: &str) -> Option<Load> {
+    find_load_where(calls, m, symbol, |bars| {
+        bars.param("range").as_deref() == Some(m.window.range_value.as_str())
+            && bars.param("resolution").as_deref() == Some(m.window.resolution_value.as_str())
+    })
+}
+
+/// The latest complete load of `symbol` whose bars call is `wanted`.
+fn find_load_where(
+    calls: &[Exchange],
+    m: &PageModel,
+    symbol: &str,
+    wanted: impl Fn(&Exchange) -> bool,
+) -> Option<Load> {
+    let of_symbol = |c: &Exchange, path: &str| same_path(&c.path, path) && symbol_of(c) == symbol;
+    let last = |path: &str| calls.iter().rev().find(|c| of_symbol(c, path));
+    let bars = calls
+        .iter()
+        .rev()
+        .find(|c| of_symbol(c, &m.paths.bars) && wanted(c))?;
     let signals = calls
         .iter()
         .rev()
@@ -116,18 +133,6 @@ pub(super) fn find_load(calls: &[Exchange], m: &PageModel, symbol: &str) -> Opti
         signals: signals.clone(),
         latest: latest.clone(),
     })
-}
-
-/// The latest complete load of `symbol` for the model's window (its range and resolution):
-/// the last such bars call, its signals twin and the last latest call.
-pub(super) fn find_window_load(calls: &[Exchange], m: &PageModel, symbol: &str) -> Option<Load> {
-    let of_window = |c: &&Exchange| {
-        !same_path(&c.path, &m.paths.bars)
-            || (c.param("range").as_deref() == Some(m.window.range_value.as_str())
-                && c.param("resolution").as_deref() == Some(m.window.resolution_value.as_str()))
-    };
-    let calls: Vec<Exchange> = calls.iter().filter(of_window).cloned().collect();
-    find_load(&calls, m, symbol)
 }
 
 /// Rows ClickHouse holds that an answer lacks.
