@@ -6,15 +6,19 @@
 //! trip, and with it the visibility error and the validator's overhead, would grow with their
 //! number. So for each kind of read the requests that arrive while a query is in flight wait
 //! for it and go out together as the next query, over the union of their windows, and each
-//! takes its own share of the answer: one key query and one full read at a time per run.
+//! takes its own share of the answer: one key query, one full read and one part-log lookup at
+//! a time per run. Scenarios published together complete together, and one key poll's answer
+//! completes several: their full reads and lookups wait a moment (a linger, as a Kafka
+//! producer's) so that they go out as one query, not as one and then the others.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::adapter::clickhouse::{ClickHouseError, KeyTable, RowKeys};
+use crate::adapter::clickhouse::{ClickHouseError, KeyTable, PartCommits, RowKeys};
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
 
 /// The rows one scenario reads: its symbols' bars and 1-second signals ending after `after`,
@@ -26,24 +30,68 @@ pub struct Window {
     pub minutes_after: Option<OffsetDateTime>,
 }
 
-impl Window {
+/// What one request asks for; requests made together go out as one query for their union.
+pub trait Ask: Clone {
+    /// What every one of `asks` asks for; `None` for no request.
+    fn union(asks: &[&Self]) -> Option<Self>;
+}
+
+impl Ask for Window {
     /// The window every one of `windows` lies in.
-    fn union<'a>(windows: impl Iterator<Item = &'a Window> + Clone) -> Option<Window> {
-        let after = windows.clone().map(|w| w.after).min()?;
+    fn union(windows: &[&Window]) -> Option<Window> {
+        let after = windows.iter().map(|w| w.after).min()?;
         let symbols = windows
-            .clone()
+            .iter()
             .flat_map(|w| w.symbols.iter().cloned())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let minutes_after = windows.filter_map(|w| w.minutes_after).min();
+        let minutes_after = windows.iter().filter_map(|w| w.minutes_after).min();
         Some(Window {
             symbols,
             after,
             minutes_after,
         })
     }
+}
 
+/// A part-log lookup: the commits of these parts, by the records since `since`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartsAsked {
+    pub parts: Vec<(KeyTable, String)>,
+    pub since: OffsetDateTime,
+}
+
+impl Ask for PartsAsked {
+    fn union(asks: &[&PartsAsked]) -> Option<PartsAsked> {
+        let since = asks.iter().map(|a| a.since).min()?;
+        let parts = asks
+            .iter()
+            .flat_map(|a| a.parts.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Some(PartsAsked { parts, since })
+    }
+}
+
+impl Share<PartsAsked> for PartCommits {
+    /// The commits of the parts it asked for; the log's server and flush for every one.
+    fn share(&self, asked: &PartsAsked) -> Self {
+        PartCommits {
+            committed: self
+                .committed
+                .iter()
+                .filter(|(part, _)| asked.parts.contains(part))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            server: self.server.clone(),
+            flush_refused: self.flush_refused.clone(),
+        }
+    }
+}
+
+impl Window {
     /// Whether the row of `table` with `key` lies in this window.
     fn holds(&self, table: KeyTable, key: &RowKey) -> bool {
         self.symbols.contains(&key.symbol)
@@ -51,6 +99,17 @@ impl Window {
                 KeyTable::MinuteSignals => self.minutes_after.is_some_and(|m| key.event_ts > m),
                 KeyTable::Microbars | KeyTable::Signals => key.event_ts > self.after,
             }
+    }
+
+    /// The entries of a map by row key that lie in this window.
+    fn own_keyed<V: Clone>(
+        &self,
+        map: &HashMap<(KeyTable, RowKey), V>,
+    ) -> HashMap<(KeyTable, RowKey), V> {
+        map.iter()
+            .filter(|((table, key), _)| self.holds(*table, key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     fn own<R: Columns + Clone>(&self, table: KeyTable, rows: &[R]) -> Vec<R> {
@@ -61,12 +120,12 @@ impl Window {
     }
 }
 
-/// An answer to a query over a union of windows, of which each window takes its share.
-pub trait Share {
-    fn share(&self, window: &Window) -> Self;
+/// An answer to a query over a union of requests, of which each request takes its share.
+pub trait Share<A> {
+    fn share(&self, asked: &A) -> Self;
 }
 
-impl Share for RowKeys {
+impl Share<Window> for RowKeys {
     fn share(&self, window: &Window) -> Self {
         RowKeys {
             keys: self
@@ -75,12 +134,8 @@ impl Share for RowKeys {
                 .filter(|(table, key)| window.holds(*table, key))
                 .cloned()
                 .collect(),
-            parts: self
-                .parts
-                .iter()
-                .filter(|((table, key), _)| window.holds(*table, key))
-                .map(|(k, p)| (k.clone(), p.clone()))
-                .collect(),
+            parts: window.own_keyed(&self.parts),
+            copies: window.own_keyed(&self.copies),
             server: self.server.clone(),
             server_start: self.server_start,
             server_executing: self.server_executing,
@@ -88,30 +143,20 @@ impl Share for RowKeys {
     }
 }
 
-/// The rows in full (FINAL), as the comparison reads them, with the symbols' unmerged
-/// duplicates (a fact of the sink diagnosis: read with them, as asking afterwards cost a round
-/// trip).
+/// The rows in full (FINAL), as the comparison reads them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
     pub bars: Vec<Microbar>,
     pub signals: Vec<Signal>,
     pub minute_signals: Vec<Signal>,
-    /// `ta_microbars` rows visible without FINAL beyond one per key, per symbol that has some.
-    pub unmerged: Vec<(String, u64)>,
 }
 
-impl Share for Rows {
+impl Share<Window> for Rows {
     fn share(&self, window: &Window) -> Self {
         Rows {
             bars: window.own(KeyTable::Microbars, &self.bars),
             signals: window.own(KeyTable::Signals, &self.signals),
             minute_signals: window.own(KeyTable::MinuteSignals, &self.minute_signals),
-            unmerged: self
-                .unmerged
-                .iter()
-                .filter(|(symbol, _)| window.symbols.contains(symbol))
-                .cloned()
-                .collect(),
         }
     }
 }
@@ -124,38 +169,47 @@ pub struct Answer<T> {
     pub result: Result<T, ClickHouseError>,
 }
 
-struct Request<T> {
-    window: Window,
+struct Request<A, T> {
+    asked: A,
     answer: oneshot::Sender<Answer<T>>,
 }
 
 /// One query at a time for the whole run; requests made meanwhile share the next one.
-pub struct Shared<T> {
+pub struct Shared<A, T> {
     in_flight: Mutex<()>,
-    waiting: std::sync::Mutex<Vec<Request<T>>>,
+    waiting: std::sync::Mutex<Vec<Request<A, T>>>,
+    /// How long a query waits for others to join it before it goes out.
+    linger: Duration,
 }
 
-impl<T> Default for Shared<T> {
-    fn default() -> Self {
+impl<A, T> Shared<A, T> {
+    fn lingering(linger: Duration) -> Self {
         Self {
             in_flight: Mutex::new(()),
             waiting: std::sync::Mutex::new(Vec::new()),
+            linger,
         }
     }
 }
 
-impl<T: Share> Shared<T> {
-    /// `window`'s share of `query` over the union of the windows asked for meanwhile: the
-    /// query of whichever request goes out serves the others waiting with it.
-    pub async fn get<F, Q>(&self, query: F, window: &Window) -> Answer<T>
+impl<A, T> Default for Shared<A, T> {
+    fn default() -> Self {
+        Self::lingering(Duration::ZERO)
+    }
+}
+
+impl<A: Ask, T: Share<A>> Shared<A, T> {
+    /// `asked`'s share of `query` over the union of what was asked for meanwhile: the query of
+    /// whichever request goes out serves the others waiting with it.
+    pub async fn get<F, Q>(&self, query: F, asked: &A) -> Answer<T>
     where
-        F: Fn(Window) -> Q,
+        F: Fn(A) -> Q,
         Q: Future<Output = Result<T, ClickHouseError>>,
     {
         loop {
             let (answer, mut answered) = oneshot::channel();
             self.waiting().push(Request {
-                window: window.clone(),
+                asked: asked.clone(),
                 answer,
             });
             let turn = self.in_flight.lock().await;
@@ -165,6 +219,9 @@ impl<T: Share> Shared<T> {
                 // Taken by a query whose poller was dropped before it answered: ask again.
                 Err(oneshot::error::TryRecvError::Closed) => continue,
                 Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if !self.linger.is_zero() {
+                tokio::time::sleep(self.linger).await;
             }
             let batch = std::mem::take(&mut *self.waiting());
             Self::query(&query, batch).await;
@@ -176,12 +233,13 @@ impl<T: Share> Shared<T> {
     }
 
     /// One query over the union of `batch`, each request answered with its share.
-    async fn query<F, Q>(query: &F, batch: Vec<Request<T>>)
+    async fn query<F, Q>(query: &F, batch: Vec<Request<A, T>>)
     where
-        F: Fn(Window) -> Q,
+        F: Fn(A) -> Q,
         Q: Future<Output = Result<T, ClickHouseError>>,
     {
-        let Some(union) = Window::union(batch.iter().map(|r| &r.window)) else {
+        let asks: Vec<&A> = batch.iter().map(|r| &r.asked).collect();
+        let Some(union) = A::union(&asks) else {
             return;
         };
         let sent = OffsetDateTime::now_utc();
@@ -189,7 +247,7 @@ impl<T: Share> Shared<T> {
         let answered = OffsetDateTime::now_utc();
         for request in batch {
             let result = match &result {
-                Ok(all) => Ok(all.share(&request.window)),
+                Ok(all) => Ok(all.share(&request.asked)),
                 Err(e) => Err(e.clone()),
             };
             // A poller that stopped waiting is not told.
@@ -201,16 +259,30 @@ impl<T: Share> Shared<T> {
         }
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Request<T>>> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Request<A, T>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// The run's shared reads: key polls, and full reads.
-#[derive(Default)]
+/// How long a full read or a part-log lookup waits for the others of a key poll's answer: the
+/// scenarios it completed ask within a millisecond or two of each other.
+const LINGER: Duration = Duration::from_millis(3);
+
+/// The run's shared reads: key polls, full reads, part-log lookups.
 pub struct SharedReads {
-    pub keys: Shared<RowKeys>,
-    pub rows: Shared<Rows>,
+    pub keys: Shared<Window, RowKeys>,
+    pub rows: Shared<Window, Rows>,
+    pub commits: Shared<PartsAsked, PartCommits>,
+}
+
+impl Default for SharedReads {
+    fn default() -> Self {
+        Self {
+            keys: Shared::default(),
+            rows: Shared::lingering(LINGER),
+            commits: Shared::lingering(LINGER),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -244,13 +316,13 @@ mod tests {
 
     /// A server holding `stored`, answering after 50 ms with the union's share (it filters as
     /// the real queries do), counting its queries and keeping their unions.
-    fn server<'a, T: Share + Send + 'static>(
+    fn server<'a, A: Ask + 'a, T: Share<A> + Send + 'static>(
         stored: &'a T,
         queries: &'a AtomicUsize,
-        unions: &'a std::sync::Mutex<Vec<Window>>,
-    ) -> impl Fn(Window) -> std::pin::Pin<Box<dyn Future<Output = Result<T, ClickHouseError>> + Send>> + 'a
+        unions: &'a std::sync::Mutex<Vec<A>>,
+    ) -> impl Fn(A) -> std::pin::Pin<Box<dyn Future<Output = Result<T, ClickHouseError>> + Send>> + 'a
     {
-        move |union: Window| {
+        move |union: A| {
             queries.fetch_add(1, Ordering::SeqCst);
             let rows = stored.share(&union);
             unions.lock().unwrap().push(union);
@@ -276,6 +348,9 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            copies: [(key(KeyTable::Microbars, "B", 20), 1)]
+                .into_iter()
+                .collect(),
             server: Some("ch-0".into()),
             server_start: Some(at(1)),
             server_executing: Some(at(2)),
@@ -314,12 +389,18 @@ mod tests {
             a.parts.into_iter().collect::<Vec<_>>(),
             [(key(KeyTable::Microbars, "A", 10), "all_1_1_1".to_string())]
         );
+        assert!(a.copies.is_empty());
+        let b = b.result.unwrap();
         assert_eq!(
-            b.result.unwrap().keys,
+            b.keys,
             [
                 key(KeyTable::Microbars, "B", 20),
                 key(KeyTable::MinuteSignals, "B", 0)
             ]
+        );
+        assert_eq!(
+            b.copies.into_iter().collect::<Vec<_>>(),
+            [(key(KeyTable::Microbars, "B", 20), 1)]
         );
         // Only its own window: after 15 s, and no 1-minute rows it did not ask for.
         assert_eq!(
@@ -329,40 +410,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_full_read_over_several_windows_gives_each_its_rows_and_its_duplicates() {
+    async fn a_full_read_over_several_windows_gives_each_its_rows() {
         let bar = |symbol: &str, s: i64| fake::microbar(symbol, at(s), 1, 100.0);
         let signal = |symbol: &str, s: i64| fake::signal_of(&bar(symbol, s), "PT1S");
         let stored = Rows {
             bars: vec![bar("A", 10), bar("B", 5), bar("B", 20)],
             signals: vec![signal("A", 10), signal("B", 20)],
             minute_signals: vec![signal("B", 0)],
-            unmerged: vec![("A".into(), 2)],
         };
         let (queries, unions) = (AtomicUsize::new(0), std::sync::Mutex::new(Vec::new()));
         let query = server(&stored, &queries, &unions);
         let reads = SharedReads::default();
-        let w = [
-            window(&["A", "B"], 0, Some(-60)),
-            window(&["A"], 0, None),
-            window(&["B"], 15, Some(-60)),
-        ];
-        let (first, a, b) = tokio::join!(
-            reads.rows.get(&query, &w[0]),
-            reads.rows.get(&query, &w[1]),
-            reads.rows.get(&query, &w[2]),
-        );
-        assert_eq!(queries.load(Ordering::SeqCst), 2);
-        // The second union: both symbols, from the earliest `after`, the 1-minute rows B asked
-        // for.
-        assert_eq!(unions.lock().unwrap()[1], window(&["A", "B"], 0, Some(-60)));
-        assert_eq!(first.result.unwrap(), stored);
+        let w = [window(&["A"], 0, None), window(&["B"], 15, Some(-60))];
+        // Asked at once: the full read lingers for the other, and they go out as one.
+        let (a, b) = tokio::join!(reads.rows.get(&query, &w[0]), reads.rows.get(&query, &w[1]));
+        assert_eq!(queries.load(Ordering::SeqCst), 1);
+        // The union: both symbols, from the earliest `after`, the 1-minute rows B asked for.
+        let union = window(&["A", "B"], 0, Some(-60));
+        assert_eq!(unions.lock().unwrap()[0], union);
+        let all = reads.rows.get(&query, &union).await;
+        assert_eq!(all.result.unwrap(), stored);
         assert_eq!(
             a.result.unwrap(),
             Rows {
                 bars: vec![bar("A", 10)],
                 signals: vec![signal("A", 10)],
                 minute_signals: Vec::new(),
-                unmerged: vec![("A".into(), 2)],
             }
         );
         assert_eq!(
@@ -371,9 +444,64 @@ mod tests {
                 bars: vec![bar("B", 20)],
                 signals: vec![signal("B", 20)],
                 minute_signals: vec![signal("B", 0)],
-                unmerged: Vec::new(),
             }
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lookups_asked_within_the_linger_go_out_as_one_and_each_gets_its_parts() {
+        let part = |t: KeyTable, name: &str| (t, name.to_string());
+        let stored = PartCommits {
+            server: Some("ch-0".into()),
+            committed: [
+                (part(KeyTable::Microbars, "all_1_1_0"), vec![at(1)]),
+                (part(KeyTable::Signals, "all_1_1_0"), vec![at(2)]),
+                (part(KeyTable::Microbars, "all_2_2_0"), vec![at(3)]),
+            ]
+            .into_iter()
+            .collect(),
+            flush_refused: Some("readonly".into()),
+        };
+        let (queries, unions) = (AtomicUsize::new(0), std::sync::Mutex::new(Vec::new()));
+        let query = server(&stored, &queries, &unions);
+        let reads = SharedReads::default();
+        let asked = [
+            PartsAsked {
+                parts: vec![part(KeyTable::Microbars, "all_1_1_0")],
+                since: at(10),
+            },
+            PartsAsked {
+                parts: vec![
+                    part(KeyTable::Signals, "all_1_1_0"),
+                    part(KeyTable::Microbars, "all_2_2_0"),
+                ],
+                since: at(5),
+            },
+        ];
+        let (first, second) = tokio::join!(reads.commits.get(&query, &asked[0]), async {
+            // Within the linger of the first: it joins the first's query.
+            tokio::time::sleep(LINGER / 2).await;
+            reads.commits.get(&query, &asked[1]).await
+        });
+        assert_eq!(queries.load(Ordering::SeqCst), 1);
+        let union = unions.lock().unwrap()[0].clone();
+        assert_eq!((union.parts.len(), union.since), (3, at(5)));
+        let (first, second) = (first.result.unwrap(), second.result.unwrap());
+        assert_eq!(first.committed.len(), 1);
+        assert_eq!(first.committed[&asked[0].parts[0]], [at(1)]);
+        assert_eq!(second.committed.len(), 2);
+        assert_eq!(second.committed[&asked[1].parts[1]], [at(3)]);
+        for share in [&first, &second] {
+            assert_eq!(share.server.as_deref(), Some("ch-0"));
+            assert_eq!(share.flush_refused.as_deref(), Some("readonly"));
+        }
+        // Asked after the linger, it goes out alone.
+        let third = async {
+            tokio::time::sleep(LINGER * 2).await;
+            reads.commits.get(&query, &asked[1]).await
+        };
+        let (_, _) = tokio::join!(reads.commits.get(&query, &asked[0]), third);
+        assert_eq!(queries.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -71,7 +71,8 @@ impl ClickHouse {
     }
 
     /// The keys of the symbols' rows in both tables, in one cheap query (no FINAL, no columns
-    /// but the key and the part it is in; duplicates folded): what a visibility poll needs.
+    /// but the key, the part it is in and its copies; duplicates folded): what a visibility
+    /// poll needs.
     /// Bars and 1-second signals ending after `after`; 1-minute signals starting after
     /// `minutes_after`, only when asked. With the server's clock around the query's snapshot of
     /// the tables, and its name.
@@ -88,7 +89,7 @@ impl ClickHouse {
         let keys = |t: u8, table: &str, window: &str| {
             format!(
                 "SELECT toUInt8({t}) AS t, symbol, event_ts, seq, \
-                 if(uniqExact(_part) = 1, any(_part), '') AS part FROM {table} \
+                 if(uniqExact(_part) = 1, any(_part), '') AS part, count() AS n FROM {table} \
                  WHERE {window}{filter} GROUP BY symbol, event_ts, seq"
             )
         };
@@ -98,7 +99,8 @@ impl ClickHouse {
         // name: a part's record is the server's own.
         let mut sql = format!(
             "SELECT toUInt8({SERVER_START}) AS t, hostName() AS symbol, \
-             now64(3, 'UTC') AS event_ts, toUInt64(0) AS seq, '' AS part UNION ALL {} \
+             now64(3, 'UTC') AS event_ts, toUInt64(0) AS seq, '' AS part, toUInt64(0) AS n \
+             UNION ALL {} \
              UNION ALL {}",
             keys(0, "ta_microbars", ""),
             keys(1, "ta_signals", "window_size = ? AND "),
@@ -113,7 +115,8 @@ impl ClickHouse {
         if clock_in_block {
             sql.push_str(&format!(
                 " UNION ALL SELECT toUInt8({SERVER_EXECUTING}) AS t, '' AS symbol, \
-                 nowInBlock64(3, 'UTC') AS event_ts, toUInt64(0) AS seq, '' AS part"
+                 nowInBlock64(3, 'UTC') AS event_ts, toUInt64(0) AS seq, '' AS part, \
+                 toUInt64(0) AS n"
             ));
         }
         let mut query = self
@@ -153,6 +156,9 @@ impl ClickHouse {
             };
             if !r.part.is_empty() {
                 keys.parts.insert((table, key.clone()), r.part);
+            }
+            if r.n > 1 {
+                keys.copies.insert((table, key.clone()), r.n - 1);
             }
             keys.keys.push((table, key));
         }
@@ -430,6 +436,9 @@ pub struct RowKeys {
     pub keys: Vec<(KeyTable, RowKey)>,
     /// The part that holds a key, when exactly one does.
     pub parts: HashMap<(KeyTable, RowKey), String>,
+    /// The rows beyond one that a key has, when it has more: duplicates no merge has folded
+    /// yet, what a reader without FINAL (Jangar) shows twice.
+    pub copies: HashMap<(KeyTable, RowKey), u64>,
     /// The server that answered (`hostName()`).
     pub server: Option<String>,
     /// Before the snapshot (its `now64()`): a row the query did not see was not visible then.
@@ -451,6 +460,7 @@ struct KeyRow {
     event_ts: OffsetDateTime,
     seq: u64,
     part: String,
+    n: u64,
 }
 
 pub(super) fn unix_millis(t: OffsetDateTime) -> i64 {

@@ -58,16 +58,30 @@ impl OutputWatch {
         self.records.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// Waits until `done` holds for the records so far, or `bound` passes; checks again on every
-    /// record that arrives (no polling interval of its own). Whether `done` held.
+    /// The records from the `from`th on.
+    fn records_from(&self, from: usize) -> Vec<OutputRecord> {
+        self.records
+            .lock()
+            .map(|r| r.get(from..).map(<[_]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `done` holds, or `bound` passes. `done` is given the records as they arrive,
+    /// each once and in order (all so far on the first call, possibly none): a scenario
+    /// published with others sees thousands of their records, and going over all of them on
+    /// every arrival kept both cores busy when the run's evidence was coming in. It is asked
+    /// again on every record that arrives (no polling interval of its own). Whether it held.
     pub async fn wait_until(
         &mut self,
         bound: Duration,
-        done: impl Fn(&[OutputRecord]) -> bool,
+        mut done: impl FnMut(&[OutputRecord]) -> bool,
     ) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
+        let mut fed = 0;
         loop {
-            if done(&self.records()) {
+            let new = self.records_from(fed);
+            fed += new.len();
+            if done(&new) {
                 return true;
             }
             match tokio::time::timeout_at(deadline, self.count.changed()).await {

@@ -204,6 +204,10 @@ pub struct FakeWarehouse {
     /// The TA job's committed offsets on the trades topic.
     pub committed: BTreeMap<i32, i64>,
     pub unmerged: u64,
+    /// How many key polls see the `unmerged` copies before a merge folds them (`None`: all).
+    pub merged_after_polls: Option<usize>,
+    /// Key polls that saw copies so far.
+    pub polls_with_copies: Mutex<usize>,
     /// Whether it keeps a part log: then [`FakeJob`]'s writes are logged in `commits`.
     pub part_log: bool,
     /// The part log: when each part named by [`fake_part`] was committed. Keys report their
@@ -305,9 +309,24 @@ impl Warehouse for FakeWarehouse {
             .filter(|(_, part)| commits.contains_key(part))
             .collect();
         drop(commits);
+        // All of them on the first symbol's first bar, as `unmerged_duplicates` says, until
+        // merged.
+        let copies: HashMap<_, _> = keys
+            .iter()
+            .find(|(t, k)| *t == KeyTable::Microbars && symbols.first() == Some(&k.symbol))
+            .filter(|_| self.unmerged > 0)
+            .filter(|_| {
+                let mut seen = lock(&self.polls_with_copies);
+                *seen += 1;
+                self.merged_after_polls.is_none_or(|n| *seen <= n)
+            })
+            .map(|k| (k.clone(), self.unmerged))
+            .into_iter()
+            .collect();
         Ok(RowKeys {
             keys,
             parts,
+            copies,
             server: Some(FAKE_SERVER.into()),
             server_start: None,
             server_executing: None,
@@ -355,10 +374,13 @@ impl Warehouse for FakeWarehouse {
         symbols: &[String],
         _after: OffsetDateTime,
     ) -> Result<Vec<(String, u64)>, ClickHouseError> {
-        // All of them on the first symbol.
+        // All of them on the first symbol, unless merged.
+        let merged = self
+            .merged_after_polls
+            .is_some_and(|n| *lock(&self.polls_with_copies) >= n);
         Ok(symbols
             .first()
-            .filter(|_| self.unmerged > 0)
+            .filter(|_| self.unmerged > 0 && !merged)
             .map(|s| (s.clone(), self.unmerged))
             .into_iter()
             .collect())

@@ -210,7 +210,8 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         let minutes: Vec<RowKey> = expected.minute_signals.iter().map(Columns::key).collect();
         let observed = poller.wait_for(&plan, &wanted, &minutes).await?;
         let rows_visible_at = time::OffsetDateTime::now_utc();
-        let mut last_evidence = LastEvidence::at("clickhouse_rows", observed.evidence_at);
+        let observed_at = observed.evidence_at;
+        let mut last_evidence = LastEvidence::at("clickhouse_rows", observed_at);
         drop(turn);
         let mut pool_report = plan
             .lease
@@ -273,6 +274,7 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
                 (later, time::OffsetDateTime::now_utc())
             },
         );
+        let joined_at = time::OffsetDateTime::now_utc();
         let mut report = judged?;
         report
             .findings
@@ -310,6 +312,17 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         report.messages_acknowledged = deliveries.len();
         report.deliveries = deliveries;
         let verdict_at = time::OffsetDateTime::now_utc();
+        // Where the overhead goes: the rows in full after the keys, the judgement beside the
+        // outputs' and later stages' evidence, what is made of them.
+        let ms = |from: time::OffsetDateTime, to: time::OffsetDateTime| {
+            (to - from).as_seconds_f64() * 1e3
+        };
+        tracing::debug!(
+            rows_ms = observed_at.map(|at| ms(at, rows_visible_at)),
+            joined_ms = ms(rows_visible_at, joined_at),
+            finished_ms = ms(joined_at, verdict_at),
+            "verdict phases"
+        );
         report.verdict_after_publish_ms =
             last_ack.map_or(0, |at| (verdict_at - at).whole_milliseconds().max(0) as u64);
         if let Some((what, at)) = last_evidence.last {

@@ -81,8 +81,23 @@ async fn the_reader_starts_at_the_end_keeps_the_newest_heartbeat_and_stamps_arri
         .expect("reader assigned");
     produce(&names[0], "ZZT2E-K", &bar("ZZT2E-K")).await;
     produce(&names[2], "ta", b"during").await;
-    watch.wait_until(common::TIMEOUT, |r| r.len() >= 3).await;
+    // The wait is given each record once, as it arrives.
+    let mut fed = Vec::new();
+    let complete = watch
+        .wait_until(common::TIMEOUT, |new| {
+            fed.extend(new.iter().map(|r| (r.output, r.offset)));
+            fed.len() >= 3
+        })
+        .await;
     let records = watch.records();
+    assert!(complete);
+    assert_eq!(
+        fed,
+        records
+            .iter()
+            .map(|r| (r.output, r.offset))
+            .collect::<Vec<_>>()
+    );
     let seen: Vec<(Output, bool, Option<&[u8]>)> = records
         .iter()
         .map(|r| (r.output, r.before_run, r.key.as_deref()))

@@ -256,7 +256,7 @@ async fn final_keeps_the_row_with_the_highest_ingest_ts() {
         )
         .await
         .unwrap();
-    assert_eq!(collapsed, vec![newer]);
+    assert_eq!(collapsed, vec![newer.clone()]);
     // What a reader without FINAL sees twice: one row beyond its key, on that symbol alone.
     let symbols = ["ZZTEST".to_string(), "ZZOTHER".to_string()];
     let unmerged = ch
@@ -264,6 +264,18 @@ async fn final_keeps_the_row_with_the_highest_ingest_ts() {
         .await
         .unwrap();
     assert_eq!(unmerged, [("ZZTEST".to_string(), 1)]);
+    // The key poll sees the same: the key once, with one copy beyond it.
+    let keys = ch
+        .row_keys(&symbols, datetime!(2026-11-23 14:30:00 UTC), None)
+        .await
+        .unwrap();
+    let bar = (KeyTable::Microbars, newer.key());
+    assert_eq!(
+        keys.keys.iter().filter(|k| **k == bar).count(),
+        1,
+        "{keys:?}"
+    );
+    assert_eq!(keys.copies.into_iter().collect::<Vec<_>>(), [(bar, 1)]);
 }
 
 #[tokio::test]

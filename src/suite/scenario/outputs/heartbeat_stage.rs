@@ -35,7 +35,13 @@ impl OutputsCheck {
                 return (stage, arrived);
             };
             let beats = status_count(&records);
-            watch.wait_until(wait, |r| status_count(r) > beats).await;
+            let mut counted = 0;
+            watch
+                .wait_until(wait, |new| {
+                    counted += status_count(new);
+                    counted > beats
+                })
+                .await;
             if status_count(&watch.records()) == beats {
                 // None came when due: judged as it stands (stale or pending by the rules).
                 let waited_out = OffsetDateTime::now_utc();

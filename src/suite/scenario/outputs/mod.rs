@@ -116,34 +116,25 @@ impl OutputsCheck {
             Err(e) => return Settled::Unread(e),
         };
         let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
+        let mut arrived = Arrived::default();
         let complete = watch
-            .wait_until(OUTPUTS_BOUND, |records| {
+            .wait_until(OUTPUTS_BOUND, |new| {
+                arrived.add(new, &symbols);
                 // Every expected row seen; or as many of the run's records as rows expected,
                 // some of which do not decode: waiting longer would not change the verdict.
-                let seen = keyed(records, &symbols);
                 let all_seen = run
                     .expected_bars
                     .iter()
-                    .all(|b| seen.contains(&(Output::Bars, b.key())))
+                    .all(|b| arrived.keys.contains(&(Output::Bars, b.key())))
                     && run
                         .expected_signals
                         .iter()
                         .chain(run.expected_minute_signals)
-                        .all(|s| seen.contains(&(Output::Signals, s.key())));
-                let count = |o: Output| {
-                    records
-                        .iter()
-                        .filter(|r| r.output == o && is_run(r, &symbols))
-                        .count()
-                };
-                let undecoded = records
-                    .iter()
-                    .filter(|r| is_run(r, &symbols))
-                    .any(|r| key_of(r).is_none());
+                        .all(|s| arrived.keys.contains(&(Output::Signals, s.key())));
                 all_seen
-                    || (undecoded
-                        && count(Output::Bars) >= run.expected_bars.len()
-                        && count(Output::Signals) >= run.expected_signals.len())
+                    || (arrived.undecoded
+                        && arrived.bars >= run.expected_bars.len()
+                        && arrived.signals >= run.expected_signals.len())
             })
             .await;
         let records = watch.records();
@@ -457,13 +448,32 @@ fn is_run(r: &OutputRecord, symbols: &BTreeSet<&str>) -> bool {
             .is_some_and(|k| symbols.contains(k))
 }
 
-/// The keys of the run's records that decode (only their presence matters for the wait).
-fn keyed(records: &[OutputRecord], symbols: &BTreeSet<&str>) -> BTreeSet<(Output, RowKey)> {
-    records
-        .iter()
-        .filter(|r| is_run(r, symbols))
-        .filter_map(key_of)
-        .collect()
+/// The run's records so far, as the wait for them needs them: the keys of those that decode
+/// (only their presence matters), whether some do not, and how many of each output came.
+#[derive(Default)]
+struct Arrived {
+    keys: BTreeSet<(Output, RowKey)>,
+    undecoded: bool,
+    bars: usize,
+    signals: usize,
+}
+
+impl Arrived {
+    fn add(&mut self, new: &[OutputRecord], symbols: &BTreeSet<&str>) {
+        for r in new.iter().filter(|r| is_run(r, symbols)) {
+            match key_of(r) {
+                Some(key) => {
+                    self.keys.insert(key);
+                }
+                None => self.undecoded = true,
+            }
+            match r.output {
+                Output::Bars => self.bars += 1,
+                Output::Signals => self.signals += 1,
+                Output::Status => {}
+            }
+        }
+    }
 }
 
 /// A record's row key, read with the contract's schema (a framed value's body included: the

@@ -31,7 +31,7 @@ use crate::domain::report::Attempt;
 use crate::domain::scenario::{Event, Scenario};
 use crate::suite::ledger::Record;
 use crate::suite::seam::{Publisher, Warehouse};
-use crate::suite::shared_reads::{Answer, Rows, SharedReads, Window};
+use crate::suite::shared_reads::{Answer, PartsAsked, Rows, SharedReads, Window};
 use edges::Edges;
 pub(super) use pace::{Expecting, Seen};
 
@@ -65,7 +65,9 @@ pub(super) struct Observed {
     /// two of them (less where the server's clock bounds the edges).
     pub key_poll_rtts_ms: Vec<f64>,
     pub full_reads: u64,
-    /// `ta_microbars` rows visible without FINAL beyond those with FINAL, read with the rows.
+    /// `ta_microbars` rows the key polls saw beyond one per key, the most each key had: a
+    /// duplicate write is visible without FINAL only until a merge folds it, so it is counted
+    /// whenever a poll saw it. `None` when no key poll answered.
     pub unmerged_duplicates: Option<u64>,
     /// When each expected row became due: the acknowledgement of the message that makes the
     /// job emit it (the 1-minute signals' latency starts there).
@@ -86,6 +88,8 @@ pub(super) struct Poller<'a, W> {
     keys_answered: Option<OffsetDateTime>,
     /// The server and part each row was first seen in, when one part held it.
     first_parts: HashMap<Seen, (String, String)>,
+    /// The most rows beyond one each `ta_microbars` key had in a key poll.
+    copies: HashMap<RowKey, u64>,
     /// When the poller started, by our clock: the part log is read from a minute before.
     started_at: OffsetDateTime,
     /// Why the newest key poll failed, if it did.
@@ -120,6 +124,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             keys: Vec::new(),
             keys_answered: None,
             first_parts: HashMap::new(),
+            copies: HashMap::new(),
             started_at: OffsetDateTime::now_utc(),
             failed: None,
             last_send: None,
@@ -174,6 +179,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             Ok(RowKeys {
                 keys,
                 parts,
+                copies,
                 server,
                 server_start,
                 server_executing,
@@ -186,6 +192,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
                     self.observed.key_polls_server_clock += 1;
                 }
                 self.note_first_parts(&keys, parts, server);
+                self.note_copies(copies);
                 self.observed
                     .sightings
                     .observe(edges.not_before, edges.by, keys.iter().cloned());
@@ -215,6 +222,16 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             }
             if let Some(part) = parts.remove(key) {
                 self.first_parts.insert(key.clone(), (server.clone(), part));
+            }
+        }
+    }
+
+    /// Keeps the most copies each bar was seen with.
+    fn note_copies(&mut self, copies: HashMap<Seen, u64>) {
+        for ((table, key), n) in copies {
+            if table == KeyTable::Microbars {
+                let most = self.copies.entry(key).or_default();
+                *most = (*most).max(n);
             }
         }
     }
@@ -280,18 +297,31 @@ impl<'a, W: Warehouse> Poller<'a, W> {
         // Parts committed before the poller started can hold none of the run's rows: a minute
         // before covers a clock the server's disagrees with by that much.
         let since = self.started_at - time::Duration::minutes(1);
+        let started = std::time::Instant::now();
         let (rows, commits) = tokio::join!(
-            self.reads.rows.get(
-                |w: Window| async move { read_rows(ch, &w).await },
-                &self.window,
-            ),
+            async {
+                let rows = self
+                    .reads
+                    .rows
+                    .get(
+                        |w: Window| async move { read_rows(ch, &w).await },
+                        &self.window,
+                    )
+                    .await;
+                tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "full read");
+                rows
+            },
             async {
                 if parts.is_empty() {
                     return None;
                 }
-                let lookup = tokio::time::timeout(PART_LOG_BOUND, ch.part_commits(&parts, since));
-                Some(match lookup.await {
-                    Ok(commits) => commits.map_err(|e| e.to_string()),
+                let asked = PartsAsked { parts, since };
+                let lookup = self.reads.commits.get(
+                    |a: PartsAsked| async move { ch.part_commits(&a.parts, a.since).await },
+                    &asked,
+                );
+                Some(match tokio::time::timeout(PART_LOG_BOUND, lookup).await {
+                    Ok(commits) => commits.result.map_err(|e| e.to_string()),
                     Err(_) => Err(format!(
                         "did not answer within {} ms",
                         PART_LOG_BOUND.as_millis()
@@ -303,7 +333,6 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             self.time_by_commits(commits);
         }
         let rows = rows.result?;
-        self.observed.unmerged_duplicates = Some(rows.unmerged.iter().map(|(_, n)| n).sum());
         self.observed.bars = rows.bars;
         self.observed.signals = rows.signals;
         self.observed.minute_signals = rows.minute_signals;
@@ -410,6 +439,7 @@ impl<W: Warehouse> Poller<'_, W> {
             }
         }
         let mut observed = std::mem::take(&mut self.observed);
+        observed.unmerged_duplicates = self.keys_answered.map(|_| self.copies.values().sum());
         observed.due = self.expecting.take_due();
         observed.waited_ms = started.elapsed().as_millis() as u64;
         if let Some(e) = self.last_error.take() {
@@ -478,10 +508,10 @@ impl<W: Warehouse> Poller<'_, W> {
     }
 }
 
-/// `window`'s rows in full, its four queries at once.
+/// `window`'s rows in full, its three queries at once.
 async fn read_rows<W: Warehouse>(ch: &W, w: &Window) -> Result<Rows, ClickHouseError> {
     let (symbols, after) = (&w.symbols, w.after);
-    let (bars, signals, minute_signals, unmerged) = tokio::try_join!(
+    let (bars, signals, minute_signals) = tokio::try_join!(
         ch.microbars(symbols, after),
         ch.signals(symbols, after),
         async {
@@ -490,13 +520,11 @@ async fn read_rows<W: Warehouse>(ch: &W, w: &Window) -> Result<Rows, ClickHouseE
                 None => Ok(Vec::new()),
             }
         },
-        ch.unmerged_duplicates("ta_microbars", symbols, after),
     )?;
     Ok(Rows {
         bars,
         signals,
         minute_signals,
-        unmerged,
     })
 }
 

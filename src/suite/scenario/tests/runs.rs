@@ -179,6 +179,34 @@ async fn rows_are_timed_by_their_parts_commits_where_the_warehouse_logs_them() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_duplicate_write_a_key_poll_saw_is_named_even_when_merged_before_the_full_read() {
+    // The job's second copy of a bar is seen by one key poll, then folded by a merge: the full
+    // read (FINAL) and a count at the end would both find nothing.
+    let duplicated = FakeWarehouse {
+        unmerged: 1,
+        merged_after_polls: Some(1),
+        ..FakeWarehouse::default()
+    };
+    let rig = Rig::with_job(duplicated, keep());
+    let report = rig.run(&scenario(TWO_SYMBOLS)).await.expect("runs");
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(hops(&report), [Hop::ClickhouseSink]);
+    assert!(
+        report.findings[0]
+            .cause
+            .starts_with("1 duplicate rows visible without FINAL"),
+        "{}",
+        report.findings[0].cause
+    );
+    // With no copy ever seen, nothing is said.
+    let report = Rig::with_job(FakeWarehouse::default(), keep())
+        .run(&scenario(TWO_SYMBOLS))
+        .await
+        .expect("runs");
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_bar_lost_between_others_is_missing_and_named_at_the_ta_job() {
     // The job loses symbol A's second bar (and its signal).
     let lose: Edit = Box::new(|row: Expected| {
