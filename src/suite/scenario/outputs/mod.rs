@@ -7,7 +7,7 @@
 //! are decoded, mapped to the table rows and compared with the oracle's through the ClickHouse
 //! comparator and tolerances, and set beside ClickHouse's rows to name the sink that fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use time::OffsetDateTime;
@@ -148,11 +148,17 @@ impl OutputsCheck {
         } else {
             Some(OffsetDateTime::now_utc())
         };
-        let (heartbeat, heartbeat_at) = self.heartbeat_settled(&mut watch, run).await;
+        // The run's records are decoded while the heartbeat is awaited: one that comes last then
+        // leaves only the comparison to do.
+        let (decoded, (heartbeat, heartbeat_at)) = tokio::join!(
+            self.decode_run(&records, &symbols),
+            self.heartbeat_settled(&mut watch, run)
+        );
         // Stops the reader now: nothing more is judged.
         drop(watch);
         Settled::Read {
             records,
+            decoded,
             outputs_at,
             heartbeat: Box::new(heartbeat),
             heartbeat_at,
@@ -170,9 +176,12 @@ impl OutputsCheck {
         match settled {
             Settled::Unread(e) => vec![unread("kafka_outputs", &e), unread("heartbeat", &e)],
             Settled::Read {
-                records, heartbeat, ..
+                records,
+                decoded,
+                heartbeat,
+                ..
             } => {
-                let outputs = self.outputs_stage(&records, run, stored_diffs).await;
+                let outputs = self.judge_outputs(&records, decoded, run, stored_diffs);
                 vec![outputs, *heartbeat]
             }
         }
@@ -198,6 +207,8 @@ impl OutputsCheck {
         }
     }
 
+    /// The run's records decoded, then judged.
+    #[cfg(test)]
     async fn outputs_stage(
         &self,
         records: &[OutputRecord],
@@ -205,33 +216,61 @@ impl OutputsCheck {
         stored_diffs: &BTreeMap<String, TableDiff>,
     ) -> StageReport {
         let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
-        let mut errors = Vec::new();
-        let mut unverified_ids = BTreeSet::new();
-        let (mut bars, mut signals) = (Vec::new(), Vec::new());
-        for r in records.iter().filter(|r| is_run(r, &symbols)) {
+        let decoded = self.decode_run(records, &symbols).await;
+        self.judge_outputs(records, decoded, run, stored_diffs)
+    }
+
+    /// The run's records among `records`, decoded: the costly part of the outputs stage.
+    async fn decode_run(&self, records: &[OutputRecord], symbols: &BTreeSet<&str>) -> Decoded {
+        let mut d = Decoded::default();
+        for (i, r) in records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| is_run(r, symbols))
+        {
             let Some(bytes) = &r.value else { continue };
             let decoded = match self.value(r.output, bytes).await {
                 Ok((v, unverified)) => {
-                    unverified_ids.extend(unverified);
+                    d.unverified_ids.extend(unverified);
                     v
                 }
                 Err(e) => {
-                    errors.push((r.output, e));
+                    d.errors.push((r.output, e));
                     continue;
                 }
             };
             match r.output {
                 Output::Bars => match decode::microbar(&decoded) {
-                    Ok(b) => bars.push((b, r)),
-                    Err(e) => errors.push((r.output, e)),
+                    Ok(b) => d.bars.push((b, i)),
+                    Err(e) => d.errors.push((r.output, e)),
                 },
                 Output::Signals => match decode::signal(&decoded) {
-                    Ok(s) => signals.push(s),
-                    Err(e) => errors.push((r.output, e)),
+                    Ok(s) => d.signals.push(s),
+                    Err(e) => d.errors.push((r.output, e)),
                 },
                 Output::Status => {}
             }
         }
+        d
+    }
+
+    /// The outputs stage from the run's decoded records; `stored_diffs` name the sink that
+    /// fails.
+    fn judge_outputs(
+        &self,
+        records: &[OutputRecord],
+        decoded: Decoded,
+        run: &OutputsRun<'_>,
+        stored_diffs: &BTreeMap<String, TableDiff>,
+    ) -> StageReport {
+        let Decoded {
+            bars,
+            signals,
+            errors,
+            unverified_ids,
+        } = decoded;
+        let bars: Vec<(Microbar, &OutputRecord)> =
+            bars.into_iter().map(|(b, i)| (b, &records[i])).collect();
         let tolerated = |k: &RowKey| {
             k.event_ts <= run.after
                 || run
@@ -374,12 +413,23 @@ impl OutputsCheck {
     }
 }
 
+/// The run's output records decoded: bars with the index of their record, signals, what did
+/// not decode, framed ids read without a registry.
+#[derive(Default)]
+pub(super) struct Decoded {
+    bars: Vec<(Microbar, usize)>,
+    signals: Vec<Signal>,
+    errors: Vec<(Output, DecodeError)>,
+    unverified_ids: BTreeSet<u32>,
+}
+
 /// What the outputs check read, before it is judged.
 pub(super) enum Settled {
     /// The topics could not be read.
     Unread(String),
     Read {
         records: Vec<OutputRecord>,
+        decoded: Decoded,
         /// When the last of the run's records arrived (or the bound ended without them).
         outputs_at: Option<OffsetDateTime>,
         heartbeat: Box<StageReport>,
@@ -510,8 +560,13 @@ fn kafka_latency(bars: &[ExpectedBar], records: &[(Microbar, &OutputRecord)]) ->
     };
     let mut method = BTreeSet::new();
     let (mut by_trade, mut by_watermark) = (Vec::new(), Vec::new());
+    // The first record of each bar (a repeat is the same bar again).
+    let mut first: HashMap<RowKey, &OutputRecord> = HashMap::new();
+    for (b, r) in records {
+        first.entry(b.key()).or_insert(r);
+    }
     for bar in bars {
-        let Some((_, r)) = records.iter().find(|(b, _)| b.key() == bar.key) else {
+        let Some(r) = first.get(&bar.key) else {
             continue;
         };
         let at_ms = match (r.stamp_kind, r.stamp_ms) {
