@@ -16,7 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::{oneshot, Mutex, MutexGuard, Notify};
+use tokio::time::Instant;
 
 use crate::adapter::clickhouse::{ClickHouseError, KeyTable, PartCommits, RowKeys};
 use crate::domain::model::{Columns, Microbar, RowKey, Signal};
@@ -143,12 +144,15 @@ impl Share<Window> for RowKeys {
     }
 }
 
-/// The rows in full (FINAL), as the comparison reads them.
+/// The rows in full (FINAL), as the comparison reads them, with the symbols' unmerged
+/// duplicates at that moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
     pub bars: Vec<Microbar>,
     pub signals: Vec<Signal>,
     pub minute_signals: Vec<Signal>,
+    /// `ta_microbars` rows visible without FINAL beyond one per key, per symbol that has some.
+    pub unmerged: Vec<(String, u64)>,
 }
 
 impl Share<Window> for Rows {
@@ -157,6 +161,12 @@ impl Share<Window> for Rows {
             bars: window.own(KeyTable::Microbars, &self.bars),
             signals: window.own(KeyTable::Signals, &self.signals),
             minute_signals: window.own(KeyTable::MinuteSignals, &self.minute_signals),
+            unmerged: self
+                .unmerged
+                .iter()
+                .filter(|(symbol, _)| window.symbols.contains(symbol))
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -174,13 +184,26 @@ struct Request<A, T> {
     answer: oneshot::Sender<Answer<T>>,
 }
 
-/// One query at a time for the whole run; requests made meanwhile share the next one.
+/// One query at a time for the whole run; requests made meanwhile share the next one, unless
+/// the one out is slow (see [`HEDGE_AFTER`]).
 pub struct Shared<A, T> {
     in_flight: Mutex<()>,
     waiting: std::sync::Mutex<Vec<Request<A, T>>>,
     /// How long a query waits for others to join it before it goes out.
     linger: Duration,
+    /// When each query out now went out.
+    out: std::sync::Mutex<Vec<Instant>>,
+    /// A query went out or came back.
+    changed: Notify,
 }
+
+/// How long the newest query out may hold the requests made meanwhile back: past that they go
+/// out beside it, at most one such query at a time (two out in all). A server that leaves one
+/// request waiting (the stand-in once held a key poll 690 ms before it began, while its other
+/// queries took 30–40 ms) would otherwise hold every scenario's polls, and with them the
+/// visibility brackets, as long; a few times a loaded server's round trip (20–100 ms).
+pub const HEDGE_AFTER: Duration = Duration::from_millis(150);
+const MOST_OUT: usize = 2;
 
 impl<A, T> Shared<A, T> {
     fn lingering(linger: Duration) -> Self {
@@ -188,7 +211,72 @@ impl<A, T> Shared<A, T> {
             in_flight: Mutex::new(()),
             waiting: std::sync::Mutex::new(Vec::new()),
             linger,
+            out: std::sync::Mutex::new(Vec::new()),
+            changed: Notify::new(),
         }
+    }
+
+    /// The turn to send the next query (`Some`), or, when the newest query out is slow and
+    /// there is room, leave to send one beside it (`None`).
+    async fn turn(&self) -> Option<MutexGuard<'_, ()>> {
+        let lock = self.in_flight.lock();
+        tokio::pin!(lock);
+        loop {
+            // Registered before the state is read: a change after it wakes this wait.
+            let changed = self.changed.notified();
+            let hedge_at = {
+                let out = self.outs();
+                (out.len() < MOST_OUT)
+                    .then(|| out.iter().max().map(|t| *t + HEDGE_AFTER))
+                    .flatten()
+            };
+            tokio::select! {
+                biased;
+                guard = &mut lock => return Some(guard),
+                () = async {
+                    match hedge_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => return None,
+                () = changed => {}
+            }
+        }
+    }
+
+    fn outs(&self) -> std::sync::MutexGuard<'_, Vec<Instant>> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A query out: its send time is listed until it comes back or is dropped.
+struct Out<'a> {
+    at: Instant,
+    out: &'a std::sync::Mutex<Vec<Instant>>,
+    changed: &'a Notify,
+}
+
+impl<'a> Out<'a> {
+    fn start<A, T>(shared: &'a Shared<A, T>) -> Self {
+        let at = Instant::now();
+        shared.outs().push(at);
+        shared.changed.notify_waiters();
+        Out {
+            at,
+            out: &shared.out,
+            changed: &shared.changed,
+        }
+    }
+}
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = out.iter().position(|t| *t == self.at) {
+            out.swap_remove(i);
+        }
+        drop(out);
+        self.changed.notify_waiters();
     }
 }
 
@@ -212,7 +300,7 @@ impl<A: Ask, T: Share<A>> Shared<A, T> {
                 asked: asked.clone(),
                 answer,
             });
-            let turn = self.in_flight.lock().await;
+            let turn = self.turn().await;
             match answered.try_recv() {
                 // A query sent while this one waited served it.
                 Ok(answer) => return answer,
@@ -220,11 +308,13 @@ impl<A: Ask, T: Share<A>> Shared<A, T> {
                 Err(oneshot::error::TryRecvError::Closed) => continue,
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            if !self.linger.is_zero() {
+            // A query beside a slow one is late already: it does not linger.
+            if turn.is_some() && !self.linger.is_zero() {
                 tokio::time::sleep(self.linger).await;
             }
+            // Empty when a query beside it took this request: its answer comes from there.
             let batch = std::mem::take(&mut *self.waiting());
-            Self::query(&query, batch).await;
+            self.query(&query, batch).await;
             drop(turn);
             if let Ok(answer) = answered.await {
                 return answer;
@@ -233,7 +323,7 @@ impl<A: Ask, T: Share<A>> Shared<A, T> {
     }
 
     /// One query over the union of `batch`, each request answered with its share.
-    async fn query<F, Q>(query: &F, batch: Vec<Request<A, T>>)
+    async fn query<F, Q>(&self, query: &F, batch: Vec<Request<A, T>>)
     where
         F: Fn(A) -> Q,
         Q: Future<Output = Result<T, ClickHouseError>>,
@@ -242,9 +332,11 @@ impl<A: Ask, T: Share<A>> Shared<A, T> {
         let Some(union) = A::union(&asks) else {
             return;
         };
+        let out = Out::start(self);
         let sent = OffsetDateTime::now_utc();
         let result = query(union).await;
         let answered = OffsetDateTime::now_utc();
+        drop(out);
         for request in batch {
             let result = match &result {
                 Ok(all) => Ok(all.share(&request.asked)),
@@ -417,6 +509,7 @@ mod tests {
             bars: vec![bar("A", 10), bar("B", 5), bar("B", 20)],
             signals: vec![signal("A", 10), signal("B", 20)],
             minute_signals: vec![signal("B", 0)],
+            unmerged: vec![("A".into(), 2)],
         };
         let (queries, unions) = (AtomicUsize::new(0), std::sync::Mutex::new(Vec::new()));
         let query = server(&stored, &queries, &unions);
@@ -436,6 +529,7 @@ mod tests {
                 bars: vec![bar("A", 10)],
                 signals: vec![signal("A", 10)],
                 minute_signals: Vec::new(),
+                unmerged: vec![("A".into(), 2)],
             }
         );
         assert_eq!(
@@ -444,6 +538,7 @@ mod tests {
                 bars: vec![bar("B", 20)],
                 signals: vec![signal("B", 20)],
                 minute_signals: vec![signal("B", 0)],
+                unmerged: Vec::new(),
             }
         );
     }
@@ -501,6 +596,38 @@ mod tests {
             reads.commits.get(&query, &asked[1]).await
         };
         let (_, _) = tokio::join!(reads.commits.get(&query, &asked[0]), third);
+        assert_eq!(queries.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_go_out_beside_a_slow_query_one_at_a_time() {
+        // The first query takes a second, the others 50 ms.
+        let queries = AtomicUsize::new(0);
+        let query = |_: Window| {
+            let n = queries.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let took = if n == 0 { 1_000 } else { 50 };
+                tokio::time::sleep(Duration::from_millis(took)).await;
+                Ok::<_, ClickHouseError>(RowKeys::default())
+            }
+        };
+        let reads = SharedReads::default();
+        let w = window(&["A"], 0, None);
+        let start = Instant::now();
+        let after = |ms: u64| {
+            let (reads, w, query) = (&reads, &w, &query);
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                reads.keys.get(query, w).await;
+                start.elapsed().as_millis()
+            }
+        };
+        let (slow, beside, next) = tokio::join!(after(0), after(10), after(160));
+        // Asked 10 ms into the slow query: out beside it at 150 ms, back at 200.
+        assert_eq!(beside, 200);
+        // Asked while two were out: out when the one beside came back, at 200.
+        assert_eq!(next, 250);
+        assert_eq!(slow, 1_000);
         assert_eq!(queries.load(Ordering::SeqCst), 3);
     }
 

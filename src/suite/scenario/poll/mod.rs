@@ -65,9 +65,10 @@ pub(super) struct Observed {
     /// two of them (less where the server's clock bounds the edges).
     pub key_poll_rtts_ms: Vec<f64>,
     pub full_reads: u64,
-    /// `ta_microbars` rows the key polls saw beyond one per key, the most each key had: a
-    /// duplicate write is visible without FINAL only until a merge folds it, so it is counted
-    /// whenever a poll saw it. `None` when no key poll answered.
+    /// `ta_microbars` rows visible without FINAL beyond one per key: a duplicate write is
+    /// visible so only until a merge folds it, so it is counted whenever a poll saw it (the
+    /// most each key had) or the full read did, whichever saw more. `None` when neither
+    /// answered.
     pub unmerged_duplicates: Option<u64>,
     /// When each expected row became due: the acknowledgement of the message that makes the
     /// job emit it (the 1-minute signals' latency starts there).
@@ -90,6 +91,8 @@ pub(super) struct Poller<'a, W> {
     first_parts: HashMap<Seen, (String, String)>,
     /// The most rows beyond one each `ta_microbars` key had in a key poll.
     copies: HashMap<RowKey, u64>,
+    /// The most `ta_microbars` rows beyond one per key a full read counted.
+    full_read_copies: Option<u64>,
     /// When the poller started, by our clock: the part log is read from a minute before.
     started_at: OffsetDateTime,
     /// Why the newest key poll failed, if it did.
@@ -125,6 +128,7 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             keys_answered: None,
             first_parts: HashMap::new(),
             copies: HashMap::new(),
+            full_read_copies: None,
             started_at: OffsetDateTime::now_utc(),
             failed: None,
             last_send: None,
@@ -333,6 +337,8 @@ impl<'a, W: Warehouse> Poller<'a, W> {
             self.time_by_commits(commits);
         }
         let rows = rows.result?;
+        let unmerged: u64 = rows.unmerged.iter().map(|(_, n)| n).sum();
+        self.full_read_copies = Some(self.full_read_copies.unwrap_or(0).max(unmerged));
         self.observed.bars = rows.bars;
         self.observed.signals = rows.signals;
         self.observed.minute_signals = rows.minute_signals;
@@ -439,7 +445,11 @@ impl<W: Warehouse> Poller<'_, W> {
             }
         }
         let mut observed = std::mem::take(&mut self.observed);
-        observed.unmerged_duplicates = self.keys_answered.map(|_| self.copies.values().sum());
+        let polled: u64 = self.copies.values().sum();
+        observed.unmerged_duplicates = match (self.keys_answered, self.full_read_copies) {
+            (None, None) => None,
+            (_, read) => Some(polled.max(read.unwrap_or(0))),
+        };
         observed.due = self.expecting.take_due();
         observed.waited_ms = started.elapsed().as_millis() as u64;
         if let Some(e) = self.last_error.take() {
@@ -508,10 +518,10 @@ impl<W: Warehouse> Poller<'_, W> {
     }
 }
 
-/// `window`'s rows in full, its three queries at once.
+/// `window`'s rows in full, its four queries at once.
 async fn read_rows<W: Warehouse>(ch: &W, w: &Window) -> Result<Rows, ClickHouseError> {
     let (symbols, after) = (&w.symbols, w.after);
-    let (bars, signals, minute_signals) = tokio::try_join!(
+    let (bars, signals, minute_signals, unmerged) = tokio::try_join!(
         ch.microbars(symbols, after),
         ch.signals(symbols, after),
         async {
@@ -520,11 +530,13 @@ async fn read_rows<W: Warehouse>(ch: &W, w: &Window) -> Result<Rows, ClickHouseE
                 None => Ok(Vec::new()),
             }
         },
+        ch.unmerged_duplicates("ta_microbars", symbols, after),
     )?;
     Ok(Rows {
         bars,
         signals,
         minute_signals,
+        unmerged,
     })
 }
 
