@@ -201,8 +201,8 @@ pub struct Shared<A, T> {
 /// out beside it, at most one such query at a time (two out in all). A server that leaves one
 /// request waiting (the stand-in once held a key poll 690 ms before it began, while its other
 /// queries took 30–40 ms) would otherwise hold every scenario's polls, and with them the
-/// visibility brackets, as long; a few times a loaded server's round trip (20–100 ms).
-pub const HEDGE_AFTER: Duration = Duration::from_millis(150);
+/// visibility brackets, as long. 150 ms is a few of a loaded server's round trips (20–100 ms).
+const HEDGE_AFTER: Duration = Duration::from_millis(150);
 const MOST_OUT: usize = 2;
 
 impl<A, T> Shared<A, T> {
