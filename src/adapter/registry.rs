@@ -28,6 +28,12 @@ struct SchemaAnswer {
     schema: String,
 }
 
+#[derive(serde::Deserialize)]
+struct LatestAnswer {
+    id: u32,
+    schema: String,
+}
+
 impl Registry {
     /// `base` is the Confluent-compatible root, without a trailing slash and without user info.
     pub fn new(base: &str, auth: Option<BasicAuth>, timeout: Duration) -> Result<Self, String> {
@@ -67,6 +73,33 @@ impl Registry {
             cache.insert(id, found.clone());
         }
         found
+    }
+
+    /// Caches the newest schema of `subject` under its id, so that records written with it
+    /// decode without a round trip to the registry when the run's evidence is in (a writer
+    /// with another id is fetched then, as before). Whether it was cached: a registry without
+    /// that subject, or not answering, is asked by id later instead.
+    pub async fn learn_latest(&self, subject: &str) -> bool {
+        let answer = match self
+            .get(&format!("/subjects/{subject}/versions/latest"))
+            .send()
+            .await
+        {
+            Ok(a) if a.status().is_success() => a,
+            _ => return false,
+        };
+        let Ok(latest) = answer.json::<LatestAnswer>().await else {
+            return false;
+        };
+        let Ok(schema) = Schema::parse_str(&latest.schema) else {
+            return false;
+        };
+        self.cache
+            .lock()
+            .await
+            .entry(latest.id)
+            .or_insert(Ok(Arc::new(schema)));
+        true
     }
 
     async fn fetch(&self, id: u32) -> Result<Arc<Schema>, DecodeError> {

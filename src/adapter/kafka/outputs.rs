@@ -58,12 +58,21 @@ impl OutputWatch {
         self.records.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// The records from the `from`th on.
-    fn records_from(&self, from: usize) -> Vec<OutputRecord> {
+    /// The records from the `from`th on (none yet: empty).
+    pub fn records_from(&self, from: usize) -> Vec<OutputRecord> {
         self.records
             .lock()
             .map(|r| r.get(from..).map(<[_]>::to_vec).unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Waits until a record arrives (since this watch last waited) or `deadline`; whether one
+    /// did. Read them with [`Self::records_from`].
+    pub async fn arrival(&mut self, deadline: tokio::time::Instant) -> bool {
+        matches!(
+            tokio::time::timeout_at(deadline, self.count.changed()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Waits until `done` holds, or `bound` passes. `done` is given the records as they arrive,

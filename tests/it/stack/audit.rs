@@ -408,14 +408,25 @@ async fn audits_pass_on_realistic_traffic_and_each_maths_fault_names_its_first_d
         let busy = &report["scenarios"][0];
         assert_eq!(busy["verdict"], "fail", "{fault}");
         let signals = &busy["tables"]["ta_signals"];
-        // The fault bends every signal of the busy symbol: none matches, and the first
-        // divergent row (the earliest, as every report names it) is named on the console.
-        assert_eq!(signals["matched"], 0, "{fault}");
-        assert_eq!(
-            signals["mismatches"].as_array().unwrap().len() as u64,
+        let (matched, expected) = (
+            signals["matched"].as_u64().unwrap(),
             signals["expected"].as_u64().unwrap(),
-            "{fault}"
         );
+        let mismatched = signals["mismatches"].as_array().unwrap().len() as u64;
+        assert_eq!(matched + mismatched, expected, "{fault}: {signals}");
+        // The sample σ bends every signal of the busy symbol. A wrong EMA seed bends them by a
+        // difference that shrinks each bar (by 11/13 for EMA12, 25/27 for EMA26), so the last
+        // rows of four minutes may come back within tolerance (one did, in a stop-28 run):
+        // nearly all must not. The first divergent row (the earliest, as every report names
+        // it) is named on the console.
+        if fault == "ema_sma_seed" {
+            assert!(
+                mismatched * 10 >= expected * 9,
+                "{fault}: {mismatched} of {expected}"
+            );
+        } else {
+            assert_eq!(matched, 0, "{fault}");
+        }
         let first = &signals["mismatches"][0];
         let key = first["key"].as_str().unwrap().to_string();
         assert!(key.starts_with(&format!("{} ", symbols[0])), "{key}");

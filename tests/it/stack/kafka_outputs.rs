@@ -112,6 +112,25 @@ async fn the_reader_starts_at_the_end_keeps_the_newest_heartbeat_and_stamps_arri
         status,
         [(&b"newest-before"[..], true), (&b"during"[..], false)]
     );
+    // Nothing beyond what was read; a new record is waited for, then read from where the
+    // reading stopped (how the outputs check reads a run's records, each once).
+    assert!(watch.records_from(records.len()).is_empty());
+    let soon = || tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    let mut stale = 0;
+    while watch.arrival(soon()).await {
+        stale += 1; // arrivals read above but not waited for then
+        assert!(stale <= 3, "arrival keeps answering with nothing new");
+    }
+    assert!(watch.records_from(records.len()).is_empty());
+    produce(&names[0], "ZZT2E-K2", &bar("ZZT2E-K2")).await;
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    assert!(
+        watch.arrival(deadline).await,
+        "the new record was not seen arriving"
+    );
+    let later = watch.records_from(records.len());
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0].key.as_deref(), Some(&b"ZZT2E-K2"[..]));
     let bar_record = records.iter().find(|r| r.output == Output::Bars).unwrap();
     assert_eq!(bar_record.key.as_deref(), Some(&b"ZZT2E-K"[..]));
     assert_eq!(bar_record.stamp_kind, StampKind::LogAppend);

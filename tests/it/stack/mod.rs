@@ -18,4 +18,5 @@ mod secrets_leak;
 mod stack_browser;
 mod stack_clickhouse;
 mod stack_kafka;
+mod stack_registry;
 mod stop_signals;

@@ -36,6 +36,8 @@ pub struct OutputsCheck {
     kafka: KafkaTarget,
     target: OutputsTarget,
     registry: Option<Registry>,
+    /// The topics' newest writer schemas asked for, once a run.
+    schemas_learnt: tokio::sync::OnceCell<()>,
     timeout: Duration,
 }
 
@@ -80,6 +82,7 @@ impl OutputsCheck {
             kafka: config.kafka.clone(),
             target: config.outputs.clone(),
             registry,
+            schemas_learnt: tokio::sync::OnceCell::new(),
             timeout: config.connect_timeout,
         }))
     }
@@ -92,15 +95,40 @@ impl OutputsCheck {
         }
     }
 
-    /// Starts recording the output topics: call before the scenario publishes.
+    /// Starts recording the output topics: call before the scenario publishes. The first
+    /// call also learns the topics' newest writer schemas: fetched when the first records were
+    /// decoded, they took 15 ms of two sequential registry round trips after a scenario's last
+    /// evidence.
     pub async fn start(&self) -> Result<OutputWatch, String> {
         let topics = Output::ALL
             .iter()
             .map(|o| (*o, self.topic(*o).to_string()))
             .collect();
-        kafka::watch_outputs(&self.kafka, topics, self.timeout)
-            .await
-            .map_err(|e| e.to_string())
+        let (watch, ()) = tokio::join!(
+            kafka::watch_outputs(&self.kafka, topics, self.timeout),
+            self.learn_schemas()
+        );
+        watch.map_err(|e| e.to_string())
+    }
+
+    /// The newest schema of each topic's subject (`<topic>-value`, `pipeline.md` §1.3) into
+    /// the registry's cache, once.
+    async fn learn_schemas(&self) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        self.schemas_learnt
+            .get_or_init(|| async {
+                let subjects: Vec<String> = Output::ALL
+                    .iter()
+                    .map(|o| format!("{}-value", self.topic(*o)))
+                    .collect();
+                let learnt =
+                    futures::future::join_all(subjects.iter().map(|s| registry.learn_latest(s)))
+                        .await;
+                tracing::debug!(?subjects, ?learnt, "writer schemas learnt");
+            })
+            .await;
     }
 
     /// Reads the topics until the run's records are in (or the bound) and the heartbeat can be
@@ -111,49 +139,32 @@ impl OutputsCheck {
         watch: Result<OutputWatch, String>,
         run: &OutputsRun<'_>,
     ) -> Settled {
-        let mut watch = match watch {
+        let watch = match watch {
             Ok(w) => w,
             Err(e) => return Settled::Unread(e),
         };
-        let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
-        let mut arrived = Arrived::default();
-        let complete = watch
-            .wait_until(OUTPUTS_BOUND, |new| {
-                arrived.add(new, &symbols);
-                // Every expected row seen; or as many of the run's records as rows expected,
-                // some of which do not decode: waiting longer would not change the verdict.
-                let all_seen = run
-                    .expected_bars
-                    .iter()
-                    .all(|b| arrived.keys.contains(&(Output::Bars, b.key())))
-                    && run
-                        .expected_signals
-                        .iter()
-                        .chain(run.expected_minute_signals)
-                        .all(|s| arrived.keys.contains(&(Output::Signals, s.key())));
-                all_seen
-                    || (arrived.undecoded
-                        && arrived.bars >= run.expected_bars.len()
-                        && arrived.signals >= run.expected_signals.len())
-            })
+        let want = Want::of(run);
+        let mut reading = Reading::new(watch);
+        let complete = reading
+            .read(self, &want, tokio::time::Instant::now() + OUTPUTS_BOUND)
             .await;
-        let records = watch.records();
+        let Reading {
+            mut watch,
+            records,
+            decoded,
+            ..
+        } = reading;
         // The last of the run's records, or the end of the bound when some never came.
         let outputs_at = if complete {
             records
                 .iter()
-                .filter(|r| is_run(r, &symbols))
+                .filter(|r| is_run(r, &want.symbols))
                 .map(|r| OffsetDateTime::from(r.arrived))
                 .max()
         } else {
             Some(OffsetDateTime::now_utc())
         };
-        // The run's records are decoded while the heartbeat is awaited: one that comes last then
-        // leaves only the comparison to do.
-        let (decoded, (heartbeat, heartbeat_at)) = tokio::join!(
-            self.decode_run(&records, &symbols),
-            self.heartbeat_settled(&mut watch, run)
-        );
+        let (heartbeat, heartbeat_at) = self.heartbeat_settled(&mut watch, run).await;
         // Stops the reader now: nothing more is judged.
         drop(watch);
         Settled::Read {
@@ -275,7 +286,7 @@ fn unread(stage: &str, error: &str) -> StageReport {
 }
 
 /// A record of one of the run's symbols (the Kafka key is the symbol, `pipeline.md` §1.1).
-fn is_run(r: &OutputRecord, symbols: &BTreeSet<&str>) -> bool {
+fn is_run(r: &OutputRecord, symbols: &BTreeSet<String>) -> bool {
     r.output != Output::Status
         && r.key
             .as_deref()
@@ -283,47 +294,104 @@ fn is_run(r: &OutputRecord, symbols: &BTreeSet<&str>) -> bool {
             .is_some_and(|k| symbols.contains(k))
 }
 
-/// The run's records so far, as the wait for them needs them: the keys of those that decode
-/// (only their presence matters), whether some do not, and how many of each output came.
-#[derive(Default)]
-struct Arrived {
+/// What the run's output records must show: the expected rows' keys, and how many of each
+/// output.
+struct Want {
+    symbols: BTreeSet<String>,
+    keys: BTreeSet<(Output, RowKey)>,
+    bars: usize,
+    signals: usize,
+}
+
+impl Want {
+    fn of(run: &OutputsRun<'_>) -> Self {
+        let bars = run.expected_bars.iter().map(|b| (Output::Bars, b.key()));
+        let signals = run
+            .expected_signals
+            .iter()
+            .chain(run.expected_minute_signals)
+            .map(|s| (Output::Signals, s.key()));
+        Self {
+            symbols: run.symbols.iter().cloned().collect(),
+            keys: bars.chain(signals).collect(),
+            bars: run.expected_bars.len(),
+            signals: run.expected_signals.len(),
+        }
+    }
+
+    /// Every expected row seen; or as many of the run's records as rows expected, some of
+    /// which do not decode: waiting longer would not change the verdict.
+    fn seen(&self, r: &Reading) -> bool {
+        self.keys.is_subset(&r.keys)
+            || (r.undecoded && r.bars >= self.bars && r.signals >= self.signals)
+    }
+}
+
+/// The topics read as records arrive, the run's each decoded once, as it is read (the wait
+/// needs only which rows came, the judgement their values: one decoding serves both).
+struct Reading {
+    watch: OutputWatch,
+    /// Every record read, the run's and others' (`decoded` indexes into it).
+    records: Vec<OutputRecord>,
+    decoded: Decoded,
+    /// The run's rows that decoded, whether some did not, and how many records of each output.
     keys: BTreeSet<(Output, RowKey)>,
     undecoded: bool,
     bars: usize,
     signals: usize,
 }
 
-impl Arrived {
-    fn add(&mut self, new: &[OutputRecord], symbols: &BTreeSet<&str>) {
-        for r in new.iter().filter(|r| is_run(r, symbols)) {
-            match key_of(r) {
-                Some(key) => {
-                    self.keys.insert(key);
+impl Reading {
+    fn new(watch: OutputWatch) -> Self {
+        Self {
+            watch,
+            records: Vec::new(),
+            decoded: Decoded::default(),
+            keys: BTreeSet::new(),
+            undecoded: false,
+            bars: 0,
+            signals: 0,
+        }
+    }
+
+    /// Reads what has arrived, then waits for more until `want` is seen or `deadline`; whether
+    /// it was. What arrived by then is read too (a repeat on the topic counts). A scenario
+    /// published with others sees thousands of their records: each is looked at once.
+    async fn read(
+        &mut self,
+        check: &OutputsCheck,
+        want: &Want,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        loop {
+            let new = self.watch.records_from(self.records.len());
+            if !new.is_empty() {
+                let batch = check
+                    .decode_run(&new, self.records.len(), &want.symbols)
+                    .await;
+                self.keys.extend(batch.keys());
+                self.undecoded |= batch.has_errors();
+                for r in new.iter().filter(|r| is_run(r, &want.symbols)) {
+                    // A record without a value (a tombstone) is no row either.
+                    self.undecoded |= r.value.is_none();
+                    match r.output {
+                        Output::Bars => self.bars += 1,
+                        Output::Signals => self.signals += 1,
+                        Output::Status => {}
+                    }
                 }
-                None => self.undecoded = true,
+                self.decoded.extend(batch);
+                self.records.extend(new);
+                continue;
             }
-            match r.output {
-                Output::Bars => self.bars += 1,
-                Output::Signals => self.signals += 1,
-                Output::Status => {}
+            if want.seen(self) {
+                return true;
+            }
+            if !self.watch.arrival(deadline).await {
+                return false;
             }
         }
     }
-}
-
-/// A record's row key, read with the contract's schema (a framed value's body included: the
-/// registry's schema is not needed to see which row it is); `None` when it does not decode.
-fn key_of(r: &OutputRecord) -> Option<(Output, RowKey)> {
-    let body = match frame(r.value.as_deref()?).ok()? {
-        Frame::Plain(b) | Frame::Registry { body: b, .. } => b,
-    };
-    let v = datum(r.output.fixture_schema(), body).ok()?;
-    let key = match r.output {
-        Output::Bars => decode::microbar(&v).ok()?.key(),
-        Output::Signals => decode::signal(&v).ok()?.key(),
-        Output::Status => return None,
-    };
-    Some((r.output, key))
 }
 
 mod heartbeat_stage;

@@ -13,16 +13,18 @@ impl OutputsCheck {
         run: &OutputsRun<'_>,
         stored_diffs: &BTreeMap<String, TableDiff>,
     ) -> StageReport {
-        let symbols: BTreeSet<&str> = run.symbols.iter().map(String::as_str).collect();
-        let decoded = self.decode_run(records, &symbols).await;
+        let symbols: BTreeSet<String> = run.symbols.iter().cloned().collect();
+        let decoded = self.decode_run(records, 0, &symbols).await;
         self.judge_outputs(records, decoded, run, stored_diffs)
     }
 
-    /// The run's records among `records`, decoded: the costly part of the outputs stage.
+    /// The run's records among `records` (the `first`th record read on), decoded: the costly
+    /// part of the outputs stage.
     pub(super) async fn decode_run(
         &self,
         records: &[OutputRecord],
-        symbols: &BTreeSet<&str>,
+        first: usize,
+        symbols: &BTreeSet<String>,
     ) -> Decoded {
         let mut d = Decoded::default();
         for (i, r) in records
@@ -43,7 +45,7 @@ impl OutputsCheck {
             };
             match r.output {
                 Output::Bars => match decode::microbar(&decoded) {
-                    Ok(b) => d.bars.push((b, i)),
+                    Ok(b) => d.bars.push((b, first + i)),
                     Err(e) => d.errors.push((r.output, e)),
                 },
                 Output::Signals => match decode::signal(&decoded) {
@@ -223,6 +225,27 @@ pub(in crate::suite::scenario) struct Decoded {
     signals: Vec<Signal>,
     errors: Vec<(Output, DecodeError)>,
     unverified_ids: BTreeSet<u32>,
+}
+
+impl Decoded {
+    /// The rows that decoded, by output.
+    pub(super) fn keys(&self) -> impl Iterator<Item = (Output, RowKey)> + '_ {
+        let bars = self.bars.iter().map(|(b, _)| (Output::Bars, b.key()));
+        let signals = self.signals.iter().map(|s| (Output::Signals, s.key()));
+        bars.chain(signals)
+    }
+
+    pub(super) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// A later batch's records after these.
+    pub(super) fn extend(&mut self, later: Decoded) {
+        self.bars.extend(later.bars);
+        self.signals.extend(later.signals);
+        self.errors.extend(later.errors);
+        self.unverified_ids.extend(later.unverified_ids);
+    }
 }
 
 fn dedup<R: Columns>(rows: Vec<R>) -> (Vec<R>, usize) {
