@@ -31,6 +31,9 @@ use crate::domain::scenario::{Scenario, Table};
 /// How long after ClickHouse shows the run's rows the topics may take to show them too.
 const OUTPUTS_BOUND: Duration = Duration::from_secs(5);
 
+/// How long learning the topics' writer schemas may hold the first scenario's start.
+const LEARN_BOUND: Duration = Duration::from_secs(2);
+
 /// The outputs check of a run: where the topics are and how to read their values.
 pub struct OutputsCheck {
     kafka: KafkaTarget,
@@ -123,9 +126,13 @@ impl OutputsCheck {
                     .iter()
                     .map(|o| format!("{}-value", self.topic(*o)))
                     .collect();
-                let learnt =
-                    futures::future::join_all(subjects.iter().map(|s| registry.learn_latest(s)))
-                        .await;
+                // Only a saving: a registry slow to answer must not hold the run's start (the
+                // schemas are then fetched by id, as the records need them).
+                let learnt = tokio::time::timeout(
+                    LEARN_BOUND,
+                    futures::future::join_all(subjects.iter().map(|s| registry.learn_latest(s))),
+                )
+                .await;
                 tracing::debug!(?subjects, ?learnt, "writer schemas learnt");
             })
             .await;

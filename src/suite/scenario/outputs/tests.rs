@@ -515,3 +515,24 @@ async fn the_heartbeat_stage_passes_on_a_covering_beat_and_is_pending_without_on
     assert_eq!(stage.verdict, Verdict::Fail);
     assert_eq!(hops(&stage), [Hop::Heartbeat]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_registry_that_never_answers_holds_the_start_no_longer_than_the_learning_bound() {
+    // A registry that takes connections and never answers them.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = config();
+    config.outputs.schema_registry_url = Some(format!("http://{}", silent.local_addr().unwrap()));
+    config.connect_timeout = Duration::from_secs(60);
+    let check = OutputsCheck::new(&config).unwrap().unwrap();
+    let started = tokio::time::Instant::now();
+    check.learn_schemas().await;
+    let took = started.elapsed();
+    assert!(
+        took >= LEARN_BOUND && took < LEARN_BOUND + Duration::from_secs(1),
+        "{took:?}"
+    );
+    // Once a run: the next scenario's start waits for nothing.
+    let again = tokio::time::Instant::now();
+    check.learn_schemas().await;
+    assert_eq!(again.elapsed(), Duration::ZERO);
+}
