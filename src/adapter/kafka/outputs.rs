@@ -93,9 +93,8 @@ impl OutputWatch {
             if done(&new) {
                 return true;
             }
-            match tokio::time::timeout_at(deadline, self.count.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return false,
+            if !self.arrival(deadline).await {
+                return false;
             }
         }
     }

@@ -103,33 +103,28 @@ impl<A, T> Shared<A, T> {
 }
 
 /// A query out: its send time is listed until it comes back or is dropped.
-struct Out<'a> {
+struct Out<'a, A, T> {
     at: Instant,
-    out: &'a std::sync::Mutex<Vec<Instant>>,
-    changed: &'a Notify,
+    shared: &'a Shared<A, T>,
 }
 
-impl<'a> Out<'a> {
-    fn start<A, T>(shared: &'a Shared<A, T>) -> Self {
+impl<'a, A, T> Out<'a, A, T> {
+    fn start(shared: &'a Shared<A, T>) -> Self {
         let at = Instant::now();
         shared.outs().push(at);
         shared.changed.notify_waiters();
-        Out {
-            at,
-            out: &shared.out,
-            changed: &shared.changed,
-        }
+        Out { at, shared }
     }
 }
 
-impl Drop for Out<'_> {
+impl<A, T> Drop for Out<'_, A, T> {
     fn drop(&mut self) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.shared.outs();
         if let Some(i) = out.iter().position(|t| *t == self.at) {
             out.swap_remove(i);
         }
         drop(out);
-        self.changed.notify_waiters();
+        self.shared.changed.notify_waiters();
     }
 }
 

@@ -329,8 +329,9 @@ impl Want {
     /// Every expected row seen; or as many of the run's records as rows expected, some of
     /// which do not decode: waiting longer would not change the verdict.
     fn seen(&self, r: &Reading) -> bool {
+        let undecoded = r.tombstones || r.decoded.has_errors();
         self.keys.is_subset(&r.keys)
-            || (r.undecoded && r.bars >= self.bars && r.signals >= self.signals)
+            || (undecoded && r.bars >= self.bars && r.signals >= self.signals)
     }
 }
 
@@ -341,9 +342,11 @@ struct Reading {
     /// Every record read, the run's and others' (`decoded` indexes into it).
     records: Vec<OutputRecord>,
     decoded: Decoded,
-    /// The run's rows that decoded, whether some did not, and how many records of each output.
+    /// The run's rows that decoded (kept as they come: the wait asks on every arrival),
+    /// whether some records had no value (a tombstone is no row either), and how many
+    /// records of each output came.
     keys: BTreeSet<(Output, RowKey)>,
-    undecoded: bool,
+    tombstones: bool,
     bars: usize,
     signals: usize,
 }
@@ -355,7 +358,7 @@ impl Reading {
             records: Vec::new(),
             decoded: Decoded::default(),
             keys: BTreeSet::new(),
-            undecoded: false,
+            tombstones: false,
             bars: 0,
             signals: 0,
         }
@@ -377,10 +380,8 @@ impl Reading {
                     .decode_run(&new, self.records.len(), &want.symbols)
                     .await;
                 self.keys.extend(batch.keys());
-                self.undecoded |= batch.has_errors();
                 for r in new.iter().filter(|r| is_run(r, &want.symbols)) {
-                    // A record without a value (a tombstone) is no row either.
-                    self.undecoded |= r.value.is_none();
+                    self.tombstones |= r.value.is_none();
                     match r.output {
                         Output::Bars => self.bars += 1,
                         Output::Signals => self.signals += 1,
