@@ -26,6 +26,7 @@ async fn run(ta: &PrivateTa, scenario: &Path, pool: &str) -> (Output, Value) {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
+    std::fs::remove_file(&report).ok();
     (out, json)
 }
 
@@ -272,7 +273,8 @@ async fn an_expired_history_prefix_fits_the_session_volume() {
 async fn a_pool_canary_keeps_the_job_state_bounded() {
     let ta = PrivateTa::start(&[]).await;
     let pool = pool_name();
-    let dir = std::env::temp_dir().join(common::unique("t2e-pool-canary"));
+    let scratch = common::ScratchDir::new("t2e-pool-canary");
+    let dir = scratch.path();
     let history = dir.join("history.jsonl");
     let mut cmd = ta.command("canary", &scenario(6));
     cmd.args([
@@ -386,13 +388,13 @@ size = 10.0
 
 #[test]
 fn a_pool_refuses_aliases_shared_by_two_scenarios_and_bad_names() {
-    let dir = std::env::temp_dir().join(common::unique("t2e-pool-suite"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = common::ScratchDir::new("t2e-pool-suite");
+    let dir = scratch.path();
     for name in ["a", "b"] {
         std::fs::copy(scenario(3), dir.join(format!("{name}.toml"))).unwrap();
     }
     let out = refstack::validator("run")
-        .arg(&dir)
+        .arg(dir)
         .args(["--pool", "SUITE"])
         .output()
         .unwrap();
