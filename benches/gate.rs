@@ -53,8 +53,8 @@ fn main() -> Result<()> {
     let mut runs = Vec::with_capacity(args.runs);
     for i in 1..=args.runs {
         let report = run_suite(&args.scenarios, &out, i)?;
-        let run = Run::of(&report, &args.scenarios)?;
-        eprintln!("run {i}: {}", run.line());
+        let run = Run::of(&report)?;
+        eprintln!("run {i}: {} {}", run.verdict(), run.against_longest());
         runs.push(run);
     }
     print!("{}", table(&runs));
@@ -108,12 +108,12 @@ struct Run {
 }
 
 impl Run {
-    fn of(report: &Value, scenarios: &Path) -> Result<Run> {
+    fn of(report: &Value) -> Result<Run> {
         let cases = report["scenarios"]
             .as_array()
             .context("the report has no scenarios")?
             .iter()
-            .map(|s| Case::of(s, scenarios))
+            .map(Case::of)
             .collect::<Result<Vec<_>>>()?;
         if cases.is_empty() {
             bail!("the report has no scenarios");
@@ -135,21 +135,33 @@ impl Run {
             .expect("a run has scenarios")
     }
 
-    fn line(&self) -> String {
+    fn ratio(&self) -> f64 {
+        self.duration_ms / self.longest().duration_ms
+    }
+
+    fn verdict(&self) -> &'static str {
+        if self.passed {
+            "pass"
+        } else {
+            "FAIL"
+        }
+    }
+
+    /// The suite against its longest scenario, e.g. `1.082 x (65.6 s / smoke 60.6 s)`.
+    fn against_longest(&self) -> String {
         let longest = self.longest();
         format!(
-            "{} suite {:.1} s, longest {} {:.1} s ({:.3} x)",
-            if self.passed { "PASS" } else { "FAIL" },
+            "{:.3} x ({:.1} s / {} {:.1} s)",
+            self.ratio(),
             self.duration_ms / 1e3,
             longest.name,
-            longest.duration_ms / 1e3,
-            self.duration_ms / longest.duration_ms
+            longest.duration_ms / 1e3
         )
     }
 }
 
 impl Case {
-    fn of(s: &Value, scenarios: &Path) -> Result<Case> {
+    fn of(s: &Value) -> Result<Case> {
         let name = s["name"]
             .as_str()
             .context("a scenario without a name")?
@@ -162,7 +174,7 @@ impl Case {
         ];
         let counted = || bars.iter().filter(|b| b["count"].as_u64().unwrap_or(0) > 0);
         Ok(Case {
-            compressed: pacing(s, scenarios)? == "compressed",
+            compressed: pacing(s)? == "compressed",
             duration_ms: s["duration_ms"]
                 .as_f64()
                 .context("a scenario without a duration")?,
@@ -187,20 +199,12 @@ fn merged(bar: &Value) -> bool {
     })
 }
 
-/// The scenario file's `pacing` (the report names the file, relative to where `run` was given
-/// it, or absolute).
-fn pacing(s: &Value, scenarios: &Path) -> Result<String> {
-    let path = PathBuf::from(s["path"].as_str().context("a scenario without a path")?);
-    let file = if path.exists() || scenarios.is_file() {
-        path
-    } else {
-        scenarios.join(
-            path.file_name()
-                .context("a scenario path without a file name")?,
-        )
-    };
-    let text = std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
-    let scenario: toml::Table = text.parse().with_context(|| file.display().to_string())?;
+/// The scenario file's `pacing`. The report names the file as `run` was given it, and `run`
+/// shares this process's working directory.
+fn pacing(s: &Value) -> Result<String> {
+    let file = s["path"].as_str().context("a scenario without a path")?;
+    let text = std::fs::read_to_string(file).with_context(|| file.to_owned())?;
+    let scenario: toml::Table = text.parse().with_context(|| file.to_owned())?;
     Ok(scenario
         .get("pacing")
         .and_then(|p| p.as_str())
@@ -218,13 +222,10 @@ fn table(runs: &[Run]) -> String {
     for (i, run) in runs.iter().enumerate() {
         let (rt, comp): (Vec<&Case>, Vec<&Case>) = run.cases.iter().partition(|c| !c.compressed);
         out += &format!(
-            "| {} | {} | {:.3} x ({:.1} s / {} {:.1} s) | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             i + 1,
-            if run.passed { "pass" } else { "FAIL" },
-            run.duration_ms / run.longest().duration_ms,
-            run.duration_ms / 1e3,
-            run.longest().name,
-            run.longest().duration_ms / 1e3,
+            run.verdict(),
+            run.against_longest(),
             error_cell(&rt),
             error_cell(&comp),
             overhead_cell(&rt),

@@ -13,17 +13,28 @@ impl OutputsCheck {
     pub(super) async fn heartbeat_settled(
         &self,
         watch: &mut OutputWatch,
+        read: &[OutputRecord],
         run: &OutputsRun<'_>,
     ) -> (StageReport, Option<OffsetDateTime>) {
         let deadline = tokio::time::Instant::now() + OUTPUTS_BOUND;
-        loop {
-            let records = watch.records();
-            let arrived = records
+        // Only the status records are judged here: the records the outputs wait read already
+        // are not copied again, and later ones are read as they arrive.
+        let mut beats = Beats {
+            status: read
                 .iter()
                 .filter(|r| r.output == Output::Status)
+                .cloned()
+                .collect(),
+            seen: read.len(),
+        };
+        loop {
+            beats.catch_up(watch);
+            let arrived = beats
+                .status
+                .iter()
                 .map(|r| OffsetDateTime::from(r.arrived))
                 .max();
-            let (stage, newest) = self.heartbeat_stage(&records, run).await;
+            let (stage, newest) = self.heartbeat_stage(&beats.status, run).await;
             let pending = stage.checks.iter().any(|c| c.pending);
             let due = newest.map(|t| t + self.target.status_interval + heartbeat::FROZEN_SLACK);
             let wait = due.and_then(|due| {
@@ -34,18 +45,10 @@ impl OutputsCheck {
             let Some(wait) = wait.filter(|_| pending) else {
                 return (stage, arrived);
             };
-            let beats = status_count(&records);
-            let mut counted = 0;
-            watch
-                .wait_until(wait, |new| {
-                    counted += status_count(new);
-                    counted > beats
-                })
-                .await;
-            if status_count(&watch.records()) == beats {
+            if !beats.next(watch, tokio::time::Instant::now() + wait).await {
                 // None came when due: judged as it stands (stale or pending by the rules).
                 let waited_out = OffsetDateTime::now_utc();
-                let stage = self.heartbeat_stage(&watch.records(), run).await.0;
+                let stage = self.heartbeat_stage(&beats.status, run).await.0;
                 return (stage, Some(waited_out));
             }
         }
@@ -163,9 +166,30 @@ impl OutputsCheck {
     }
 }
 
-fn status_count(records: &[OutputRecord]) -> usize {
-    records
-        .iter()
-        .filter(|r| r.output == Output::Status)
-        .count()
+/// The status topic's records read so far, and how many records of every topic that was.
+struct Beats {
+    status: Vec<OutputRecord>,
+    seen: usize,
+}
+
+impl Beats {
+    /// Reads the records that arrived since the last look.
+    fn catch_up(&mut self, watch: &OutputWatch) {
+        let new = watch.records_from(self.seen);
+        self.seen += new.len();
+        self.status
+            .extend(new.into_iter().filter(|r| r.output == Output::Status));
+    }
+
+    /// Waits for the next status record until `until`; whether one came.
+    async fn next(&mut self, watch: &mut OutputWatch, until: tokio::time::Instant) -> bool {
+        let before = self.status.len();
+        while self.status.len() == before {
+            if !watch.arrival(until).await {
+                return false;
+            }
+            self.catch_up(watch);
+        }
+        true
+    }
 }

@@ -171,7 +171,7 @@ impl OutputsCheck {
         } else {
             Some(OffsetDateTime::now_utc())
         };
-        let (heartbeat, heartbeat_at) = self.heartbeat_settled(&mut watch, run).await;
+        let (heartbeat, heartbeat_at) = self.heartbeat_settled(&mut watch, &records, run).await;
         // Stops the reader now: nothing more is judged.
         drop(watch);
         Settled::Read {
