@@ -178,6 +178,7 @@ fn bench(c: &mut Criterion) {
             slack_ms: 2_500,
             horizon_ms: i64::MAX,
             to_end: false,
+            stale_after_ms: torghut_e2e::config::DEFAULT_QUOTE_STALE_AFTER_MS,
         },
     };
     let check = judge::compare(

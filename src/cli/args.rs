@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand};
 
 use super::audit::AuditOptions;
 use super::canary::CanaryOptions;
-use super::oracle::OracleOptions;
+use super::oracle::{OracleOptions, Replay};
 use super::outputs::OutputOptions;
 use super::preflight::PreflightOptions;
 use super::run::{LintOptions, RunOptions};
+use crate::config::{TaSettings, DEFAULT_QUOTE_STALE_AFTER_MS, MAX_QUOTE_STALE_AFTER_MS};
 use crate::domain::pool::PoolName;
 use crate::domain::scenario::{Limits, DEFAULT_MAX_EVENTS};
 use crate::suite::{Shard, SuiteOptions};
@@ -186,6 +187,13 @@ pub struct OracleArgs {
     /// warning the way the TA job drops records it cannot decode.
     #[arg(long)]
     pub strict: bool,
+    /// The job's TA_QUOTE_STALE_AFTER_MS: a quote older than this at the bar end is not
+    /// attached (production and simulation: 15000; the job's code default: 2000; 0 or less: no
+    /// age limit).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_QUOTE_STALE_AFTER_MS,
+          allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(..=MAX_QUOTE_STALE_AFTER_MS))]
+    pub quote_stale_after_ms: i64,
 }
 
 /// `audit`: which symbols over which window, how much timing slack, where the reports go.
@@ -320,8 +328,13 @@ impl From<OracleArgs> for OracleOptions {
     fn from(a: OracleArgs) -> Self {
         OracleOptions {
             input: a.input,
-            flush_open: a.flush_open,
-            strict: a.strict,
+            replay: Replay {
+                flush_open: a.flush_open,
+                strict: a.strict,
+                ta: TaSettings {
+                    quote_stale_after_ms: a.quote_stale_after_ms,
+                },
+            },
         }
     }
 }

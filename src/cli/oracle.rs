@@ -1,4 +1,5 @@
-//! `torghut-e2e oracle --input <messages.jsonl> [--flush-open] [--strict]`.
+//! `torghut-e2e oracle --input <messages.jsonl> [--flush-open] [--strict]
+//! [--quote-stale-after-ms MS]`.
 //!
 //! Input: one Kafka message value per line, exactly as the forwarder writes it (trade, quote or
 //! 1-minute bar envelope; a bar's row is a `PT1M` signal), in publish order. Blank lines are
@@ -26,6 +27,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cli::Outcome;
+use crate::config::TaSettings;
 use crate::domain::model::{iso_millis, Microbar, Signal};
 use crate::domain::oracle::{Expected, Oracle};
 
@@ -38,17 +40,10 @@ pub fn run(args: &OracleOptions) -> Outcome {
         }
     };
     let stdout = io::stdout();
-    let result = if args.strict {
+    let result = if args.replay.strict {
         // Buffer everything: a malformed line must leave stdout empty.
         let mut buffer = Vec::new();
-        process(
-            BufReader::new(file),
-            &args.input,
-            args.flush_open,
-            true,
-            &mut buffer,
-        )
-        .and_then(|summary| {
+        process(BufReader::new(file), &args.input, args.replay, &mut buffer).and_then(|summary| {
             stdout
                 .lock()
                 .write_all(&buffer)
@@ -57,14 +52,8 @@ pub fn run(args: &OracleOptions) -> Outcome {
         })
     } else {
         let mut out = io::BufWriter::new(stdout.lock());
-        process(
-            BufReader::new(file),
-            &args.input,
-            args.flush_open,
-            false,
-            &mut out,
-        )
-        .and_then(|summary| out.flush().map_err(Failure::Output).map(|()| summary))
+        process(BufReader::new(file), &args.input, args.replay, &mut out)
+            .and_then(|summary| out.flush().map_err(Failure::Output).map(|()| summary))
     };
     match result {
         Ok(summary) => {
@@ -89,10 +78,18 @@ pub fn run(args: &OracleOptions) -> Outcome {
 pub struct OracleOptions {
     /// JSON lines, one Kafka message value per line, in publish order.
     pub input: std::path::PathBuf,
+    pub replay: Replay,
+}
+
+/// How the messages are replayed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replay {
     /// Also emit the buckets still open at the end, as if the watermark had passed them.
     pub flush_open: bool,
     /// Fail on the first malformed line instead of skipping it.
     pub strict: bool,
+    /// The deployed job's settings (its quote-freshness window).
+    pub ta: TaSettings,
 }
 
 /// Longest line taken as a message: a forwarder message is well under a kilobyte, and memory
@@ -161,23 +158,21 @@ pub enum Failure {
 pub fn process(
     input: impl BufRead,
     path: &Path,
-    flush_open: bool,
-    strict: bool,
+    replay: Replay,
     out: &mut impl Write,
 ) -> Result<Summary, Failure> {
-    process_with(input, path, flush_open, strict, out, &mut |w| errln!("{w}"))
+    process_with(input, path, replay, out, &mut |w| errln!("{w}"))
 }
 
 /// [`process`], with each warning about a skipped line handed to `warn`.
 pub fn process_with(
     mut input: impl BufRead,
     path: &Path,
-    flush_open: bool,
-    strict: bool,
+    replay: Replay,
     out: &mut impl Write,
     warn: &mut dyn FnMut(String),
 ) -> Result<Summary, Failure> {
-    let mut oracle = Oracle::new();
+    let mut oracle = Oracle::with_config(replay.ta.signal_config());
     let mut summary = Summary::default();
     let mut raw = Vec::new();
     loop {
@@ -202,7 +197,7 @@ pub fn process_with(
         };
         match decoded {
             Ok(rows) => write_rows(out, &rows)?,
-            Err(e) if strict => {
+            Err(e) if replay.strict => {
                 return Err(Failure::Malformed {
                     path: path.display().to_string(),
                     line: summary.lines,
@@ -219,7 +214,7 @@ pub fn process_with(
             }
         }
     }
-    if flush_open {
+    if replay.flush_open {
         write_rows(out, &oracle.flush_open())?;
     }
     Ok(summary)

@@ -24,7 +24,16 @@ pub(super) struct FileConfig {
     pub(super) jangar: FileJangar,
     #[serde(default)]
     pub(super) outputs: FileOutputs,
+    #[serde(default)]
+    pub(super) ta: FileTa,
     pub(super) artifacts_dir: Option<PathBuf>,
+}
+
+/// The deployed TA job's settings the oracle must mirror (`[ta]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTa {
+    pub(super) quote_stale_after_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

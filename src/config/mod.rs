@@ -28,13 +28,15 @@ use std::time::Duration;
 
 use check::{in_range, parse_bool, path_value, webdriver_url};
 use file::{parse_file, read_file, FileConfig};
-use resolve::{layered, resolve_clickhouse, resolve_jangar, resolve_kafka, resolve_outputs};
+use resolve::{
+    layered, resolve_clickhouse, resolve_jangar, resolve_kafka, resolve_outputs, resolve_ta,
+};
 
 pub use check::url_with_auth;
 pub use secret::{BasicAuth, Secret};
 pub use target::{
     ClickHouseTarget, JangarTarget, KafkaTarget, Lane, OutputsTarget, SaslMechanism,
-    SecurityProtocol, WebDriverTarget,
+    SecurityProtocol, TaSettings, WebDriverTarget,
 };
 
 /// A configuration problem: always exit code 2, never retried.
@@ -76,6 +78,11 @@ pub const RETRIES: RangeInclusive<u32> = 0..=10;
 pub const MAX_FRESHNESS_SECS: RangeInclusive<u64> = 1..=604_800;
 /// The job's heartbeat interval: `max(TA_CHECKPOINT_INTERVAL_MS, 1000)`, at most an hour.
 pub const STATUS_INTERVAL_MS: RangeInclusive<u64> = 1_000..=3_600_000;
+/// The job's quote-freshness window (`TA_QUOTE_STALE_AFTER_MS`, ≤ 0 disables it), at most a day.
+pub const MAX_QUOTE_STALE_AFTER_MS: i64 = 86_400_000;
+/// `TA_QUOTE_STALE_AFTER_MS` as the production and simulation deployments set it
+/// (`pipeline.md` §4.3); the job's code default is 2000.
+pub const DEFAULT_QUOTE_STALE_AFTER_MS: i64 = 15_000;
 /// Larger config and secret files are refused unread: neither is ever legitimately this big.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
@@ -91,6 +98,8 @@ pub struct Config {
     pub jangar: JangarTarget,
     /// The TA job's Kafka outputs and heartbeat.
     pub outputs: OutputsTarget,
+    /// The deployed TA job's settings the oracle mirrors.
+    pub ta: TaSettings,
     /// Where screenshots, API responses and other evidence of a run are written.
     pub artifacts_dir: PathBuf,
     /// Bound for each preflight probe.
@@ -122,6 +131,7 @@ pub mod env {
     pub const SCHEMA_REGISTRY_URL: &str = "TORGHUT_E2E_SCHEMA_REGISTRY_URL";
     pub const CHECK_OUTPUTS: &str = "TORGHUT_E2E_CHECK_OUTPUTS";
     pub const STATUS_INTERVAL_MS: &str = "TORGHUT_E2E_STATUS_INTERVAL_MS";
+    pub const TA_QUOTE_STALE_AFTER_MS: &str = "TORGHUT_E2E_TA_QUOTE_STALE_AFTER_MS";
 }
 
 /// Source of environment variables; a map in unit tests, the process environment otherwise.
@@ -218,6 +228,7 @@ impl Config {
             },
             jangar: resolve_jangar(file.jangar, env)?,
             outputs: resolve_outputs(file.outputs, lane, env)?,
+            ta: resolve_ta(file.ta, env)?,
             artifacts_dir: layered(
                 env,
                 env::ARTIFACTS_DIR,

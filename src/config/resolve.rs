@@ -7,12 +7,12 @@ use super::check::{
     parse_bool, path_value, take_credentials, url_is_loopback, url_text, url_with_auth,
     UrlCredentials,
 };
-use super::file::{FileClickHouse, FileJangar, FileKafka, FileOutputs};
+use super::file::{FileClickHouse, FileJangar, FileKafka, FileOutputs, FileTa};
 use super::secret::{readable_file, secret, SecretSources};
 use super::{
     env, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane, OutputsTarget,
-    SaslMechanism, Secret, SecurityProtocol, MAX_FRESHNESS_SECS, REQUEST_TIMEOUT_MS, RETRIES,
-    STATUS_INTERVAL_MS,
+    SaslMechanism, Secret, SecurityProtocol, TaSettings, MAX_FRESHNESS_SECS,
+    MAX_QUOTE_STALE_AFTER_MS, REQUEST_TIMEOUT_MS, RETRIES, STATUS_INTERVAL_MS,
 };
 
 /// The built-in defaults are the local stack (`scripts/stack up` with its defaults), never a
@@ -356,5 +356,31 @@ pub(super) fn resolve_outputs(
         signals_topic: topic("outputs.signals_topic", file.signals_topic, signals)?,
         status_topic: topic("outputs.status_topic", file.status_topic, status)?,
         status_interval: Duration::from_millis(interval_ms),
+    })
+}
+
+/// `[ta]`: the deployed job's settings, production's where not given.
+pub(super) fn resolve_ta(file: FileTa, env: &dyn Env) -> Result<TaSettings, ConfigError> {
+    let stale = |name: &str, v: &str| match v.parse::<i64>() {
+        Ok(ms) if ms <= MAX_QUOTE_STALE_AFTER_MS => Ok(ms),
+        _ => Err(invalid(
+            name,
+            v,
+            format!(
+                "a whole number of milliseconds up to {MAX_QUOTE_STALE_AFTER_MS}, as the job's \
+                 TA_QUOTE_STALE_AFTER_MS (0 or less: no age limit)"
+            ),
+        )),
+    };
+    let quote_stale_after_ms = layered(
+        env,
+        env::TA_QUOTE_STALE_AFTER_MS,
+        "ta.quote_stale_after_ms",
+        file.quote_stale_after_ms.map(|ms| ms.to_string()),
+        stale,
+    )?;
+    Ok(TaSettings {
+        quote_stale_after_ms: quote_stale_after_ms
+            .unwrap_or(TaSettings::default().quote_stale_after_ms),
     })
 }

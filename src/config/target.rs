@@ -179,6 +179,33 @@ pub struct OutputsTarget {
     pub status_interval: Duration,
 }
 
+/// The deployed TA job's settings that change what it emits, so the oracle must know them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaSettings {
+    /// `TA_QUOTE_STALE_AFTER_MS`: a quote older than this at the bar end is not attached; ≤ 0
+    /// disables the age limit. It also sets how long a reused pool symbol waits after its
+    /// history, so no earlier quote reaches the run's bars.
+    pub quote_stale_after_ms: i64,
+}
+
+impl Default for TaSettings {
+    fn default() -> Self {
+        TaSettings {
+            quote_stale_after_ms: super::DEFAULT_QUOTE_STALE_AFTER_MS,
+        }
+    }
+}
+
+impl TaSettings {
+    /// The signal operator's configuration for this deployment.
+    pub fn signal_config(&self) -> crate::domain::oracle::SignalConfig {
+        crate::domain::oracle::SignalConfig {
+            quote_stale_after_ms: self.quote_stale_after_ms,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClickHouseTarget {
     /// Never carries credentials: user info (or `user`/`password` parameters) given in the

@@ -458,3 +458,34 @@ fn registry_credentials_leave_the_url_and_are_redacted() {
     assert_eq!(auth.user, "reg");
     assert!(c.secrets().contains(&"s3cret-reg"));
 }
+
+#[test]
+fn the_quote_freshness_window_is_productions_unless_the_deployment_says_otherwise() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.ta.quote_stale_after_ms, 15_000);
+    assert_eq!(c.ta.signal_config().quote_stale_after_ms, 15_000);
+    // A deployment that keeps the job's code default, and one that turns the limit off.
+    let c = load("[ta]\nquote_stale_after_ms = 2000", &[]).unwrap();
+    assert_eq!(c.ta.quote_stale_after_ms, 2_000);
+    let c = load("[ta]\nquote_stale_after_ms = -1", &[]).unwrap();
+    assert_eq!(c.ta.quote_stale_after_ms, -1);
+    let c = load(
+        "[ta]\nquote_stale_after_ms = 2000",
+        &[(env::TA_QUOTE_STALE_AFTER_MS, "3000")],
+    )
+    .unwrap();
+    assert_eq!(c.ta.quote_stale_after_ms, 3_000, "the variable wins");
+    for bad in ["15s", "86400001", "1.5"] {
+        let err = load("", &[(env::TA_QUOTE_STALE_AFTER_MS, bad)]).unwrap_err();
+        assert!(
+            err.to_string().contains(env::TA_QUOTE_STALE_AFTER_MS),
+            "{err}"
+        );
+    }
+    let err = load("[ta]\nquote_stale_after_ms = 90000000", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ta.quote_stale_after_ms"), "{err}");
+    let err = load("[ta]\nquote_stale = 1", &[]).unwrap_err().to_string();
+    assert!(err.contains("quote_stale"), "{err}");
+}

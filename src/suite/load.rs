@@ -58,6 +58,7 @@ pub fn load(options: &SuiteOptions) -> Result<Suite, Problems> {
     if options.pool.is_some() {
         pool_aliases_unique(&scenarios)?;
         pool_without_minute_bars(&scenarios)?;
+        pool_with_quote_age_limit(&config)?;
     }
     if scenarios.iter().any(|s| s.stages.contains(&Stage::Browser)) {
         // The page model is an input like the scenarios: a broken one is the operator's
@@ -172,6 +173,21 @@ fn pool_without_minute_bars(scenarios: &[Scenario]) -> Result<(), Problems> {
     }
 }
 
+/// A reused symbol's last quote is not read back from its history: the run waits until it is
+/// too old to attach. With the job's age limit off it never is, and the prediction would fail
+/// on the pipeline's behalf. Refused before publishing.
+fn pool_with_quote_age_limit(config: &Config) -> Result<(), Problems> {
+    if config.ta.quote_stale_after_ms > 0 {
+        return Ok(());
+    }
+    Err(Problems::one(format!(
+        "torghut-e2e: --pool needs the TA job's quote-age limit (ta.quote_stale_after_ms is {}, \
+         i.e. none): a reused symbol's last quote would reach the run's bars. Run with fresh \
+         symbols",
+        config.ta.quote_stale_after_ms
+    )))
+}
+
 /// An alias two scenarios share (so, in one run, one symbol), with the two.
 fn shared_alias(scenarios: &[Scenario]) -> Option<(&str, &Scenario, &Scenario)> {
     let mut owner: HashMap<&str, &Scenario> = HashMap::new();
@@ -264,6 +280,21 @@ mod tests {
         assert_eq!(jobs(&options(Some(3), true), &three), 1);
         let shared: Vec<Scenario> = ["A", "B", "A"].map(scenario).into();
         assert_eq!(jobs(&options(None, false), &shared), 1);
+    }
+
+    #[test]
+    fn a_pool_needs_the_jobs_quote_age_limit() {
+        let config = |text: &str| {
+            let none = std::collections::HashMap::<String, String>::new();
+            Config::from_toml(text, std::path::Path::new("t.toml"), &none).unwrap()
+        };
+        assert!(pool_with_quote_age_limit(&config("")).is_ok());
+        assert!(pool_with_quote_age_limit(&config("[ta]\nquote_stale_after_ms = 2000")).is_ok());
+        for off in ["0", "-1"] {
+            let text = format!("[ta]\nquote_stale_after_ms = {off}");
+            let err = pool_with_quote_age_limit(&config(&text)).unwrap_err();
+            assert!(format!("{err:?}").contains("quote-age limit"), "{err:?}");
+        }
     }
 
     #[test]

@@ -144,6 +144,7 @@ async fn run_scenarios(
         lane: &lane,
         reads: &SharedReads::default(),
         outputs: outputs.as_ref(),
+        ta: config.ta,
     };
     let total = scenarios.len();
     let runs = futures::stream::iter(schedule(scenarios, concurrent))

@@ -5,13 +5,12 @@ const TRADE: &str = r#"{"ingestTs":"2026-07-21T14:30:00.2Z","eventTs":"2026-07-2
 
 fn run_text(input: &str, flush: bool, strict: bool) -> (Result<Summary, Failure>, String) {
     let mut out = Vec::new();
-    let result = process(
-        input.as_bytes(),
-        Path::new("in.jsonl"),
-        flush,
+    let replay = Replay {
+        flush_open: flush,
         strict,
-        &mut out,
-    );
+        ..Replay::default()
+    };
+    let result = process(input.as_bytes(), Path::new("in.jsonl"), replay, &mut out);
     (result, String::from_utf8(out).expect("utf-8"))
 }
 
@@ -99,8 +98,36 @@ fn a_recorded_stream_is_read_as_the_job_reads_it() {
 fn an_unreadable_input_is_exit_2() {
     let args = OracleOptions {
         input: "/nonexistent/messages.jsonl".into(),
-        flush_open: false,
-        strict: false,
+        replay: Replay::default(),
     };
     assert!(matches!(run(&args), Outcome::UsageOrConfig));
+}
+
+#[test]
+fn the_quote_freshness_window_is_the_deployments() {
+    // A quote 4 s before the bar's end: fresh for production's 15 s, stale for the job's
+    // code default of 2 s.
+    let quote = r#"{"ingestTs":"2026-07-21T14:29:57.100Z","eventTs":"2026-07-21T14:29:57Z","feed":"iex","channel":"quotes","symbol":"X","seq":1,"payload":{"S":"X","bp":99.9,"bs":200.0,"ap":100.1,"as":300.0,"t":"2026-07-21T14:29:57Z"},"accountLabel":null,"isFinal":true,"source":"ws","window":null,"version":2,"provider":"alpaca","marketSession":"regular","delayClass":"real_time_exchange_only"}"#;
+    let bid = |quote_stale_after_ms| {
+        let replay = Replay {
+            flush_open: true,
+            ta: TaSettings {
+                quote_stale_after_ms,
+            },
+            ..Replay::default()
+        };
+        let mut out = Vec::new();
+        let input = format!("{quote}\n{TRADE}\n");
+        process(input.as_bytes(), Path::new("in.jsonl"), replay, &mut out).expect("ok");
+        let signal = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .find(|row| row["table"] == "ta_signals")
+            .expect("a signal row");
+        signal["imbalance_bid_px"].clone()
+    };
+    assert_eq!(bid(15_000), serde_json::json!(99.9));
+    assert_eq!(bid(2_000), serde_json::Value::Null);
+    assert_eq!(bid(0), serde_json::json!(99.9), "0: no age limit");
 }

@@ -158,9 +158,7 @@ async fn read_inputs(
     let w = ctx.window;
     let kafka = ctx.config.kafka.clone();
     let timeout = ctx.config.connect_timeout * 3;
-    let stale = Duration::from_millis(
-        crate::domain::oracle::SignalConfig::default().quote_stale_after_ms as u64,
-    );
+    let stale = Duration::from_millis(ctx.config.ta.quote_stale_after_ms.max(0) as u64);
     let to_ms = window::millis(window::after(w.to, window::TAIL));
     let trades_from = window::millis(window::before(w.from, window::TRADES_LEAD));
     // Quotes as far back as the trades (a restarted job's bars may end before the window), and

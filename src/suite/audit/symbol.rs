@@ -288,6 +288,7 @@ async fn stretch(
                 slack_ms: ctx.quote_slack_ms,
                 horizon_ms: ctx.quote_horizon_ms,
                 to_end: ctx.quote_horizon_ms >= window::millis(ctx.now),
+                stale_after_ms: ctx.config.ta.quote_stale_after_ms,
             },
         },
     );

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::poll::Observed;
 use super::publish::Sent;
+use crate::config::TaSettings;
 use crate::domain::model::{Columns, Microbar, RowKey, Signal, WINDOW_1M};
 use crate::domain::oracle::{Expected, Oracle};
 use crate::domain::pool::{self, HistoryKind, Lease, PoolReport};
@@ -81,9 +82,9 @@ pub(super) fn expected_bars(sent: &[Sent], expected: &Expectations) -> Vec<Expec
         .collect()
 }
 
-/// An oracle that knows the leased symbols' history.
-pub(super) fn seeded_oracle(lease: Option<&Lease>) -> Oracle {
-    let mut oracle = Oracle::new();
+/// An oracle of the deployed job (`ta`) that knows the leased symbols' history.
+pub(super) fn seeded_oracle(ta: TaSettings, lease: Option<&Lease>) -> Oracle {
+    let mut oracle = Oracle::with_config(ta.signal_config());
     for (_, s) in lease.map_or(&[][..], |l| &l.symbols) {
         oracle.seed(&s.symbol, s.seed.clone());
     }
@@ -95,6 +96,7 @@ pub(super) fn seeded_oracle(lease: Option<&Lease>) -> Oracle {
 /// rows expired, the session volume before the run fitted to the `vwap_session` values
 /// ClickHouse shows (the one unknown, see [`pool::fit_prior_volume`]).
 pub(super) fn predict_again(
+    ta: TaSettings,
     lease: &Lease,
     values: &[String],
     closers: &[RowKey],
@@ -119,7 +121,7 @@ pub(super) fn predict_again(
     if !changed {
         return None;
     }
-    let mut oracle = seeded_oracle(Some(&lease));
+    let mut oracle = seeded_oracle(ta, Some(&lease));
     let mut prediction = Prediction::default();
     for value in values {
         // These values went through the same oracle once already.

@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use crate::adapter::clickhouse::ClickHouseError;
 use crate::adapter::kafka::PublishError;
+use crate::config::TaSettings;
 use crate::domain::diagnose::{self, Finding, Hop};
 use crate::domain::model::{Columns, RowKey};
 use crate::domain::pool::{PoolName, PoolReport};
@@ -141,6 +142,8 @@ pub struct Runner<'a, P, W, S> {
     pub reads: &'a SharedReads,
     /// The TA job's Kafka outputs and heartbeat, unless the configuration turns them off.
     pub outputs: Option<&'a OutputsCheck>,
+    /// The deployed job's settings the oracle mirrors.
+    pub ta: TaSettings,
 }
 
 impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
@@ -220,7 +223,9 @@ impl<P: Publisher, W: Warehouse, S: Stages> Runner<'_, P, W, S> {
         if let (Some(lease), Some(report)) = (&plan.lease, pool_report.as_mut()) {
             let lease =
                 crate::suite::pool::catch_up(self.warehouse, lease, &observed.bars, report).await?;
-            if let Some(again) = predict_again(&lease, &values, &closers, &observed, report) {
+            if let Some(again) =
+                predict_again(self.ta, &lease, &values, &closers, &observed, report)
+            {
                 (expected, bars) = again.adopt(&mut sent);
             }
         }

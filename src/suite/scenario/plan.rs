@@ -135,19 +135,15 @@ pub(super) struct Start {
 }
 
 impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
-    /// The wall-clock time of offset 0. A pool symbol's history must lie before it by more
-    /// than the quote-freshness window, so the run's bars follow it and no earlier quote
-    /// applies to them. A compressed scenario lies behind the lane's pin, pinning it first
+    /// The wall-clock time of offset 0. A pool symbol's history must lie before it (see
+    /// [`after_history`]). A compressed scenario lies behind the lane's pin, pinning it first
     /// when it is not (or is pinned too early for that history), and starts once the pin holds.
     pub(super) async fn start(&self, scenario: &Scenario, plan: &Plan) -> Result<Start, RunError> {
         let earliest = plan
             .lease
             .as_ref()
             .and_then(Lease::last_event_ts)
-            .map(|last| {
-                let stale = crate::domain::oracle::SignalConfig::default().quote_stale_after_ms;
-                last + time::Duration::milliseconds(stale + 1_000)
-            });
+            .map(|last| after_history(last, self.ta.quote_stale_after_ms));
         if scenario.pacing == Pacing::Realtime {
             let base = wait_for_base(earliest, realtime_base).await;
             return Ok(Start { base, pin: None });
@@ -263,6 +259,17 @@ pub(super) fn realtime_base(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_millisecond(0).unwrap_or(now) + time::Duration::seconds(1)
 }
 
+/// The earliest offset 0 after a pool symbol's history ending at `last`: later than the job's
+/// quote window (`stale_ms`), so no quote of the history applies to the run's bars, and
+/// a second past the pin the run that wrote it moved on closing (at most `PIN_MARGIN` + 2 s
+/// after its last bar, see [`behind_pin`] and [`next_pin_at`]), so the job's watermark is well
+/// behind the run's first bar. Production's 15 s window covers both; a shorter one does not.
+pub(super) fn after_history(last: OffsetDateTime, stale_ms: i64) -> OffsetDateTime {
+    let quotes = time::Duration::milliseconds(stale_ms.max(0)) + SECOND;
+    let watermark = PIN_MARGIN + 3 * SECOND;
+    last + quotes.max(watermark)
+}
+
 /// A compressed scenario's offset 0 behind a pin at `pin`: its last event lies `PIN_MARGIN`
 /// before it, so its last bucket, and the one its closing trades open, end before the pinned
 /// watermark (`pin − 2,001 ms`); on a whole second, so offsets map onto seconds as written.
@@ -372,5 +379,31 @@ pub(super) fn open_bar_key(symbol: &str, at: OffsetDateTime) -> RowKey {
         symbol: symbol.to_string(),
         event_ts: start + time::Duration::seconds(1),
         seq: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_symbol_starts_after_its_quote_window_and_the_pin_its_last_run_moved() {
+        let last = time::macros::datetime!(2026-07-21 14:30:00 UTC);
+        let after = |stale_ms| after_history(last, stale_ms) - last;
+        assert_eq!(after(15_000), time::Duration::seconds(16), "production");
+        // The job's code default, and no limit: the moved pin decides.
+        assert_eq!(after(2_000), time::Duration::seconds(8));
+        assert_eq!(after(0), time::Duration::seconds(8));
+        assert_eq!(after(-1), time::Duration::seconds(8));
+        // A compressed run whose bars ended at `last` pinned at most a margin and a second
+        // after it, and moved that pin a second on: the next run's first bar starts past it.
+        let pinned = last + PIN_MARGIN + SECOND;
+        let moved = next_pin_at(&Pin {
+            at: pinned,
+            partitions: vec![0],
+            holds_from: tokio::time::Instant::now(),
+            others: Vec::new(),
+        });
+        assert!(after_history(last, 0) > moved);
     }
 }

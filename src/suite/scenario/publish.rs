@@ -51,7 +51,7 @@ impl<P: Publisher, W: Warehouse, S> Runner<'_, P, W, S> {
         record: &Record,
         expecting: &Expecting,
     ) -> Result<Published, RunError> {
-        let mut oracle = seeded_oracle(plan.lease.as_ref());
+        let mut oracle = seeded_oracle(self.ta, plan.lease.as_ref());
         let mut window = Window::new(self.publisher, record.clone(), MAX_IN_FLIGHT)
             .on_ack(|index, d| expecting.acked(index, d.acked_at));
         let mut emitted_by = Vec::new();

@@ -14,11 +14,30 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The private job's settings (the stack's shared job has production's).
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    /// Partitions go idle after this (production: 30 s).
+    pub idle_timeout_ms: u64,
+    /// TA_QUOTE_STALE_AFTER_MS (production: 15 s). The validator is told the same.
+    pub quote_stale_after_ms: i64,
+}
+
+impl Default for Job {
+    /// 2 s idleness, so watermark-closed bars appear quickly; production's quote window.
+    fn default() -> Self {
+        Job {
+            idle_timeout_ms: 2_000,
+            quote_stale_after_ms: 15_000,
+        }
+    }
+}
+
 /// Its topics go when it is dropped, its database with `db` (kept when the test failed).
 pub struct PrivateTa {
     child: Child,
     faults: Vec<String>,
-    idle_timeout_ms: u64,
+    job: Job,
     pub topic: String,
     /// Its Kafka outputs, private like its inputs (bars, signals, status; one partition each as
     /// in production): Confluent-framed through the stack's registry when
@@ -47,11 +66,20 @@ impl PrivateTa {
     /// Creates the scratch topics and database and starts the stand-in with `faults`. Its
     /// partitions go idle after 2 s, so watermark-closed bars appear quickly.
     pub async fn start(faults: &[&str]) -> Self {
-        Self::with_idle_timeout(faults, 2_000).await
+        Self::with_job(faults, Job::default()).await
     }
 
     /// [`PrivateTa::start`] with another idle timeout, e.g. production's 30 s.
     pub async fn with_idle_timeout(faults: &[&str], idle_timeout_ms: u64) -> Self {
+        let job = Job {
+            idle_timeout_ms,
+            ..Job::default()
+        };
+        Self::with_job(faults, job).await
+    }
+
+    /// [`PrivateTa::start`] with other settings.
+    pub async fn with_job(faults: &[&str], job: Job) -> Self {
         let topic = common::unique("t2e.trades");
         common::create_topics(&[
             &topic,
@@ -79,18 +107,11 @@ impl PrivateTa {
         let database = db.name.clone();
         let group = common::unique("t2e-ta");
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
-        let child = spawn(
-            &topic,
-            &outputs,
-            &database,
-            &group,
-            &faults,
-            idle_timeout_ms,
-        );
+        let child = spawn(&topic, &outputs, &database, &group, &faults, job);
         PrivateTa {
             child,
             faults,
-            idle_timeout_ms,
+            job,
             topic,
             outputs,
             database,
@@ -111,7 +132,7 @@ impl PrivateTa {
             &self.database,
             &self.group,
             &self.faults,
-            self.idle_timeout_ms,
+            self.job,
         );
     }
 
@@ -172,14 +193,15 @@ impl PrivateTa {
                 "[kafka]\ntrades_topic = {:?}\nquotes_topic = {:?}\nbars1m_topic = {:?}\n\
                  ta_group_id = {:?}\n\
                  [outputs]\nbars_topic = {:?}\nsignals_topic = {:?}\nstatus_topic = {:?}\n\
-                 status_interval_ms = 1000\n",
+                 status_interval_ms = 1000\n[ta]\nquote_stale_after_ms = {}\n",
                 self.topic,
                 format!("{}.quotes", self.topic),
                 format!("{}.bars1m", self.topic),
                 self.group,
                 self.outputs[0],
                 self.outputs[1],
-                self.outputs[2]
+                self.outputs[2],
+                self.job.quote_stale_after_ms
             ),
         )
         .unwrap();
@@ -224,7 +246,7 @@ fn spawn(
     database: &str,
     group: &str,
     faults: &[String],
-    idle_timeout_ms: u64,
+    job: Job,
 ) -> Child {
     let bin = refstack_bin();
     let c = common::clickhouse(database);
@@ -256,7 +278,11 @@ fn spawn(
         .args(["--status-topic", status, "--status-interval-ms", "1000"])
         .args(["--group-id", group, "--auto-offset-reset", "earliest"])
         .arg("--idle-timeout-ms")
-        .arg(idle_timeout_ms.to_string())
+        .arg(job.idle_timeout_ms.to_string())
+        .arg(format!(
+            "--quote-stale-after-ms={}",
+            job.quote_stale_after_ms
+        ))
         .args(["--commit-interval-ms", "500"])
         .args(["--database", database, "--no-admin"])
         .args(["--clickhouse-url", &c.url, "--clickhouse-user", &c.user])

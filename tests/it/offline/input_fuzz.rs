@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use torghut_e2e::cli::oracle::Replay;
 use torghut_e2e::domain::scenario::{self, Limits};
 
 /// Counts live heap bytes and their high-water mark per thread, so a case that allocates without
@@ -510,8 +511,11 @@ fn check_oracle(input: &[u8], strict: bool) -> Result<(), TestCaseError> {
     let result = torghut_e2e::cli::oracle::process_with(
         std::io::Cursor::new(input),
         Path::new("fuzz.jsonl"),
-        true,
-        strict,
+        Replay {
+            flush_open: true,
+            strict,
+            ..Replay::default()
+        },
         &mut out,
         &mut |_| warnings += 1,
     );
@@ -575,8 +579,7 @@ fn oracle_reader_does_not_hold_an_endless_line() {
     let summary = torghut_e2e::cli::oracle::process_with(
         std::io::BufReader::new(std::io::Cursor::new(&input)),
         Path::new("long.jsonl"),
-        false,
-        false,
+        Replay::default(),
         &mut out,
         &mut |w| assert!(w.contains("line longer than"), "{w}"),
     )

@@ -1,6 +1,6 @@
 //! Reserved symbol pools (`--pool`): runs reuse symbols and predict them from their history in
 //! ClickHouse. Each test drives its own private stand-in TA job (scratch topics and database,
-//! 2 s idleness), so histories and watermarks are its own.
+//! 2 s idleness, 2 s quote window), so histories and watermarks are its own.
 
 use crate::common;
 use crate::common::refstack;
@@ -8,11 +8,21 @@ use crate::common::refstack;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use refstack::PrivateTa;
+use refstack::{Job, PrivateTa};
 use serde_json::Value;
 use torghut_e2e::adapter::clickhouse::ClickHouse;
 use torghut_e2e::adapter::kafka::KafkaPublisher as Publisher;
 use torghut_e2e::domain::publish::Channel;
+
+/// The job with its code default quote window (2 s, a deployment that does not set it), which
+/// the validator is told: a reused symbol waits that window after its history before it
+/// publishes, 13 s less per reuse than with production's 15 s.
+fn job() -> Job {
+    Job {
+        quote_stale_after_ms: 2_000,
+        ..Job::default()
+    }
+}
 
 /// `torghut-e2e run <scenario> --pool <pool>` against `ta`; its output and JSON report.
 async fn run(ta: &PrivateTa, scenario: &Path, pool: &str) -> (Output, Value) {
@@ -100,7 +110,7 @@ fn pool_name() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_symbol_is_predicted_from_its_history_even_after_an_interrupted_run() {
-    let ta = PrivateTa::start(&[]).await;
+    let ta = PrivateTa::with_job(&[], job()).await;
     let pool = pool_name();
     let path = scenario(12);
     let symbol = format!("ZZT2E-{pool}.0-P");
@@ -158,7 +168,7 @@ async fn a_reused_symbol_is_predicted_from_its_history_even_after_an_interrupted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_restarted_without_state_is_predicted_from_nothing_then_from_its_new_history() {
-    let mut ta = PrivateTa::start(&[]).await;
+    let mut ta = PrivateTa::with_job(&[], job()).await;
     let pool = pool_name();
     let path = scenario(8);
     let symbol = format!("ZZT2E-{pool}.0-P");
@@ -196,7 +206,7 @@ async fn a_job_restarted_without_state_is_predicted_from_nothing_then_from_its_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_with_a_gap_retires_its_generation() {
-    let ta = PrivateTa::start(&[]).await;
+    let ta = PrivateTa::with_job(&[], job()).await;
     let pool = pool_name();
     let path = scenario(8);
     let (out, report) = run(&ta, &path, &pool).await;
@@ -225,7 +235,7 @@ async fn a_history_with_a_gap_retires_its_generation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_history_prefix_fits_the_session_volume() {
-    let ta = PrivateTa::start(&[]).await;
+    let ta = PrivateTa::with_job(&[], job()).await;
     let pool = pool_name();
     let path = scenario(400);
     let (out, report) = run(&ta, &path, &pool).await;
@@ -271,7 +281,7 @@ async fn an_expired_history_prefix_fits_the_session_volume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_canary_keeps_the_job_state_bounded() {
-    let ta = PrivateTa::start(&[]).await;
+    let ta = PrivateTa::with_job(&[], job()).await;
     let pool = pool_name();
     let scratch = common::ScratchDir::new("t2e-pool-canary");
     let dir = scratch.path();
@@ -325,7 +335,11 @@ fn partition_of(symbol: &str) -> u32 {
 async fn bars_the_watermark_closes_after_the_idle_timeout_do_not_fail_the_latency_limit() {
     // Production's 30 s idleness: the last bar waits until the partition that carried the
     // pool symbol's trades goes idle, long after the clock trade (pipeline.md §9.7).
-    let ta = PrivateTa::with_idle_timeout(&[], 30_000).await;
+    let production_idleness = Job {
+        idle_timeout_ms: 30_000,
+        ..job()
+    };
+    let ta = PrivateTa::with_job(&[], production_idleness).await;
     ta.wait_until_reading().await;
     // A pool whose symbol and clock land on different partitions, so the clock's partition
     // cannot release the watermark by itself. Real-time pacing: a compressed scenario is laid

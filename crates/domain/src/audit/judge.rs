@@ -291,6 +291,7 @@ mod tests {
                 slack_ms: 0,
                 horizon_ms: i64::MAX,
                 to_end: false,
+                stale_after_ms: crate::oracle::SignalConfig::default().quote_stale_after_ms,
             },
         }
     }

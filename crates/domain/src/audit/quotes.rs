@@ -16,12 +16,14 @@
 //! So each stored row must be explained by a quote no earlier than the previous row's and no
 //! later than that bound; the earliest that explains it is taken (which leaves the most choice
 //! to the rows after). The state before the first quote read (read from the freshness window
-//! before the audit's start) is "a quote too old for any audited bar, or none": NULL.
+//! before the audit's start) is "a quote too old for any audited bar, or none": NULL; with the
+//! job's age limit off it may be any earlier quote, so a row no quote read explains there is
+//! not judged.
 
 use crate::compare::{self, RowMismatch};
 use crate::model::Signal;
 use crate::oracle::signals::{imbalance, SignalValues};
-use crate::oracle::{Quote, SignalConfig};
+use crate::oracle::Quote;
 use crate::scenario::Tolerance;
 
 use super::record::Record;
@@ -46,6 +48,8 @@ pub struct QuoteBounds {
     pub horizon_ms: i64,
     /// …unless the read went to the topic's end: a row stored by then met its quotes before.
     pub to_end: bool,
+    /// The deployed job's `TA_QUOTE_STALE_AFTER_MS` (≤ 0: no age limit).
+    pub stale_after_ms: i64,
 }
 
 /// What the quote columns came to: rows no quote explains, and rows that could not be judged.
@@ -64,7 +68,7 @@ pub fn judge(
     bounds: QuoteBounds,
     tolerance: Tolerance,
 ) -> Judged {
-    let stale_after = SignalConfig::default().quote_stale_after_ms;
+    let stale_after = bounds.stale_after_ms;
     // A quote recorded after the bound stops the prefix there, whatever follows it on the
     // partition: the running maximum of the timestamps is what to search.
     let recorded: Vec<i64> = quotes
@@ -101,6 +105,8 @@ pub fn judge(
         }
         match (from..end.max(from)).find(|&j| explains(j)) {
             Some(j) => current = Some(j),
+            // Without an age limit the job may still hold a quote recorded before any read.
+            None if current.is_none() && stale_after <= 0 => judged.unjudged += 1,
             None => {
                 let likely = end.checked_sub(1).filter(|&j| j >= from);
                 let quote = likely.filter(|&j| fresh(j)).map(|j| &quotes[j].value);
@@ -174,10 +180,14 @@ mod tests {
     use crate::envelope::IsoInstant;
     use crate::model::Columns;
 
+    /// Production's `TA_QUOTE_STALE_AFTER_MS`.
+    const STALE_AFTER_MS: i64 = 15_000;
+
     const BOUNDS: QuoteBounds = QuoteBounds {
         slack_ms: 0,
         horizon_ms: i64::MAX,
         to_end: false,
+        stale_after_ms: STALE_AFTER_MS,
     };
 
     fn quote(ts_ms: i64, event_ms: i64, bid: f64) -> Record<Quote> {
@@ -256,6 +266,7 @@ mod tests {
             slack_ms: 0,
             horizon_ms: 5_000,
             to_end: false,
+            stale_after_ms: STALE_AFTER_MS,
         };
         let judged = judge(&quotes, &[&held, &null], bounds, Tolerance::default());
         assert_eq!((judged.mismatches.len(), judged.unjudged), (0, 1));
@@ -288,5 +299,48 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn freshness_is_the_deployments_window() {
+        // The job's code default (2 s) where the deployment does not override it.
+        let two_seconds = QuoteBounds {
+            stale_after_ms: 2_000,
+            ..BOUNDS
+        };
+        let quotes = [quote(1_000, 1_000, 10.0)];
+        let held = with(signal_at(4_000, 1, 4_000), &quotes[0]);
+        let null = signal_at(4_000, 1, 4_000);
+        let judged = |row: &Signal, bounds| judge(&quotes, &[row], bounds, Tolerance::default());
+        assert!(judged(&held, BOUNDS).mismatches.is_empty(), "fresh at 15 s");
+        assert_eq!(
+            judged(&held, two_seconds).mismatches.len(),
+            1,
+            "stale at 2 s"
+        );
+        assert!(judged(&null, two_seconds).mismatches.is_empty());
+    }
+
+    #[test]
+    fn without_an_age_limit_a_row_before_the_quotes_read_is_not_judged() {
+        let no_limit = QuoteBounds {
+            stale_after_ms: 0,
+            ..BOUNDS
+        };
+        // Held from a quote recorded before the read began (bid 9, not among those read).
+        let older = quote(0, 0, 9.0);
+        let quotes = [quote(5_000, 5_000, 10.0)];
+        let early = with(signal_at(3_000, 1, 3_000), &older);
+        let judged = judge(&quotes, &[&early], no_limit, Tolerance::default());
+        assert_eq!((judged.mismatches.len(), judged.unjudged), (0, 1));
+        // With a limit that quote would be stale by now: the row is wrong.
+        let late = with(signal_at(60_000, 1, 60_000), &older);
+        let judged = judge(&quotes, &[&late], BOUNDS, Tolerance::default());
+        assert_eq!((judged.mismatches.len(), judged.unjudged), (1, 0));
+        // Once a read quote explained a row, a later one no quote explains is wrong again.
+        let held = with(signal_at(6_000, 1, 6_000), &quotes[0]);
+        let back = with(signal_at(7_000, 2, 7_000), &older);
+        let judged = judge(&quotes, &[&held, &back], no_limit, Tolerance::default());
+        assert_eq!((judged.mismatches.len(), judged.unjudged), (1, 0));
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::config::TaSettings;
 use crate::domain::diagnose::Hop;
 use crate::domain::envelope::{parse_message, Message};
 use crate::domain::latency::Method;
@@ -84,6 +85,7 @@ impl Rig {
             lane,
             reads: &SharedReads::default(),
             outputs: None,
+            ta: TaSettings::default(),
         };
         runner.run(scenario).await
     }

@@ -470,6 +470,98 @@ async fn healthy_private_instance_passes() {
     assert_eq!(report["scenarios"][0]["findings"], serde_json::json!([]));
 }
 
+/// A deployment that keeps the job's code-default quote window (2 s, `pipeline.md` §4.3): the
+/// validator told so predicts the imbalance columns it writes, NULL where the quote is older
+/// than 2 s at the bar's end; one left at production's 15 s fails on exactly those rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quote_window_is_the_deployments() {
+    let job = refstack::Job {
+        quote_stale_after_ms: 2_000,
+        ..refstack::Job::default()
+    };
+    let ta = PrivateTa::with_job(&[], job).await;
+    ta.wait_until_reading().await;
+    // A quote at 0.1 s, then bars ending at 1, 2, 3 and 4 s: 0.9 to 3.9 s after it.
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-quote")));
+    std::fs::write(
+        &path,
+        r#"name = "quote-window"
+symbols = ["Q"]
+pacing = "realtime"
+deadline_secs = 10
+[[quotes]]
+symbol = "Q"
+at_ms = 100
+bid = 40.0
+bid_size = 100.0
+ask = 40.02
+ask_size = 200.0
+[[generators]]
+kind = "ramp"
+symbol = "Q"
+start_ms = 500
+seconds = 4
+per_second = 1
+price = 40.01
+step = 0.01
+size = 5.0
+"#,
+    )
+    .unwrap();
+    let run = |told: Option<&str>| {
+        let mut env = vec![(
+            "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
+            ta.database.clone(),
+        )];
+        if let Some(ms) = told {
+            env.push(("TORGHUT_E2E_TA_QUOTE_STALE_AFTER_MS".into(), ms.into()));
+        }
+        let (path, config) = (path.clone(), ta.config_file());
+        tokio::task::spawn_blocking(move || {
+            validator(
+                &[path.to_str().unwrap(), "--config", config.to_str().unwrap()],
+                &env,
+            )
+        })
+    };
+    let (told, untold) = tokio::join!(run(None), run(Some("15000")));
+    let (out, report) = told.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let symbol = report["scenarios"][0]["symbols"]["Q"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ch = ClickHouse::new(&common::clickhouse(&ta.database), common::TIMEOUT);
+    let attached: Vec<bool> = ch
+        .bounded(
+            ch.client()
+                .query(
+                    "SELECT imbalance_bid_px IS NOT NULL FROM ta_signals FINAL \
+                     WHERE symbol = ? ORDER BY event_ts",
+                )
+                .bind(&symbol)
+                .fetch_all::<bool>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(attached, [true, true, false, false], "{symbol}");
+    let (out, report) = untold.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let signals = &report["scenarios"][0]["tables"]["ta_signals"];
+    // The two rows whose quote was 2.9 and 3.9 s old, and only their imbalance columns.
+    let mismatches = signals["mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 2, "{signals:#}");
+    let columns: Vec<&str> = mismatches
+        .iter()
+        .flat_map(|m| m["columns"].as_array().unwrap())
+        .map(|c| c["column"].as_str().unwrap())
+        .collect();
+    assert!(
+        columns.iter().all(|c| c.starts_with("imbalance_")),
+        "{signals:#}"
+    );
+}
+
 /// Another writer's bars in the lane's table a moment ago (a historical simulation
 /// replaying into the simulation lane, say): the compressed run still passes, and warns that
 /// its pacing needs the lane to itself, naming the writer.
