@@ -215,12 +215,13 @@ impl PrivateChromedriver {
         }
     }
 
-    /// Waits until the client has its session: a command after the new-session one arrived
-    /// (the log line of the new-session answer comes just before the answer is sent).
-    pub(super) async fn session_opened(&self) {
+    /// Waits until the client has loaded its first page (the log line of the navigation's
+    /// answer comes just before the answer is sent). The page's scripts follow for seconds, so
+    /// a stop now lands on a script, never on a navigation.
+    pub(super) async fn first_page_loaded(&self) {
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.matches("] COMMAND ").count() >= 2 {
+            if log.contains("] RESPONSE Navigate") {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
