@@ -82,7 +82,7 @@ pub const STATUS_INTERVAL_MS: RangeInclusive<u64> = 1_000..=3_600_000;
 pub const MAX_QUOTE_STALE_AFTER_MS: i64 = 86_400_000;
 /// `TA_QUOTE_STALE_AFTER_MS` as the production and simulation deployments set it
 /// (`pipeline.md` §4.3); the job's code default is 2000.
-pub const DEFAULT_QUOTE_STALE_AFTER_MS: i64 = 15_000;
+pub const DEFAULT_QUOTE_STALE_AFTER_MS: i64 = crate::domain::oracle::signals::QUOTE_STALE_AFTER_MS;
 /// Larger config and secret files are refused unread: neither is ever legitimately this big.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 const MAX_SECRET_BYTES: u64 = 64 * 1024;

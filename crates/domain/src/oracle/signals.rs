@@ -10,6 +10,10 @@ use super::recursive::{Recursive, SlidePowers};
 use crate::envelope::{Envelope, IsoInstant, QuotePayload};
 use crate::model::Microbar;
 
+/// `TA_QUOTE_STALE_AFTER_MS` as production and simulation set it (the job's code default is
+/// 2000: a deployment that keeps it says so, see `[ta]` in the validator's configuration).
+pub const QUOTE_STALE_AFTER_MS: i64 = 15_000;
+
 /// The job's configuration of the 1-second path in production and simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignalConfig {
@@ -29,7 +33,7 @@ impl Default for SignalConfig {
             history_limit: 360,
             vwap_window_ms: 300_000,
             realized_vol_returns: 60,
-            quote_stale_after_ms: 15_000,
+            quote_stale_after_ms: QUOTE_STALE_AFTER_MS,
         }
     }
 }
