@@ -11,7 +11,7 @@ use super::oracle::{OracleOptions, Replay};
 use super::outputs::OutputOptions;
 use super::preflight::PreflightOptions;
 use super::run::{LintOptions, RunOptions};
-use crate::config::{TaSettings, DEFAULT_QUOTE_STALE_AFTER_MS, MAX_QUOTE_STALE_AFTER_MS};
+use crate::config::{quote_window_ms, TaSettings, DEFAULT_QUOTE_STALE_AFTER_MS};
 use crate::domain::pool::PoolName;
 use crate::domain::scenario::{Limits, DEFAULT_MAX_EVENTS};
 use crate::suite::{Shard, SuiteOptions};
@@ -191,8 +191,7 @@ pub struct OracleArgs {
     /// attached (production and simulation: 15000; the job's code default: 2000; 0 or less: no
     /// age limit).
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_QUOTE_STALE_AFTER_MS,
-          allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(..=MAX_QUOTE_STALE_AFTER_MS))]
+          allow_negative_numbers = true, value_parser = quote_window_ms)]
     pub quote_stale_after_ms: i64,
 }
 
@@ -375,5 +374,33 @@ mod tests {
         };
         let e = args.options().unwrap_err();
         assert!(e.starts_with("--max-span/--max-events: "), "{e}");
+    }
+
+    #[test]
+    fn the_oracles_quote_window_is_checked_as_the_jobs() {
+        let window = |v: &str| {
+            Cli::try_parse_from(
+                ["torghut-e2e", "oracle", "--input", "m.jsonl"]
+                    .into_iter()
+                    .chain(["--quote-stale-after-ms", v]),
+            )
+            .map(|cli| match cli.command {
+                Command::Oracle(a) => a.quote_stale_after_ms,
+                _ => panic!("not oracle"),
+            })
+        };
+        assert_eq!(window("2000").unwrap(), 2_000);
+        assert_eq!(
+            window("-1").unwrap(),
+            -1,
+            "no age limit, as the job reads it"
+        );
+        for bad in ["86400001", "2s"] {
+            let e = window(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("up to 86400000") && e.contains("no age limit"),
+                "{e}"
+            );
+        }
     }
 }

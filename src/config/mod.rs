@@ -83,6 +83,18 @@ pub const MAX_QUOTE_STALE_AFTER_MS: i64 = 86_400_000;
 /// `TA_QUOTE_STALE_AFTER_MS` as the production and simulation deployments set it
 /// (`pipeline.md` §4.3); the job's code default is 2000.
 pub const DEFAULT_QUOTE_STALE_AFTER_MS: i64 = crate::domain::oracle::signals::QUOTE_STALE_AFTER_MS;
+/// A quote window as the job reads `TA_QUOTE_STALE_AFTER_MS`: whole milliseconds up to a day,
+/// 0 or less for no age limit; the error says what is expected.
+pub fn quote_window_ms(value: &str) -> Result<i64, String> {
+    match value.parse::<i64>() {
+        Ok(ms) if ms <= MAX_QUOTE_STALE_AFTER_MS => Ok(ms),
+        _ => Err(format!(
+            "a whole number of milliseconds up to {MAX_QUOTE_STALE_AFTER_MS}, as the job's \
+             TA_QUOTE_STALE_AFTER_MS (0 or less: no age limit)"
+        )),
+    }
+}
+
 /// Larger config and secret files are refused unread: neither is ever legitimately this big.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 const MAX_SECRET_BYTES: u64 = 64 * 1024;

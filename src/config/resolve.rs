@@ -10,9 +10,9 @@ use super::check::{
 use super::file::{FileClickHouse, FileJangar, FileKafka, FileOutputs, FileTa};
 use super::secret::{readable_file, secret, SecretSources};
 use super::{
-    env, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane, OutputsTarget,
-    SaslMechanism, Secret, SecurityProtocol, TaSettings, MAX_FRESHNESS_SECS,
-    MAX_QUOTE_STALE_AFTER_MS, REQUEST_TIMEOUT_MS, RETRIES, STATUS_INTERVAL_MS,
+    env, quote_window_ms, ClickHouseTarget, ConfigError, Env, JangarTarget, KafkaTarget, Lane,
+    OutputsTarget, SaslMechanism, Secret, SecurityProtocol, TaSettings, MAX_FRESHNESS_SECS,
+    REQUEST_TIMEOUT_MS, RETRIES, STATUS_INTERVAL_MS,
 };
 
 /// The built-in defaults are the local stack (`scripts/stack up` with its defaults), never a
@@ -361,17 +361,7 @@ pub(super) fn resolve_outputs(
 
 /// `[ta]`: the deployed job's settings, production's where not given.
 pub(super) fn resolve_ta(file: FileTa, env: &dyn Env) -> Result<TaSettings, ConfigError> {
-    let stale = |name: &str, v: &str| match v.parse::<i64>() {
-        Ok(ms) if ms <= MAX_QUOTE_STALE_AFTER_MS => Ok(ms),
-        _ => Err(invalid(
-            name,
-            v,
-            format!(
-                "a whole number of milliseconds up to {MAX_QUOTE_STALE_AFTER_MS}, as the job's \
-                 TA_QUOTE_STALE_AFTER_MS (0 or less: no age limit)"
-            ),
-        )),
-    };
+    let stale = |name: &str, v: &str| quote_window_ms(v).map_err(|why| invalid(name, v, why));
     let quote_stale_after_ms = layered(
         env,
         env::TA_QUOTE_STALE_AFTER_MS,
