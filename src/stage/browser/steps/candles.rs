@@ -22,12 +22,16 @@ impl Checklist<'_> {
         let m = self.model.clone();
         let mark = self.select_window(&symbol).await?;
         let load = self.wait_window_load(mark, &symbol).await?;
-        let (drawn, state) = self
+        let showing = m.showing(&symbol);
+        let settled = |s: &PageState| !s.busy() && s.showing.as_deref() == Some(showing.as_str());
+        // ECharts may draw its canvas a frame or more after the page counts the candles: both
+        // are waited for, so only a chart still blank at the bound is reported.
+        let drawn = |s: &PageState| s.canvas || PageState::count(&s.candles).is_none_or(|n| n == 0);
+        let (_, state) = self
             .session
-            .poll(UI_TIMEOUT, |s| {
-                !s.busy() && s.showing.as_deref() == Some(m.showing(&symbol).as_str())
-            })
+            .poll(UI_TIMEOUT, |s| settled(s) && drawn(s))
             .await?;
+        let drawn = settled(&state);
         self.save_json("02-bars.json", &load.bars);
         self.save_json("02-signals.json", &load.signals);
         self.save_json("02-latest.json", &load.latest);
@@ -35,7 +39,7 @@ impl Checklist<'_> {
         if !drawn {
             problems.page(format!(
                 "the page did not settle on \"{}\": it shows {:?}{}",
-                m.showing(&symbol),
+                showing,
                 state.showing,
                 if state.busy() {
                     " and is still loading"
