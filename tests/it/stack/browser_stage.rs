@@ -221,6 +221,45 @@ fn check_candles(detail: &Value) -> u64 {
     after.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// The page imports ECharts on first use, as the real page does (`jangar.md` §6.4): a chart
+/// drawn seconds after the page counted its candles (a busy machine) is waited for, and a page
+/// that never draws one is named at step 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_drawn_late_is_waited_for_and_one_never_drawn_is_named() {
+    let setup = SeededRun::new("CHART", 30, Duration::from_secs(2)).await;
+    let late = PrivateJangar::start(
+        setup.primary.name(),
+        &["AMD"],
+        &["--echarts-delay-ms", "6000"],
+        &[],
+    )
+    .await;
+    let report = stage(&setup, &config(&late.url, &setup.artifacts, "")).await;
+    let candles = check(&report, "2-candles");
+    assert!(candles.ok, "{candles:?}");
+    drop(late);
+    let without = common::ScratchDir::new("t2e-no-echarts");
+    let never = PrivateJangar::start(
+        setup.primary.name(),
+        &["AMD"],
+        &[
+            "--allow-missing-echarts",
+            "--web-dir",
+            without.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let report = stage(&setup, &config(&never.url, &setup.artifacts, "")).await;
+    assert_step_fails(
+        &report,
+        "2-candles",
+        "ECharts drew nothing",
+        "charts_page",
+        &["1-open"],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_candles_when_the_bars_call_fails() {
     let setup = SeededRun::new("CHART", 60, Duration::from_secs(2)).await;

@@ -12,6 +12,10 @@ use crate::stage::browser::expect;
 use crate::stage::browser::session::{PageState, Trigger};
 use crate::stage::browser::UI_TIMEOUT;
 
+/// How long after the page counted its candles the chart may take to appear: ECharts is a
+/// module of about a megabyte, fetched and compiled on first use.
+const CHART_DRAWN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Checklist<'_> {
     pub(super) async fn candles(&mut self) -> Outcome {
         let chosen = self.chosen.clone().map_err(|none| Failure {
@@ -23,15 +27,17 @@ impl Checklist<'_> {
         let mark = self.select_window(&symbol).await?;
         let load = self.wait_window_load(mark, &symbol).await?;
         let showing = m.showing(&symbol);
-        let settled = |s: &PageState| !s.busy() && s.showing.as_deref() == Some(showing.as_str());
-        // ECharts may draw its canvas a frame or more after the page counts the candles: both
-        // are waited for, so only a chart still blank at the bound is reported.
-        let drawn = |s: &PageState| s.canvas || PageState::count(&s.candles).is_none_or(|n| n == 0);
-        let (_, state) = self
+        let (drawn, mut state) = self
             .session
-            .poll(UI_TIMEOUT, |s| settled(s) && drawn(s))
+            .poll(UI_TIMEOUT, |s| {
+                !s.busy() && s.showing.as_deref() == Some(showing.as_str())
+            })
             .await?;
-        let drawn = settled(&state);
+        // The page imports ECharts on first use (as the real page's `import('echarts')`): on a
+        // busy machine its canvas comes seconds after the page counted the candles.
+        if drawn && !state.canvas && PageState::count(&state.candles).is_some_and(|n| n > 0) {
+            state = self.session.poll(CHART_DRAWN, |s| s.canvas).await?.1;
+        }
         self.save_json("02-bars.json", &load.bars);
         self.save_json("02-signals.json", &load.signals);
         self.save_json("02-latest.json", &load.latest);
@@ -117,7 +123,11 @@ impl Checklist<'_> {
                 }
             }
             if !state.canvas {
-                problems.page("the price chart has no <canvas>: ECharts drew nothing");
+                problems.page(format!(
+                    "the price chart has no <canvas> {} s after the page counted its candles: \
+                     ECharts drew nothing",
+                    CHART_DRAWN.as_secs()
+                ));
             }
         }
         expected
