@@ -479,6 +479,10 @@ async fn audits_pass_on_realistic_traffic_and_each_maths_fault_names_its_first_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_without_state_inside_the_window_is_predicted_from_nothing_from_there() {
+    // Both streams paced, as in the test above: a stream written at once onto partitions the
+    // job has let go idle is read partition by partition, and the first one read moves the
+    // watermark past the others' buckets (a split in the stored rows that no record timestamp
+    // explains, seen once here under load). A live feed does not arrive that way.
     let topics = Topics::create().await;
     let mut stand_in = StandIn::start(&topics, &[]).await;
     let first = traffic(
@@ -494,6 +498,8 @@ async fn a_restart_without_state_inside_the_window_is_predicted_from_nothing_fro
             "3",
             "--end-ago",
             "60s",
+            "--speed",
+            "20",
         ],
     )
     .await;
@@ -515,6 +521,8 @@ async fn a_restart_without_state_inside_the_window_is_predicted_from_nothing_fro
             "4",
             "--end-ago",
             "6s",
+            "--speed",
+            "20",
         ],
     )
     .await;
