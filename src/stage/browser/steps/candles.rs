@@ -10,7 +10,7 @@ use super::calls::*;
 use super::{empty_text, show_count, Checklist, Failure, Outcome, Problems};
 use crate::stage::browser::expect;
 use crate::stage::browser::session::{PageState, Trigger};
-use crate::stage::browser::UI_TIMEOUT;
+use crate::stage::browser::{PAGE_SETTLED, UI_TIMEOUT};
 
 /// How long after the page counted its candles the chart may take to appear: ECharts is a
 /// module of about a megabyte, fetched and compiled on first use.
@@ -27,25 +27,27 @@ impl Checklist<'_> {
         let mark = self.select_window(&symbol).await?;
         let load = self.wait_window_load(mark, &symbol).await?;
         let showing = m.showing(&symbol);
-        let (drawn, mut state) = self
+        let (settled, mut state) = self
             .session
-            .poll(UI_TIMEOUT, |s| {
+            .poll(PAGE_SETTLED, |s| {
                 !s.busy() && s.showing.as_deref() == Some(showing.as_str())
             })
             .await?;
         // The page imports ECharts on first use (as the real page's `import('echarts')`): on a
         // busy machine its canvas comes seconds after the page counted the candles.
-        if drawn && !state.canvas && PageState::count(&state.candles).is_some_and(|n| n > 0) {
+        if settled && !state.canvas && PageState::count(&state.candles).is_some_and(|n| n > 0) {
             state = self.session.poll(CHART_DRAWN, |s| s.canvas).await?.1;
         }
         self.save_json("02-bars.json", &load.bars);
         self.save_json("02-signals.json", &load.signals);
         self.save_json("02-latest.json", &load.latest);
         let mut problems = Problems::default();
-        if !drawn {
+        if !settled {
             problems.page(format!(
-                "the page did not settle on \"{}\": it shows {:?}{}",
+                "the page did not settle on \"{}\" within {} s of Jangar's answers: it shows \
+                 {:?}{}",
                 showing,
+                PAGE_SETTLED.as_secs(),
                 state.showing,
                 if state.busy() {
                     " and is still loading"
@@ -55,7 +57,7 @@ impl Checklist<'_> {
             ));
         }
         self.check_params(&load, &mut problems);
-        let expected = self.check_candles(&load, &state, &mut problems);
+        let expected = self.check_candles(&load, &state, settled, &mut problems);
         let mut detail = format!(
             "{symbol} ({}): data-candle-count {} = the {expected} candles of /ta/bars (limit {}); \
              no empty-state text",
@@ -81,7 +83,14 @@ impl Checklist<'_> {
     }
 
     /// The candles the page must draw for the bars it got, against what it shows; their count.
-    fn check_candles(&self, load: &Load, state: &PageState, problems: &mut Problems) -> usize {
+    /// The chart is judged only on a page that settled (one that did not is named as such).
+    fn check_candles(
+        &self,
+        load: &Load,
+        state: &PageState,
+        settled: bool,
+        problems: &mut Problems,
+    ) -> usize {
         let m = &self.model;
         let rows = load.bars_rows();
         let expected = expect::candle_count(rows, &m.candles);
@@ -122,7 +131,7 @@ impl Checklist<'_> {
                     ));
                 }
             }
-            if !state.canvas {
+            if settled && !state.canvas {
                 problems.page(format!(
                     "the price chart has no <canvas> {} s after the page counted its candles: \
                      ECharts drew nothing",

@@ -4,7 +4,7 @@
 use super::{empty_text, show_count, Checklist, Failure, Outcome, Problems};
 use crate::stage::browser::proxy::{EmptyShape, Fault};
 use crate::stage::browser::session::PageState;
-use crate::stage::browser::UI_TIMEOUT;
+use crate::stage::browser::{PAGE_SETTLED, UI_TIMEOUT};
 
 /// The status the proxy gives failing bars and signals calls in step 6.
 const ERROR_STATUS: u16 = 500;
@@ -40,7 +40,7 @@ impl Checklist<'_> {
         self.wait_load(mark, &symbol).await?;
         let (_, state) = self
             .session
-            .poll(UI_TIMEOUT, |s| {
+            .poll(PAGE_SETTLED, |s| {
                 !s.busy() && s.shows("no_bars") && s.shows("no_candles")
             })
             .await?;
@@ -162,7 +162,7 @@ impl Checklist<'_> {
         self.wait_load(mark, symbol).await?;
         let (_, state) = self
             .session
-            .poll(UI_TIMEOUT, |s| !s.busy() && s.banner.is_some())
+            .poll(PAGE_SETTLED, |s| !s.busy() && s.banner.is_some())
             .await?;
         Ok(state.banner)
     }
