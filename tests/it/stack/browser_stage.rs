@@ -221,7 +221,8 @@ fn check_candles(detail: &Value) -> u64 {
     after.split_whitespace().next().unwrap().parse().unwrap()
 }
 
-/// A busy machine's browser: it takes in each data answer 4 s after the proxy passed it (past a
+/// A busy machine's browser: the route's content comes 3 s after the shell is marked hydrated
+/// (a lazily loaded route), it takes in each data answer 4 s after the proxy passed it (past a
 /// click's 2 s bound), and the page imports ECharts on first use, as the real page does
 /// (`jangar.md` §6.4), here 6 s late. Every step waits for the page and passes. A page that
 /// never draws a chart is named at step 2.
@@ -231,7 +232,14 @@ async fn a_chart_drawn_late_is_waited_for_and_one_never_drawn_is_named() {
     let late = PrivateJangar::start(
         setup.primary.name(),
         &["AMD"],
-        &["--echarts-delay-ms", "6000", "--render-delay-ms", "4000"],
+        &[
+            "--echarts-delay-ms",
+            "6000",
+            "--render-delay-ms",
+            "4000",
+            "--route-delay-ms",
+            "3000",
+        ],
         &[],
     )
     .await;

@@ -7,7 +7,7 @@ use super::calls::*;
 use super::{abbreviate, api, page, Checklist, Chosen, Failure, NoSymbol, Outcome};
 use crate::domain::diagnose::Hop;
 use crate::stage::browser::session::{PageState, Trigger};
-use crate::stage::browser::UI_TIMEOUT;
+use crate::stage::browser::{PAGE_SETTLED, UI_TIMEOUT};
 
 impl Checklist<'_> {
     pub(super) async fn open(&mut self) -> Outcome {
@@ -125,6 +125,15 @@ impl Checklist<'_> {
                 m.attributes.hydrated, state.hydrated, self.timeout
             )));
         }
+        // The app shell sets the marker on its mount; a route whose code is loaded lazily draws
+        // its heading (or the disabled notice) after it, which the deployed test's
+        // auto-waiting `toBeVisible` allows.
+        let (_, state) = self
+            .session
+            .poll(PAGE_SETTLED, |s| {
+                s.heading.as_deref() == Some(m.texts.heading.as_str()) || s.shows("disabled")
+            })
+            .await?;
         if state.shows("disabled") {
             return Err(page(format!(
                 "the page says the charts are disabled (\"{}…\"): this build has \
