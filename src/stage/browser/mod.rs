@@ -145,7 +145,8 @@ fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
 /// Bound for the page to react to a click (a dropdown opening, a count changing).
 const UI_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Bound for the page to settle once the proxy has passed it Jangar's data answers: the browser
-/// parses them and draws up to 900 bars, and on a busy machine it waits for CPU first. A click's
-/// reaction (`UI_TIMEOUT`) is not a bound for that.
+/// Bound for the page to draw what it was given: its route's content after the hydration marker,
+/// and Jangar's data answers once the proxy passed them on (parsed, up to 900 bars drawn). On a
+/// busy machine the browser waits for CPU first; a click's reaction (`UI_TIMEOUT`) is not a
+/// bound for that.
 const PAGE_SETTLED: Duration = Duration::from_secs(10);

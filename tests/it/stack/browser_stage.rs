@@ -227,7 +227,7 @@ fn check_candles(detail: &Value) -> u64 {
 /// (`jangar.md` §6.4), here 6 s late. Every step waits for the page and passes. A page that
 /// never draws a chart is named at step 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chart_drawn_late_is_waited_for_and_one_never_drawn_is_named() {
+async fn a_slow_page_is_waited_for_at_every_step_and_one_that_never_draws_is_named() {
     let setup = SeededRun::new("CHART", 30, Duration::from_secs(2)).await;
     let late = PrivateJangar::start(
         setup.primary.name(),
