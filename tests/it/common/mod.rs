@@ -278,6 +278,40 @@ pub fn drop_scratch(topics: Vec<String>, databases: Vec<String>) {
     .ok();
 }
 
+/// Writes `text` to a TOML file of its own (`<prefix>-<unique>.toml` under the system's temp
+/// dir) and returns its path.
+pub fn toml_file(prefix: &str, text: impl AsRef<[u8]>) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique(prefix)));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A JSON report a command wrote: `Null` when it wrote none (or not JSON), which the test's
+/// assertions then show.
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// [`read_json`], removing the file.
+pub fn take_json(path: &std::path::Path) -> serde_json::Value {
+    let json = read_json(path);
+    std::fs::remove_file(path).ok();
+    json
+}
+
+/// A finished command's exit code and both of its streams, for an assertion's message.
+pub fn shown(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A scratch directory of its own under the system's temp dir, removed when dropped unless the
 /// environment variable given to [`ScratchDir::kept_when`] is set (to look at what a test left).
 pub struct ScratchDir {

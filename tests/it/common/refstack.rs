@@ -307,9 +307,8 @@ pub fn validator(verb: &str) -> Command {
 
 /// A short compressed scenario: six seconds of trades on one symbol, closed by a trade.
 pub fn short_scenario(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-short")));
-    std::fs::write(
-        &path,
+    common::toml_file(
+        "t2e-short",
         format!(
             r#"name = "{name}"
 symbols = ["F"]
@@ -326,6 +325,4 @@ size = 3.0
 "#
         ),
     )
-    .unwrap();
-    path
 }

@@ -114,17 +114,14 @@ impl Canary {
 
 /// A scenario paced in real time over `seconds`: a cycle long enough to be interrupted.
 fn realtime_scenario(seconds: u32) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-rt")));
-    std::fs::write(
-        &path,
+    common::toml_file(
+        "t2e-rt",
         format!(
             "name = \"canary-slow\"\nsymbols = [\"S\"]\npacing = \"realtime\"\ndeadline_secs = 10\n\
              [[generators]]\nkind = \"ramp\"\nsymbol = \"S\"\nseconds = {seconds}\nper_second = 2\n\
              price = 20.0\nstep = 0.01\nsize = 1.0\n"
         ),
     )
-    .unwrap();
-    path
 }
 
 /// A lane of its own for compressed cycles, read from before the first cycle publishes.

@@ -139,17 +139,8 @@ fn run(case: &Case, scenario: &std::path::Path) -> (Option<i32>, Value, String) 
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run torghut-e2e");
-    let json: Value = std::fs::read(&report)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    std::fs::remove_file(&report).ok();
-    let shown = format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), json, shown)
+    let json = common::take_json(&report);
+    (out.status.code(), json, common::shown(&out))
 }
 
 fn stage<'a>(report: &'a Value, name: &str) -> &'a Value {

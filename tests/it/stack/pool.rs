@@ -4,6 +4,7 @@
 
 use crate::common;
 use crate::common::refstack;
+use crate::common::shown;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -32,20 +33,8 @@ async fn run(ta: &PrivateTa, scenario: &Path, pool: &str) -> (Output, Value) {
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run torghut-e2e"))
         .await
         .unwrap();
-    let json = std::fs::read(&report)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    std::fs::remove_file(&report).ok();
+    let json = common::take_json(&report);
     (out, json)
-}
-
-fn shown(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Asserts a passing run and returns its one scenario's pool section.
@@ -76,9 +65,8 @@ async fn execute(ta: &PrivateTa, sql: &str) {
 }
 
 fn scenario(seconds: u32) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-pool")));
-    std::fs::write(
-        &path,
+    common::toml_file(
+        "t2e-pool",
         format!(
             r#"name = "pool"
 symbols = ["P"]
@@ -95,8 +83,6 @@ seed = 7
 "#
         ),
     )
-    .unwrap();
-    path
 }
 
 /// A pool of its own per test (A-Z 0-9, at most 8): the counter's and the clock's last digits.
@@ -351,9 +337,8 @@ async fn bars_the_watermark_closes_after_the_idle_timeout_do_not_fail_the_latenc
             partition_of(&format!("ZZT2E-{p}.0-P")) != partition_of(&format!("ZZT2E-{p}.CLOCK"))
         })
         .expect("a pool name with its symbol and clock apart");
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-pool")));
-    std::fs::write(
-        &path,
+    let path = common::toml_file(
+        "t2e-pool",
         r#"name = "pool-latency"
 symbols = ["P"]
 pacing = "realtime"
@@ -367,8 +352,7 @@ price = 80.0
 step = 0.01
 size = 10.0
 "#,
-    )
-    .unwrap();
+    );
 
     let (out, report) = run(&ta, &path, &pool).await;
     passed(&out, &report);

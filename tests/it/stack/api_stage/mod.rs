@@ -140,10 +140,7 @@ async fn run(
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run torghut-e2e"))
         .await
         .unwrap();
-    let report = std::fs::read(&report_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let report = common::read_json(&report_path);
     Run {
         out,
         report,
@@ -164,9 +161,7 @@ fn jangar_table(calls: &str, more: &str) -> String {
 
 /// Six seconds of trades, compressed: the ClickHouse stage then the API stage.
 fn short_scenario() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-api-scenario")));
-    std::fs::write(&path, SHORT).unwrap();
-    path
+    common::toml_file("t2e-api-scenario", SHORT)
 }
 
 const SHORT: &str = r#"name = "api-probe"

@@ -145,10 +145,7 @@ impl Run {
         };
         let exited = Instant::now();
         let stderr = reader.await.unwrap_or_default();
-        let report = std::fs::read(&self.report)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
+        let report = common::read_json(&self.report);
         Finished {
             exit,
             report,

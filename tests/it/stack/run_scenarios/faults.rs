@@ -8,9 +8,8 @@ use super::*;
 async fn bars1m_off_is_named_as_the_minute_branch() {
     let ta = PrivateTa::start(&["--bars1m-off"]).await;
     ta.wait_until_reading().await;
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-minute")));
-    std::fs::write(
-        &path,
+    let path = common::toml_file(
+        "t2e-minute",
         r#"name = "minute-off-probe"
 symbols = ["F"]
 pacing = "compressed"
@@ -29,8 +28,7 @@ price = 50.0
 step = 0.05
 size = 3.0
 "#,
-    )
-    .unwrap();
+    );
     let env = vec![(
         "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
         ta.database.clone(),
@@ -71,7 +69,11 @@ async fn wrong_maths_names_the_columns() {
     let ta = PrivateTa::start(&["--wrong-math", "ema_sma_seed"]).await;
     let r = validate(&ta, "trade").await;
     assert_fails(&r, "ta_job", "ema12");
-    assert!(text(&r.0).contains("first divergent row"), "{}", text(&r.0));
+    assert!(
+        shown(&r.0).contains("first divergent row"),
+        "{}",
+        shown(&r.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

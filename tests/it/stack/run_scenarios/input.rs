@@ -8,18 +8,14 @@ async fn malformed_scenario_is_a_usage_error_and_publishes_nothing() {
     let topic = common::unique("t2e.malformed");
     let quotes = format!("{topic}.quotes");
     common::create_topics(&[&topic, &quotes]).await;
-    let config = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-bad")));
-    std::fs::write(
-        &config,
+    let config = common::toml_file(
+        "t2e-bad",
         format!("[kafka]\ntrades_topic = {topic:?}\nquotes_topic = {quotes:?}\n"),
-    )
-    .unwrap();
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-bad")));
-    std::fs::write(
-        &path,
+    );
+    let path = common::toml_file(
+        "t2e-bad",
         "name = \"x\"\nsymbols = [\"A\"]\n[[trades]]\nsymbol = \"B\"\n",
-    )
-    .unwrap();
+    );
     let args = [
         path.display().to_string(),
         "--config".into(),
@@ -29,12 +25,12 @@ async fn malformed_scenario_is_a_usage_error_and_publishes_nothing() {
         tokio::task::spawn_blocking(move || validator(&args.each_ref().map(String::as_str), &[]))
             .await
             .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
     let located = format!("{}:", path.display());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&located),
         "{}",
-        text(&out)
+        shown(&out)
     );
     for t in [&topic, &quotes] {
         assert_eq!(high_watermarks(t), [0, 0, 0], "{t}: nothing published");
@@ -66,7 +62,7 @@ fn stopped_broker_exits_3_within_the_deadline() {
     )];
     let started = std::time::Instant::now();
     let (out, report) = validator(&["scenarios/smoke.toml"], &env);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     assert_eq!(report["verdict"], "error");
     assert!(
         report["scenarios"].as_array().unwrap().is_empty(),
@@ -86,10 +82,10 @@ fn wrong_password_exits_3() {
         "wrong".to_string(),
     )];
     let (out, _) = validator(&["scenarios/smoke.toml"], &env);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
     assert!(
-        text(&out).contains("authentication failed"),
+        shown(&out).contains("authentication failed"),
         "{}",
-        text(&out)
+        shown(&out)
     );
 }

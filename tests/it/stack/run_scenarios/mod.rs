@@ -5,6 +5,7 @@
 
 use crate::common;
 use crate::common::refstack;
+use crate::common::shown;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -29,20 +30,8 @@ fn validator(args: &[&str], extra_env: &[(String, String)]) -> (Output, Value) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run torghut-e2e");
-    let json = std::fs::read(&report)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    std::fs::remove_file(&report).ok();
+    let json = common::take_json(&report);
     (out, json)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs a scenario through a private instance's topics, consumer group and database, once the
@@ -70,9 +59,8 @@ async fn validate_now(ta: &PrivateTa, close: &str) -> (Output, Value) {
 
 /// A short scenario for fault runs: six seconds of trades, compressed, short deadline.
 fn scenario_file(close: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-fault")));
-    std::fs::write(
-        &path,
+    common::toml_file(
+        "t2e-fault",
         format!(
             r#"name = "fault-probe"
 symbols = ["F"]
@@ -96,14 +84,12 @@ size = 3.0
             }
         ),
     )
-    .unwrap();
-    path
 }
 
 /// Asserts a failed run (exit 1) whose findings name `hop` and contain `cause`.
 fn assert_fails(result: &(Output, Value), hop: &str, cause: &str) {
     let (out, report) = result;
-    let shown = text(out);
+    let shown = shown(out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     let findings = report["scenarios"][0]["findings"]
         .as_array()
@@ -122,7 +108,7 @@ fn assert_fails(result: &(Output, Value), hop: &str, cause: &str) {
 async fn healthy_private_instance_passes() {
     let ta = PrivateTa::start(&[]).await;
     let (out, report) = validate(&ta, "trade").await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     assert_eq!(
         report["scenarios"][0]["tables"]["ta_microbars"]["matched"],
         6
@@ -143,9 +129,8 @@ async fn the_quote_window_is_the_deployments() {
     let ta = PrivateTa::with_job(&[], job).await;
     ta.wait_until_reading().await;
     // A quote at 0.1 s, then bars ending at 1, 2, 3 and 4 s: 0.9 to 3.9 s after it.
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-quote")));
-    std::fs::write(
-        &path,
+    let path = common::toml_file(
+        "t2e-quote",
         r#"name = "quote-window"
 symbols = ["Q"]
 pacing = "realtime"
@@ -167,8 +152,7 @@ price = 40.01
 step = 0.01
 size = 5.0
 "#,
-    )
-    .unwrap();
+    );
     let run = |told: Option<&str>| {
         let mut env = vec![(
             "TORGHUT_E2E_CLICKHOUSE_DATABASE".to_string(),
@@ -187,7 +171,7 @@ size = 5.0
     };
     let (told, untold) = tokio::join!(run(None), run(Some("15000")));
     let (out, report) = told.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     let symbol = report["scenarios"][0]["symbols"]["Q"]
         .as_str()
         .unwrap()
@@ -207,7 +191,7 @@ size = 5.0
         .unwrap();
     assert_eq!(attached, [true, true, false, false], "{symbol}");
     let (out, report) = untold.unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
     let signals = &report["scenarios"][0]["tables"]["ta_signals"];
     // The two rows whose quote was 2.9 and 3.9 s old, and only their imbalance columns.
     let mismatches = signals["mismatches"].as_array().unwrap();
@@ -246,7 +230,7 @@ async fn a_compressed_run_on_a_lane_with_another_writer_passes_and_warns() {
     insert.end().await.unwrap();
 
     let (out, report) = validate(&ta, "trade").await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     let findings = &report["scenarios"][0]["findings"];
     let warned = findings.as_array().unwrap().iter().any(|f| {
         f["hop"] == "preflight"
@@ -255,7 +239,7 @@ async fn a_compressed_run_on_a_lane_with_another_writer_passes_and_warns() {
                 .as_str()
                 .is_some_and(|c| c.contains(&format!("SIMREPLAY ({} bars)", bars.len())))
     });
-    assert!(warned, "{findings:#}\n{}", text(&out));
+    assert!(warned, "{findings:#}\n{}", shown(&out));
 }
 
 mod faults;

@@ -23,7 +23,7 @@ async fn shipped_pass(lane: Option<&PrivateTa>, files: &[PathBuf]) -> Value {
     })
     .await
     .unwrap();
-    let shown = text(&out);
+    let shown = shown(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert_eq!(report["schema"], "torghut-e2e/report/v1");
     assert_eq!(report["verdict"], "pass", "{shown}");
@@ -234,9 +234,7 @@ fn short_smoke() -> PathBuf {
         "smoke.toml changed"
     );
     generator.insert("seconds".into(), 12.into());
-    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("t2e-smoke")));
-    std::fs::write(&path, toml::to_string(&smoke).unwrap()).unwrap();
-    path
+    common::toml_file("t2e-smoke", toml::to_string(&smoke).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
