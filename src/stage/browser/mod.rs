@@ -49,6 +49,8 @@ pub enum BrowserError {
     Script(String),
     #[error("not found on the page: {0}")]
     NotFound(String),
+    #[error("disabled on the page: {0}")]
+    Disabled(String),
     #[error("cannot write evidence to {path}: {source}")]
     Artifacts {
         path: PathBuf,
@@ -146,7 +148,8 @@ fn not_started(error: &BrowserError, elapsed: Duration) -> StageReport {
 const UI_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Bound for the page to draw what it was given: its route's content after the hydration marker,
-/// and Jangar's data answers once the proxy passed them on (parsed, up to 900 bars drawn). On a
-/// busy machine the browser waits for CPU first; a click's reaction (`UI_TIMEOUT`) is not a
-/// bound for that.
+/// the symbol list (the dropdown enabled, the first symbol charted), and Jangar's data answers
+/// once the proxy passed them on (parsed, up to 900 bars drawn), which also ends the load that
+/// keeps Refresh disabled. On a busy machine the browser waits for CPU first; a click's reaction
+/// (`UI_TIMEOUT`) is not a bound for that.
 const PAGE_SETTLED: Duration = Duration::from_secs(10);

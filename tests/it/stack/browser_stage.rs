@@ -14,6 +14,8 @@ use serde_json::Value;
 use torghut_e2e::config::Config;
 use torghut_e2e::domain::report::StageReport;
 use torghut_e2e::domain::symbols::{self, RunId};
+use torghut_e2e::stage::browser::model::{PageModel, Window};
+use torghut_e2e::stage::browser::run_with_model;
 
 use crate::common;
 use crate::common::refstack::{root, PrivateTa};
@@ -268,6 +270,48 @@ async fn a_slow_page_is_waited_for_at_every_step_and_one_that_never_draws_is_nam
         "ECharts drew nothing",
         "charts_page",
         &["1-open"],
+    );
+}
+
+/// A page that already shows step 2's window (the page's own default, `jangar.md` §3.3) for the
+/// run's symbol, its first load slow to be taken in: step 2 has nothing to choose and clicks
+/// Refresh, which stays disabled until that load ends. A click before then is dropped by the
+/// browser, and step 2 would wait in vain for the load it meant to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_is_clicked_once_the_load_in_flight_has_ended() {
+    let setup = SeededRun::new("CHART", 30, Duration::from_secs(2)).await;
+    // Listed after the run's symbol (A to Z), so that the page charts the run's symbol first.
+    let slow = PrivateJangar::start(
+        setup.primary.name(),
+        &["ZZZZ"],
+        &["--render-delay-ms", "3000"],
+        &[],
+    )
+    .await;
+    let mut model = PageModel::builtin();
+    model.window = Window {
+        range_value: "1h".into(),
+        range_label: "Last 1h".into(),
+        resolution_value: "15s".into(),
+        resolution_label: "15s".into(),
+        limit: 240,
+    };
+    let config = config(&slow.url, &setup.artifacts, "");
+    let scenario = seeded::shipped("browser.toml");
+    let report = {
+        let _browser = common::browser_slot();
+        run_with_model(&setup.context(&config, &scenario), None, model).await
+    };
+    let shown = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(report.checks.len(), 6, "{shown}");
+    for step in &report.checks {
+        assert!(step.ok, "{step:?}");
+    }
+    assert!(
+        check(&report, "1-open")
+            .detail
+            .contains(&format!("charts {}", setup.symbol)),
+        "the page charted the run's symbol first, so step 2 refreshed:\n{shown}"
     );
 }
 

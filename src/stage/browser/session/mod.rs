@@ -289,20 +289,32 @@ impl Session {
         }))
     }
 
-    /// Clicks what the model locates as `want`, waiting up to `timeout` for it.
+    /// Clicks what the model locates as `want` once it is there and enabled, waiting up to
+    /// `timeout`: a click on a disabled control (Refresh while a load is in flight, `jangar.md`
+    /// §3.3) is dropped by the browser without a word, and the load it was meant to start
+    /// would then be waited for in vain.
     async fn click_found(&self, want: Value, timeout: Duration) -> Result<(), BrowserError> {
         let deadline = Instant::now() + timeout;
+        let what = || {
+            format!(
+                "{} {:?}",
+                want["kind"].as_str().unwrap_or_default(),
+                want["value"].as_str().unwrap_or_default()
+            )
+        };
         loop {
-            if let Some(element) = self.find(&want).await? {
-                self.command("element click", element.click()).await?;
-                return Ok(());
+            let found = self.find(&want).await?;
+            if let Some(element) = &found {
+                if self.command("is enabled", element.is_enabled()).await? {
+                    self.command("element click", element.click()).await?;
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
-                return Err(BrowserError::NotFound(format!(
-                    "{} {:?}",
-                    want["kind"].as_str().unwrap_or_default(),
-                    want["value"].as_str().unwrap_or_default()
-                )));
+                return Err(match found {
+                    Some(_) => BrowserError::Disabled(format!("{} for {timeout:?}", what())),
+                    None => BrowserError::NotFound(what()),
+                });
             }
             tokio::time::sleep(POLL).await;
         }

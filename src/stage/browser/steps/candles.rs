@@ -193,10 +193,11 @@ impl Checklist<'_> {
             changes.push((&m.selectors.resolution, &w.resolution_label));
         }
         let Some(((last_trigger, last_label), before)) = changes.split_last() else {
-            // Everything is already so: Refresh makes the load this step observes.
+            // Everything is already so: Refresh makes the load this step observes. It is
+            // disabled while an earlier load is in flight, which Jangar's answers bound.
             let mark = self.proxy.mark();
             self.session
-                .click("button", &m.texts.refresh, UI_TIMEOUT)
+                .click("button", &m.texts.refresh, PAGE_SETTLED)
                 .await?;
             return Ok(mark);
         };

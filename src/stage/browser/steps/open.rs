@@ -7,7 +7,7 @@ use super::calls::*;
 use super::{abbreviate, api, page, Checklist, Chosen, Failure, NoSymbol, Outcome};
 use crate::domain::diagnose::Hop;
 use crate::stage::browser::session::{PageState, Trigger};
-use crate::stage::browser::{PAGE_SETTLED, UI_TIMEOUT};
+use crate::stage::browser::PAGE_SETTLED;
 
 impl Checklist<'_> {
     pub(super) async fn open(&mut self) -> Outcome {
@@ -45,7 +45,7 @@ impl Checklist<'_> {
         let m = self.model.clone();
         let (_, state) = self
             .session
-            .poll(UI_TIMEOUT, |s| {
+            .poll(PAGE_SETTLED, |s| {
                 s.showing
                     .as_deref()
                     .and_then(|l| m.charted_symbol(l))
@@ -157,13 +157,14 @@ impl Checklist<'_> {
         Ok(state)
     }
 
-    /// The symbol dropdown, enabled once the symbols arrived, and still the button the model
-    /// describes (a native <select> would mean the page changed).
+    /// The symbol dropdown, enabled once the page took in the symbols (a busy browser may take
+    /// seconds), and still the button the model describes (a native <select> would mean the
+    /// page changed).
     async fn symbol_dropdown(&self, listed: usize) -> Result<Trigger, Failure> {
         let m = &self.model;
         let (ok, state) = self
             .session
-            .poll(UI_TIMEOUT, |s| {
+            .poll(PAGE_SETTLED, |s| {
                 s.symbol.as_ref().is_some_and(|t| !t.disabled)
             })
             .await?;

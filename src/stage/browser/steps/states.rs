@@ -33,7 +33,7 @@ impl Checklist<'_> {
             }
             None => {
                 self.session
-                    .click("button", &m.texts.refresh, UI_TIMEOUT)
+                    .click("button", &m.texts.refresh, PAGE_SETTLED)
                     .await?
             }
         }
@@ -157,7 +157,7 @@ impl Checklist<'_> {
     async fn refresh_until_banner(&mut self, symbol: &str) -> Result<Option<String>, Failure> {
         let mark = self.proxy.mark();
         self.session
-            .click("button", &self.model.texts.refresh, UI_TIMEOUT)
+            .click("button", &self.model.texts.refresh, PAGE_SETTLED)
             .await?;
         self.wait_load(mark, symbol).await?;
         let (_, state) = self
