@@ -193,12 +193,9 @@ impl Checklist<'_> {
             changes.push((&m.selectors.resolution, &w.resolution_label));
         }
         let Some(((last_trigger, last_label), before)) = changes.split_last() else {
-            // Everything is already so: Refresh makes the load this step observes. It is
-            // disabled while an earlier load is in flight, which Jangar's answers bound.
+            // Everything is already so: Refresh makes the load this step observes.
             let mark = self.proxy.mark();
-            self.session
-                .click("button", &m.texts.refresh, PAGE_SETTLED)
-                .await?;
+            self.click_refresh().await?;
             return Ok(mark);
         };
         for (trigger, label) in before {

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::model::PageModel;
 use super::proxy::FaultProxy;
 use super::session::{ConsoleEntry, Pill, Session};
-use super::BrowserError;
+use super::{BrowserError, PAGE_SETTLED};
 use crate::domain::diagnose::{self, Finding, Hop};
 use crate::domain::report::{StageCheck, StageReport};
 use crate::stage::StageContext;
@@ -228,6 +228,14 @@ impl<'a> Checklist<'a> {
             self.charted = Some(symbol);
         }
         Ok(self.charted.clone())
+    }
+
+    /// Clicks Refresh, which the page disables while a load is in flight: Jangar's answers
+    /// bound that (`PAGE_SETTLED`), not a click's reaction.
+    async fn click_refresh(&self) -> Result<(), BrowserError> {
+        self.session
+            .click("button", &self.model.texts.refresh, PAGE_SETTLED)
+            .await
     }
 }
 

@@ -31,11 +31,7 @@ impl Checklist<'_> {
                     .choose(&m.selectors.symbol, s, UI_TIMEOUT)
                     .await?
             }
-            None => {
-                self.session
-                    .click("button", &m.texts.refresh, PAGE_SETTLED)
-                    .await?
-            }
+            None => self.click_refresh().await?,
         }
         self.wait_load(mark, &symbol).await?;
         let (_, state) = self
@@ -156,9 +152,7 @@ impl Checklist<'_> {
     /// Clicks Refresh and returns the banner once the load has settled.
     async fn refresh_until_banner(&mut self, symbol: &str) -> Result<Option<String>, Failure> {
         let mark = self.proxy.mark();
-        self.session
-            .click("button", &self.model.texts.refresh, PAGE_SETTLED)
-            .await?;
+        self.click_refresh().await?;
         self.wait_load(mark, symbol).await?;
         let (_, state) = self
             .session
